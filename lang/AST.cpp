@@ -49,6 +49,12 @@ StringRef Decl::kindName() const {
   return "?";
 }
 
+std::string formatNumber(double value) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.6g", value);
+  return buf;
+}
+
 namespace {
 
 /// Expressions print on one line in source-like form with explicit
@@ -56,9 +62,9 @@ namespace {
 void printExpr(const Expr *e, raw_ostream &os) {
   switch (e->getKind()) {
   case Expr::Kind::Int: os << cast<IntLit>(e)->value; break;
-  case Expr::Kind::Float: os << formatv("{0}", cast<FloatLit>(e)->value); break;
+  case Expr::Kind::Float: os << formatNumber(cast<FloatLit>(e)->value); break;
   case Expr::Kind::Percent:
-    os << formatv("{0}%", cast<PercentLit>(e)->value * 100);
+    os << formatNumber(cast<PercentLit>(e)->value * 100) << "%";
     break;
   case Expr::Kind::Ratio:
     os << cast<RatioLit>(e)->n << ":" << cast<RatioLit>(e)->m;

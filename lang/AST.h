@@ -407,6 +407,9 @@ struct File {
   std::vector<Decl *> decls;
 };
 
+/// Shortest readable form of a number: 0.02, 1e-05, 2500.
+std::string formatNumber(double value);
+
 /// Prints a readable, indented dump of the AST (`tessera dump-ast`).
 void dump(const File &file, const llvm::SourceMgr &sm, llvm::raw_ostream &os);
 void dump(const Expr *expr, llvm::raw_ostream &os);

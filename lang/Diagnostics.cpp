@@ -4,6 +4,8 @@
 
 using namespace llvm;
 
+static constexpr size_t kMaxShownLine = 160;
+
 namespace tessera {
 
 DiagnosticEngine::DiagnosticEngine(SourceMgr &sourceMgr, raw_ostream &os)
@@ -43,8 +45,30 @@ void DiagnosticEngine::emit(SourceMgr::DiagKind kind, SMLoc loc,
        << msg << "\n";
     return;
   }
-  sourceMgr.PrintMessage(os, loc, kind, msg, ranges, /*FixIts=*/{},
-                         showColors);
+  SMDiagnostic d = sourceMgr.GetMessage(loc, kind, msg, ranges);
+  StringRef line = d.getLineContents();
+  if (line.size() <= kMaxShownLine) {
+    sourceMgr.PrintMessage(os, loc, kind, msg, ranges, /*FixIts=*/{},
+                           showColors);
+    return;
+  }
+  // A huge line (minified or hostile input): show a window around the
+  // column instead of megabytes of source.
+  unsigned buf = sourceMgr.FindBufferContainingLoc(loc);
+  sourceMgr.PrintIncludeStack(sourceMgr.getParentIncludeLoc(buf), os);
+  size_t col = d.getColumnNo();
+  size_t start = col > kMaxShownLine / 2 ? col - kMaxShownLine / 2 : 0;
+  size_t end = std::min(line.size(), start + kMaxShownLine);
+  std::string shown = (start ? "..." : "") + line.slice(start, end).str() +
+                      (end < line.size() ? "..." : "");
+  size_t caret = col - start + (start ? 3 : 0);
+  os << d.getFilename() << ":" << d.getLineNo() << ":" << col + 1 << ": "
+     << (kind == SourceMgr::DK_Error     ? "error: "
+         : kind == SourceMgr::DK_Warning ? "warning: "
+                                         : "note: ")
+     << msg << "\n"
+     << shown << "\n";
+  os.indent(caret) << "^\n";
 }
 
 void DiagnosticEngine::error(SMLoc loc, const Twine &msg,

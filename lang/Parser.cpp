@@ -442,16 +442,16 @@ CompressRule *Builder::buildCompressItem(TP::CompressItemContext *c) {
   if (auto *p = dynamic_cast<TP::PruneRuleContext *>(c)) {
     auto *r = ctx.create<PruneRule>(map.range(c));
     buildGlob(p->glob(), r->glob);
-    r->method = buildExpr(p->expr());
+    r->method = buildPostfix(p->postfixExpr());
     return r->method ? r : nullptr;
   }
   if (auto *q = dynamic_cast<TP::QuantizeRuleContext *>(c)) {
     auto *r = ctx.create<QuantizeRule>(map.range(c));
     buildGlob(q->glob(), r->glob);
-    auto exprs = q->expr();
-    r->scheme = buildExpr(exprs[0]);
+    auto exprs = q->postfixExpr();
+    r->scheme = buildPostfix(exprs[0]);
     if (exprs.size() > 1)
-      r->calibration = buildExpr(exprs[1]);
+      r->calibration = buildPostfix(exprs[1]);
     return r->scheme ? r : nullptr;
   }
   if (auto *d = dynamic_cast<TP::DistillRuleContext *>(c)) {

@@ -28,7 +28,7 @@ struct LoadOptions {
   /// Directory of the standard library; empty means the built-in default.
   std::string stdlibDir;
   /// Files larger than this are rejected before parsing.
-  uint64_t maxFileBytes = 16u << 20;
+  uint64_t maxFileBytes = 8u << 20;
   ParserLimits parserLimits;
 };
 

@@ -62,7 +62,7 @@ double Value::asDouble() const {
 }
 
 static std::string formatFloat(double x) {
-  std::string s = formatv("{0}", x).str();
+  std::string s = formatNumber(x);
   // Keep a decimal point so floats read as floats.
   if (s.find_first_of(".eEn") == std::string::npos)
     s += ".0";
@@ -75,7 +75,7 @@ std::string Value::str() const {
   case Kind::None: return "none";
   case Kind::Int: return dim.str();
   case Kind::Float:
-    return isPercent ? formatv("{0}%", f * 100).str() : formatFloat(f);
+    return isPercent ? formatNumber(f * 100) + "%" : formatFloat(f);
   case Kind::Bool: return b ? "true" : "false";
   case Kind::Str: return "\"" + s + "\"";
   case Kind::Ratio: return formatv("{0}:{1}", n, m).str();

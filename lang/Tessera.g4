@@ -74,8 +74,10 @@ ratio       : INT ':' INT ;
 // ---------------------------------------------------------------- compress -
 
 compressDecl : 'compress' ident '{' compressItem* '}' ;
-compressItem : 'prune' glob expr ';'?                            # pruneRule
-             | 'quantize' glob expr expr? ';'?                   # quantizeRule
+// Methods are postfix expressions (calls such as `int8(per_channel)`), never
+// bare operators, so two of them can stand side by side unambiguously.
+compressItem : 'prune' glob postfixExpr ';'?                     # pruneRule
+             | 'quantize' glob postfixExpr postfixExpr? ';'?     # quantizeRule
              | 'distill' namedArg+ ';'?                          # distillRule
              | 'report' expr (',' expr)* ';'?                    # reportRule
              | setting                                           # compressSetting

@@ -50,10 +50,10 @@ TEST(Diagnostics, DuplicatesArePrintedOnceWithTheirNotes) {
 TEST(Diagnostics, ErrorLimitStops) {
   Fixture f;
   f.diags.setErrorLimit(3);
-  unsigned id = f.add("x\n");
+  unsigned id = f.add("0123456789\n");
   const char *p = f.sm.getMemoryBuffer(id)->getBufferStart();
   for (int i = 0; i < 10; ++i)
-    f.diags.error(llvm::SMLoc::getFromPointer(p), "e" + std::to_string(i));
+    f.diags.error(llvm::SMLoc::getFromPointer(p + i), "e" + std::to_string(i));
   EXPECT_TRUE(f.diags.shouldStop());
   EXPECT_EQ(f.diags.getNumErrors(), 3u);
   EXPECT_NE(f.out.find("too many errors"), std::string::npos);

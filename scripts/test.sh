@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test: lit + FileCheck, GoogleTest, and a libFuzzer smoke run of
+# the front end. Sets up and builds first. Ends with one summary line
+# "tests: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
+BUILD_DIR=${BUILD_DIR:-build}
+passed=0
+failed=0
+
+echo "== lit"
+lit_out=$(/usr/lib/llvm-22/bin/lit -sv "$BUILD_DIR/tests/lit" 2>&1)
+lit_rc=$?
+echo "$lit_out" | grep -E "^(FAIL|XPASS|UNRESOLVED|TIMEOUT):|Passed|Failed|Total|Unresolved" || true
+[ $lit_rc -eq 0 ] || echo "$lit_out" | tail -80
+p=$(echo "$lit_out" | sed -nE 's/^ *Passed *: *([0-9]+).*/\1/p' | tail -1)
+f=$(echo "$lit_out" | sed -nE 's/^ *(Failed|Unresolved|Timed Out) *: *([0-9]+).*/\2/p' | awk '{s+=$1} END {print s+0}')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+if [ $lit_rc -ne 0 ] && [ "${f:-0}" = "0" ]; then failed=$((failed + 1)); fi
+
+echo "== unit tests (GoogleTest)"
+gt_out=$("$BUILD_DIR/bin/tessera-unittests" --gtest_brief=1 2>&1)
+gt_rc=$?
+echo "$gt_out" | tail -20
+p=$(echo "$gt_out" | sed -nE 's/^\[  PASSED  \] ([0-9]+) tests?.*/\1/p')
+f=$(echo "$gt_out" | sed -nE 's/^\[  FAILED  \] ([0-9]+) tests?.*/\1/p')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+if [ $gt_rc -ne 0 ] && [ -z "$f" ]; then failed=$((failed + 1)); fi
+
+if [ -x "$BUILD_DIR/bin/tessera-fuzz-frontend" ]; then
+  echo "== fuzz smoke (60 s of libFuzzer on parser + Sema)"
+  corpus=$(mktemp -d)
+  cp examples/*.tsr stdlib/*.tsr "$corpus"/
+  find tests/lit/lang -name '*.tsr' -exec cp {} "$corpus"/ \; 2>/dev/null
+  if "$BUILD_DIR/bin/tessera-fuzz-frontend" "$corpus" -max_total_time=60 \
+       -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=0 \
+       >"$corpus.log" 2>&1; then
+    tail -2 "$corpus.log"; passed=$((passed + 1))
+  else
+    tail -40 "$corpus.log"; echo "FAIL: fuzz smoke"; failed=$((failed + 1))
+  fi
+  rm -rf "$corpus" "$corpus.log"
+fi
+
+echo "tests: $passed passed, $failed failed"
+[ $failed -eq 0 ]
