@@ -191,6 +191,7 @@ private:
   Expr *buildPostfix(TP::PostfixExprContext *c);
   Expr *buildPrimary(TP::PrimaryContext *c);
   Expr *makeBinary(BinaryOp op, SMLoc opLoc, Expr *lhs, Expr *rhs);
+  CallExpr *buildArgs(TP::CallArgsContext *c, CallExpr *e);
   bool parseInt(antlr4::tree::TerminalNode *t, int64_t &out);
 
   File &file;
@@ -448,10 +449,16 @@ CompressRule *Builder::buildCompressItem(TP::CompressItemContext *c) {
   if (auto *q = dynamic_cast<TP::QuantizeRuleContext *>(c)) {
     auto *r = ctx.create<QuantizeRule>(map.range(c));
     buildGlob(q->glob(), r->glob);
-    auto exprs = q->postfixExpr();
-    r->scheme = buildPostfix(exprs[0]);
-    if (exprs.size() > 1)
-      r->calibration = buildPostfix(exprs[1]);
+    r->scheme = buildPostfix(q->postfixExpr());
+    if (auto *cal = q->calibration()) {
+      auto *callee = make<NameExpr>(cal);
+      callee->name = "calibrate";
+      auto *call = make<CallExpr>(cal);
+      call->callee = callee;
+      if (!buildArgs(cal->callArgs(), call))
+        return nullptr;
+      r->calibration = call;
+    }
     return r->scheme ? r : nullptr;
   }
   if (auto *d = dynamic_cast<TP::DistillRuleContext *>(c)) {
@@ -497,6 +504,23 @@ Expr *Builder::buildValue(TP::ValueContext *c) {
     return e;
   }
   return buildExpr(c->expr());
+}
+
+CallExpr *Builder::buildArgs(TP::CallArgsContext *c, CallExpr *e) {
+  unsigned depth = e->callee->depth;
+  for (auto *a : c->arg()) {
+    Arg arg;
+    if (a->ident()) {
+      arg.name = name(a->ident());
+      arg.nameLoc = loc(a->ident());
+    }
+    arg.value = buildValue(a->value());
+    if (!arg.value)
+      return nullptr;
+    depth = std::max(depth, arg.value->depth);
+    e->args.push_back(std::move(arg));
+  }
+  return finishDepth(e, depth) ? e : nullptr;
 }
 
 Expr *Builder::makeBinary(BinaryOp op, SMLoc opLoc, Expr *lhs, Expr *rhs) {
@@ -609,20 +633,9 @@ Expr *Builder::buildPostfix(TP::PostfixExprContext *c) {
     } else if (auto *call = dynamic_cast<TP::CallOpContext *>(op)) {
       auto *e = ctx.create<CallExpr>(range);
       e->callee = result;
-      unsigned depth = result->depth;
-      for (auto *a : call->arg()) {
-        Arg arg;
-        if (a->ident()) {
-          arg.name = name(a->ident());
-          arg.nameLoc = loc(a->ident());
-        }
-        arg.value = buildValue(a->value());
-        if (!arg.value)
-          return nullptr;
-        depth = std::max(depth, arg.value->depth);
-        e->args.push_back(std::move(arg));
-      }
-      result = finishDepth(e, depth);
+      if (!buildArgs(call->callArgs(), e))
+        return nullptr;
+      result = e;
     } else if (auto *idx = dynamic_cast<TP::IndexOpContext *>(op)) {
       auto *e = ctx.create<IndexExpr>(range);
       e->base = result;

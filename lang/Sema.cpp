@@ -1081,8 +1081,10 @@ ModuleInstance *Sema::Impl::instantiate(const ModelDecl *decl,
   }
   inst->signature = decl->name + "(" + join(sigParts, ", ") + ")";
 
+  std::string shownPath =
+      path.size() > 60 ? "..." + path.substr(path.size() - 57) : path;
   frames.push_back({args.callLoc, "in instantiation of " + inst->signature +
-                                      (path.empty() ? "" : " as '" + path + "'")});
+                                      (path.empty() ? "" : " as '" + shownPath + "'")});
   bool itemsOk = instantiateItems(inst, decl->items, env);
   frames.pop_back();
   return itemsOk ? inst : nullptr;

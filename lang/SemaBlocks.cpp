@@ -327,8 +327,8 @@ void Sema::Impl::checkData(const DataDecl *decl, const File *file) {
        {{"path", ArgSpec::Str, true},
         {"dtype", ArgSpec::DTypeT, false, -INFINITY, INFINITY, true, true,
          {"u16", "u32"}},
-        {"seq", ArgSpec::Int, true, 1, 1 << 20},
-        {"batch", ArgSpec::Int, true, 1, 1 << 20},
+        {"seq", ArgSpec::Int, true, 1, 1e6},
+        {"batch", ArgSpec::Int, true, 1, 1e6},
         {"val", ArgSpec::Float, false, 0, 1, false}}},
       {"idx",
        {{"images", ArgSpec::Str, true},
@@ -336,15 +336,15 @@ void Sema::Impl::checkData(const DataDecl *decl, const File *file) {
         {"test_images", ArgSpec::Str},
         {"test_labels", ArgSpec::Str},
         {"shape", ArgSpec::Any, true},
-        {"classes", ArgSpec::Int, true, 2, 1 << 20},
-        {"batch", ArgSpec::Int, true, 1, 1 << 20},
+        {"classes", ArgSpec::Int, true, 2, 1e6},
+        {"batch", ArgSpec::Int, true, 1, 1e6},
         {"val", ArgSpec::Float, false, 0, 1, false},
         {"normalize", ArgSpec::Bool}}},
       {"csv",
        {{"path", ArgSpec::Str, true},
         {"features", ArgSpec::Int, true, 1, 1 << 24},
-        {"classes", ArgSpec::Int, true, 2, 1 << 20},
-        {"batch", ArgSpec::Int, true, 1, 1 << 20},
+        {"classes", ArgSpec::Int, true, 2, 1e6},
+        {"batch", ArgSpec::Int, true, 1, 1e6},
         {"label", ArgSpec::Int},
         {"val", ArgSpec::Float, false, 0, 1, false},
         {"header", ArgSpec::Bool}}},
@@ -483,10 +483,14 @@ void Sema::Impl::checkTrain(const TrainDecl *decl, const File *file) {
     settings.push_back(&s);
   StringMap<const Setting *> byKey;
   checkKeys(*this, settings, known, "train", byKey);
+  std::vector<std::string> missing;
   for (const char *req : {"model", "data", "loss", "optimizer", "steps"})
     if (!byKey.count(req))
-      error(decl->nameLoc, "train block '" + decl->name +
-                               "' needs a '" + req + "' setting");
+      missing.push_back(req);
+  if (!missing.empty())
+    error(decl->nameLoc, "train block '" + decl->name + "' is missing " +
+                             (missing.size() == 1 ? "the setting " : "the settings ") +
+                             join(missing, ", "));
 
   auto checked = std::make_unique<CheckedTrain>();
   checked->decl = decl;
@@ -544,14 +548,14 @@ void Sema::Impl::checkTrain(const TrainDecl *decl, const File *file) {
   };
   check("optimizer",
         {{"AdamW",
-          {{"lr", ArgSpec::Float, true, 0, INFINITY, false},
+          {{"lr", ArgSpec::Float, true, 0, INFINITY, true, false},
            {"betas", ArgSpec::FloatPair, false, 0, 1, false},
-           {"eps", ArgSpec::Float, false, 0, 1, false},
+           {"eps", ArgSpec::Float, false, 0, 1, false, false},
            {"weight_decay", ArgSpec::Float, false, 0, 10},
            {"no_decay", ArgSpec::StrList}}},
          {"SGD",
-          {{"lr", ArgSpec::Float, true, 0, INFINITY, false},
-           {"momentum", ArgSpec::Float, false, 0, 1, true, false},
+          {{"lr", ArgSpec::Float, true, 0, INFINITY, true, false},
+           {"momentum", ArgSpec::Float, false, 0, 1, false},
            {"nesterov", ArgSpec::Bool},
            {"weight_decay", ArgSpec::Float, false, 0, 10}}}});
   check("schedule",
@@ -775,9 +779,9 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
         continue;
       auto method = checkSchema(
           *this, m,
-          {{"magnitude", {{"sparsity", ArgSpec::Float, false, 0, 1, true, false},
+          {{"magnitude", {{"sparsity", ArgSpec::Float, false, 0, 1, false},
                           {"pattern", ArgSpec::Ratio}}},
-           {"structured", {{"sparsity", ArgSpec::Float, true, 0, 1, true, false},
+           {"structured", {{"sparsity", ArgSpec::Float, true, 0, 1, false},
                            {"dim", ArgSpec::Symbol, false, -INFINITY, INFINITY,
                             true, true, {"rows", "cols"}}}}},
           "pruning method", pr->method->loc());
@@ -822,7 +826,7 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
           {{"int8", {{"granularity", ArgSpec::Symbol, false, -INFINITY, INFINITY,
                       true, true, {"per_channel", "per_tensor"}},
                      {"symmetric", ArgSpec::Bool}}},
-           {"int4", {{"group", ArgSpec::Int, false, 1, 1 << 20},
+           {"int4", {{"group", ArgSpec::Int, false, 1, 1e6},
                      {"symmetric", ArgSpec::Bool}}},
            {"fp8", {{"format", ArgSpec::Symbol, false, -INFINITY, INFINITY,
                      true, true, {"e4m3", "e5m2"}}}}},
@@ -851,20 +855,6 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
           !matricesOnly(qr->glob, rr.params, "quantization"))
         continue;
       bool ok = true;
-      for (const ParamInfo *p : rr.params) {
-        auto [it, inserted] = quantizedBy.insert({p, rule});
-        if (!inserted) {
-          error(qr->glob.range.Start,
-                "parameter '" + p->path +
-                    "' is already quantized by an earlier rule",
-                {qr->glob.range});
-          note(it->second->loc(), "earlier rule is here");
-          ok = false;
-          break;
-        }
-      }
-      if (!ok)
-        continue;
       if (scheme->s == "int4") {
         int64_t group = argOf(*scheme, "group")
                             ? *argOf(*scheme, "group")->getInt()
@@ -880,6 +870,20 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
             ok = false;
             break;
           }
+        }
+      }
+      if (!ok)
+        continue;
+      for (const ParamInfo *p : rr.params) {
+        auto [it, inserted] = quantizedBy.insert({p, rule});
+        if (!inserted) {
+          error(qr->glob.range.Start,
+                "parameter '" + p->path +
+                    "' is already quantized by an earlier rule",
+                {qr->glob.range});
+          note(it->second->loc(), "earlier rule is here");
+          ok = false;
+          break;
         }
       }
       if (ok)
@@ -898,7 +902,7 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
                   {{"distill",
                     {{"teacher", ArgSpec::TrainRef, true},
                      {"steps", ArgSpec::Int, true, 1, 1e12},
-                     {"temperature", ArgSpec::Float, false, 0, 100, false},
+                     {"temperature", ArgSpec::Float, false, 0, 100, true, false},
                      {"alpha", ArgSpec::Float, false, 0, 1},
                      {"data", ArgSpec::DataRef}}}},
                   "distillation", dr->loc());
@@ -915,7 +919,7 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
                      {"size", {}},
                      {"params", {}},
                      {"sparsity", {}},
-                     {"latency", {{"batch", ArgSpec::Int, false, 1, 1 << 20}}}},
+                     {"latency", {{"batch", ArgSpec::Int, false, 1, 1e6}}}},
                     "report metric", e->loc());
       }
     }

@@ -77,12 +77,13 @@ compressDecl : 'compress' ident '{' compressItem* '}' ;
 // Methods are postfix expressions (calls such as `int8(per_channel)`), never
 // bare operators, so two of them can stand side by side unambiguously.
 compressItem : 'prune' glob postfixExpr ';'?                     # pruneRule
-             | 'quantize' glob postfixExpr postfixExpr? ';'?     # quantizeRule
+             | 'quantize' glob postfixExpr calibration? ';'?     # quantizeRule
              | 'distill' namedArg+ ';'?                          # distillRule
              | 'report' expr (',' expr)* ';'?                    # reportRule
              | setting                                           # compressSetting
              ;
 namedArg    : ident '=' value ;
+calibration : 'calibrate' callArgs ;
 
 // A parameter-path pattern: `*` matches one path segment, `**` any number.
 glob        : globPart ('.' globPart)* ;
@@ -103,9 +104,10 @@ unaryExpr   : unaryOp* postfixExpr ;
 unaryOp     : '-' | '+' ;
 postfixExpr : primary postfixOp* ;
 postfixOp   : '.' ident                                          # memberOp
-            | '(' (arg (',' arg)* ','?)? ')'                     # callOp
+            | callArgs                                           # callOp
             | '[' subscript (',' subscript)* ','? ']'            # indexOp
             ;
+callArgs    : '(' (arg (',' arg)* ','?)? ')' ;
 arg         : (ident '=')? value ;
 subscript   : lo=expr? ':' hi=expr? (':' step=expr?)?             # sliceSub
             | expr                                               # indexSub
@@ -125,7 +127,8 @@ primary     : INT                                                # intLit
 // Declaration keywords that may also be used as names (`model = GPT(...)`
 // inside a train block, `model(x)` in a loss).
 ident       : ID | 'model' | 'data' | 'train' | 'compress' | 'param'
-            | 'repeat' | 'prune' | 'quantize' | 'distill' | 'report' ;
+            | 'repeat' | 'prune' | 'quantize' | 'distill' | 'report'
+            | 'calibrate' ;
 
 // ---------------------------------------------------------------- lexer ----
 

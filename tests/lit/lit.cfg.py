@@ -15,6 +15,7 @@ config.environment["PATH"] = os.pathsep.join(
 for var in ["TESSERA_PATH", "TESSERA_STDLIB"]:
     config.environment.pop(var, None)
 
+config.substitutions.append(("%python", "/usr/bin/python3"))
 config.substitutions.append(("%tessera", os.path.join(config.tessera_tools_dir, "tessera")))
 config.substitutions.append(("%stdlib", os.path.join(config.tessera_src_root, "stdlib")))
 config.substitutions.append(("%examples", os.path.join(config.tessera_src_root, "examples")))
