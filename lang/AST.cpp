@@ -6,6 +6,8 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/SourceMgr.h"
 
+#include <cstdlib>
+
 using namespace llvm;
 
 namespace tessera::ast {
@@ -50,8 +52,13 @@ StringRef Decl::kindName() const {
 }
 
 std::string formatNumber(double value) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "%.6g", value);
+  // The shortest %g form that reads back as the same double.
+  char buf[40];
+  for (int precision = 6; precision <= 17; ++precision) {
+    snprintf(buf, sizeof(buf), "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value)
+      break;
+  }
   return buf;
 }
 
@@ -62,7 +69,14 @@ namespace {
 void printExpr(const Expr *e, raw_ostream &os) {
   switch (e->getKind()) {
   case Expr::Kind::Int: os << cast<IntLit>(e)->value; break;
-  case Expr::Kind::Float: os << formatNumber(cast<FloatLit>(e)->value); break;
+  case Expr::Kind::Float: {
+    std::string s = formatNumber(cast<FloatLit>(e)->value);
+    // Keep floats visibly floats: 2.0, not 2.
+    if (s.find_first_of(".eEn") == std::string::npos)
+      s += ".0";
+    os << s;
+    break;
+  }
   case Expr::Kind::Percent:
     os << formatNumber(cast<PercentLit>(e)->value * 100) << "%";
     break;
@@ -245,12 +259,15 @@ private:
       }
       os << "\n";
     } else if (auto *d = dyn_cast<DistillRule>(r)) {
-      line(2, r->loc()) << "Distill";
-      for (const Setting &s : d->args) {
-        os << " " << s.key << "=";
-        printExpr(s.value, os);
-      }
-      os << "\n";
+      line(2, r->loc()) << "Distill(";
+      interleave(
+          d->args, os,
+          [&](const Setting &s) {
+            os << s.key << "=";
+            printExpr(s.value, os);
+          },
+          ", ");
+      os << ")\n";
     } else if (auto *rep = dyn_cast<ReportRule>(r)) {
       line(2, r->loc()) << "Report ";
       interleave(rep->metrics, os, [&](const Expr *e) { printExpr(e, os); },

@@ -234,7 +234,8 @@ public:
   static bool classof(const ModelItem *i) { return i->getKind() == K; }
 };
 
-/// `let name = expr` at model level: a compile-time constant.
+/// `let name = expr` at model level: a named value (a constant, or a tensor
+/// expression over the model's parameters).
 class ModelLet : public ModelItemBase<ModelItem::Kind::Let> {
 public:
   Expr *value = nullptr;

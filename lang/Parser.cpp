@@ -108,8 +108,6 @@ public:
       }
       if (!names.empty() && names.size() <= 6)
         text += "; expected " + join(names, ", ");
-      else if (msg.find("missing") == 0)
-        text = msg;
     }
     diags.error(loc, text);
     if (count >= limit)
@@ -319,6 +317,14 @@ ModelItem *Builder::buildModelItem(TP::ModelItemContext *c) {
       for (auto *sub : i->elseItems->modelItem())
         if (ModelItem *x = buildModelItem(sub))
           item->elseItems.push_back(x);
+    if (i->elseIf) {
+      if (!dynamic_cast<TP::ModelIfContext *>(i->elseIf)) {
+        fail(loc(i->elseIf), "expected '{' or 'if' after 'else'");
+        return nullptr;
+      }
+      if (ModelItem *x = buildModelItem(i->elseIf))
+        item->elseItems.push_back(x);
+    }
     return item->cond ? item : nullptr;
   }
   if (auto *f = dynamic_cast<TP::ModelFnContext *>(c)) {
@@ -463,7 +469,12 @@ CompressRule *Builder::buildCompressItem(TP::CompressItemContext *c) {
   }
   if (auto *d = dynamic_cast<TP::DistillRuleContext *>(c)) {
     auto *r = ctx.create<DistillRule>(map.range(c));
-    for (auto *a : d->namedArg()) {
+    for (auto *a : d->callArgs()->arg()) {
+      if (!a->ident()) {
+        fail(loc(a), "distill() takes named arguments such as "
+                     "teacher=pretrain");
+        return nullptr;
+      }
       Setting s;
       s.key = name(a->ident());
       s.keyLoc = loc(a->ident());

@@ -196,9 +196,12 @@ const File *Sema::Impl::lookupImport(const File *file, StringRef name) {
   auto it = program.importsOf.find(file);
   if (it == program.importsOf.end())
     return nullptr;
-  for (size_t i = 0; i < file->imports.size() && i < it->second.size(); ++i)
-    if (file->imports[i].name == name)
+  // `import models.gpt` is referred to as `gpt`.
+  for (size_t i = 0; i < file->imports.size() && i < it->second.size(); ++i) {
+    StringRef full = file->imports[i].name;
+    if (full == name || full.rsplit('.').second == name)
       return it->second[i];
+  }
   return nullptr;
 }
 
@@ -488,6 +491,9 @@ Value Sema::Impl::binaryOnValues(BinaryOp op, Value lhs, Value rhs,
     if (lhs.kind == Value::Kind::Bool && rhs.kind == Value::Kind::Bool &&
         (op == BinaryOp::Eq || op == BinaryOp::Ne))
       return Value::ofBool((lhs.b == rhs.b) == (op == BinaryOp::Eq));
+    if (lhs.kind == Value::Kind::DType && rhs.kind == Value::Kind::DType &&
+        (op == BinaryOp::Eq || op == BinaryOp::Ne))
+      return Value::ofBool((lhs.dtype == rhs.dtype) == (op == BinaryOp::Eq));
     if (!lhs.isNumber() || !rhs.isNumber())
       return mismatch();
     if (lhs.kind == Value::Kind::Int && rhs.kind == Value::Kind::Int &&
@@ -578,6 +584,13 @@ Value Sema::Impl::binaryOnValues(BinaryOp op, Value lhs, Value rhs,
                    {range});
     if (tl.dtype == DType::Bool)
       return mismatch();
+    const Value &scalar = tensorL ? rhs : lhs;
+    if (!(tensorL && tensorR) && isIntegerDType(tl.dtype) &&
+        scalar.kind == Value::Kind::Float)
+      return error(opLoc, "operator '" + spelling(op) + "' mixes the integer "
+                              "tensor " + tl.str() + " with the number " +
+                              scalar.str() + "; cast the tensor first",
+                   {range});
     auto shape = broadcastShapes(tl.shape, tr.shape);
     if (!shape)
       return error(opLoc, "cannot broadcast " + tl.str() + " and " + tr.str() +
@@ -649,6 +662,20 @@ Value Sema::Impl::evalMember(const MemberExpr *e, Env &env) {
   }
   case Value::Kind::Decl:
     if (isa<DataDecl>(base.decl) && (m == "train" || m == "val" || m == "test")) {
+      if (m == "test") {
+        // Only idx() sources have a held-out test set.
+        const auto *dd = cast<DataDecl>(base.decl);
+        const auto *call = dyn_cast<CallExpr>(dd->source);
+        bool hasTest = false;
+        if (call)
+          for (const Arg &a : call->args)
+            hasTest |= a.name == "test_images";
+        if (!hasTest)
+          return error(e->memberLoc,
+                       "data '" + dd->name + "' has no test split (only "
+                       "idx(test_images=..., test_labels=...) provides one); "
+                       "use '" + dd->name + ".val'");
+      }
       Value v = base;
       v.s = m; // split selector
       return v;
@@ -752,6 +779,12 @@ Value Sema::Impl::evalIndex(const IndexExpr *e, Env &env) {
         return error(s.loc, "slice step must be positive");
       step = *st;
     }
+    auto size = d.getConstant();
+    auto loC = lo->getConstant(), hiC = hi->getConstant();
+    if ((loC && (*loC < 0 || (size && *loC > *size))) ||
+        (hiC && (*hiC < 0 || (size && *hiC > *size))))
+      return error(s.loc, "slice bounds are out of range for dimension " +
+                              std::to_string(i) + " of " + t.str());
     DimExpr len = *hi - *lo;
     if (auto c = len.getConstant()) {
       int64_t n = *c <= 0 ? 0 : (*c + step - 1) / step;
@@ -897,20 +930,23 @@ Sema::Impl::evalTensorType(const TypeExpr &type, Env &env,
     }
     // A bare unknown name in a signature introduces a symbol.
     if (auto *n = dyn_cast<NameExpr>(d); n && bindings) {
-      bool known = env.lookupLocal(n->name) ||
-                   (env.self && env.self->members.count(n->name));
-      bool ambiguous = false;
-      if (!known && env.file &&
-          lookupDecl(env.file, n->name, d->loc(), ambiguous))
-        known = true;
-      if (!known) {
+      if (!isDimName(n->name, env)) {
         auto it = bindings->find(n->name);
         t.shape.push_back(it != bindings->end() ? it->second
                                                 : DimExpr::symbol(n->name));
         continue;
       }
     }
-    auto dim = evalDim(d, env, "a dimension");
+    // Symbols bound so far are visible as integers (`f32[2 * N]`).
+    Env inner;
+    inner.parent = &env;
+    inner.file = env.file;
+    inner.self = env.self;
+    if (bindings)
+      for (auto &kv : *bindings)
+        if (!env.lookupLocal(kv.first()))
+          inner.vars[kv.first()] = Value::ofInt(kv.second);
+    auto dim = evalDim(d, inner, "a dimension");
     if (!dim)
       return std::nullopt;
     if (bindings)
@@ -949,6 +985,32 @@ Sema::Impl::evalTensorType(const TypeExpr &type, Env &env,
 //===----------------------------------------------------------------------===//
 // Model instantiation
 //===----------------------------------------------------------------------===//
+
+bool Sema::Impl::isDimName(StringRef name, Env &env) {
+  // Only integers name dimensions; anything else (a model called `B`, a
+  // submodule `T`) leaves the name free to be a signature symbol.
+  if (const Value *v = env.lookupLocal(name))
+    return v->kind == Value::Kind::Int;
+  if (env.self) {
+    auto it = env.self->members.find(name);
+    if (it != env.self->members.end())
+      return it->second.kind == Value::Kind::Int;
+  }
+  if (!env.file)
+    return false;
+  for (const Decl *d : env.file->decls)
+    if (d->name == name)
+      return isa<ConstDecl>(d) &&
+             constValue(cast<ConstDecl>(d)).kind == Value::Kind::Int;
+  auto it = program.importsOf.find(env.file);
+  if (it != program.importsOf.end())
+    for (const File *f : it->second)
+      if (f)
+        for (const Decl *d : f->decls)
+          if (d->name == name && isa<ConstDecl>(d))
+            return constValue(cast<ConstDecl>(d)).kind == Value::Kind::Int;
+  return false;
+}
 
 static bool isScalarTypeName(StringRef n) {
   return n == "int" || n == "float" || n == "bool" || n == "str" ||
@@ -1282,6 +1344,11 @@ bool Sema::Impl::instantiateItems(ModuleInstance *inst,
             argsOk = false;
             break;
           }
+          if (a.name.empty() && !args.named.empty()) {
+            error(a.value->loc(), "positional argument after a named argument");
+            argsOk = false;
+            break;
+          }
           if (a.name.empty()) {
             args.positional.push_back(v);
           } else {
@@ -1365,6 +1432,8 @@ struct Unifier {
     auto dt = parseDType(type.name);
     expected = TensorType();
     expected.dtype = dt ? *dt : actual.dtype;
+    if (!dt)
+      return "unknown element type '" + type.name + "'";
     const auto &dims = type.dims;
     size_t ell = dims.size();
     for (size_t i = 0; i < dims.size(); ++i)
@@ -1398,13 +1467,7 @@ struct Unifier {
       ++a;
       const Expr *d = dims[i];
       if (auto *n = dyn_cast<NameExpr>(d)) {
-        bool known = env.lookupLocal(n->name) ||
-                     (env.self && env.self->members.count(n->name));
-        bool ambiguous = false;
-        if (!known && env.file &&
-            sema.lookupDecl(env.file, n->name, d->loc(), ambiguous))
-          known = true;
-        if (!known) {
+        if (!sema.isDimName(n->name, env)) {
           auto it = bindings.find(n->name);
           if (it == bindings.end()) {
             DimExpr bound = act ? *act : DimExpr::symbol(n->name);
@@ -1413,7 +1476,7 @@ struct Unifier {
           } else {
             expected.shape.push_back(it->second);
             if (act && *act != it->second && problem.empty())
-              problem = formatv("dimension {0} is {1}, but {2} = {3}", i,
+              problem = formatv("dimension {0} is {1}, but {2} = {3}", a - 1,
                                 act->str(), n->name, it->second.str());
           }
           continue;
@@ -1431,7 +1494,7 @@ struct Unifier {
         return "invalid dimension";
       expected.shape.push_back(*v);
       if (act && *act != *v && problem.empty())
-        problem = formatv("dimension {0} is {1}, expected {2}", i, act->str(),
+        problem = formatv("dimension {0} is {1}, expected {2}", a - 1, act->str(),
                           v->str());
     }
     if (!rankOk)
@@ -1503,7 +1566,13 @@ Value Sema::Impl::callFn(ModuleInstance *inst, const FnDecl *fn,
                                    args.named[k].first + "'");
       return Value::error();
     }
-    bound[it - fn->params.begin()] = args.named[k].second;
+    size_t idx = it - fn->params.begin();
+    if (bound[idx]) {
+      error(args.namedLocs[k], "argument '" + args.named[k].first + "' of '" +
+                                   qualified + "' is already given by position");
+      return Value::error();
+    }
+    bound[idx] = args.named[k].second;
   }
 
   Env env;
@@ -1640,8 +1709,31 @@ Value Sema::Impl::callFn(ModuleInstance *inst, const FnDecl *fn,
       } else {
         for (size_t i = 0; i < actual.size(); ++i) {
           const TypeExpr &rt = fn->returnTypes[i];
-          if (isScalarTypeName(rt.name) && !rt.isTensor)
+          if (isScalarTypeName(rt.name) && !rt.isTensor) {
+            const std::string &tn = rt.name;
+            const Value &v = actual[i];
+            bool ok = (tn == "int" && v.kind == Value::Kind::Int) ||
+                      (tn == "float" && v.isNumber()) ||
+                      (tn == "bool" && v.kind == Value::Kind::Bool) ||
+                      (tn == "str" && v.kind == Value::Kind::Str) ||
+                      (tn == "dtype" && v.kind == Value::Kind::DType);
+            if (!ok) {
+              out = error(result->range.Start,
+                          "'" + qualified + "' returns " + v.describe() +
+                              " but is declared to return " + tn);
+              note(rt.range.Start, "return type declared here");
+              break;
+            }
             continue;
+          }
+          if (!parseDType(rt.name)) {
+            out = error(rt.range.Start,
+                        "unknown element type '" + rt.name +
+                            "' in the return type of '" + qualified +
+                            "'; expected int, float, bool, str, dtype or a "
+                            "tensor type such as f32[B, T]");
+            break;
+          }
           if (actual[i].kind != Value::Kind::Tensor) {
             out = error(result->range.Start,
                         "'" + qualified + "' returns " + actual[i].describe() +
@@ -1716,8 +1808,7 @@ void Sema::Impl::checkInstanceFns(ModuleInstance *root) {
           // Symbols introduced here stay themselves for later params.
           for (const Expr *d : p.type.dims)
             if (auto *n = dyn_cast_or_null<NameExpr>(d))
-              if (!bindings.count(n->name) && !env.lookupLocal(n->name) &&
-                  !inst->members.count(n->name))
+              if (!bindings.count(n->name) && !isDimName(n->name, env))
                 bindings[n->name] = DimExpr::symbol(n->name);
           v = Value::ofTensor(*t);
         }
@@ -1909,9 +2000,11 @@ bool Sema::Impl::run() {
       }
     }
   }
+  // Names are checked in every model, including branches of compile-time
+  // `if`s that no instantiation took.
   for (const auto &file : program.files)
     for (const Decl *d : file->decls)
-      if (auto *m = dyn_cast<ModelDecl>(d); m && !instantiatedDecls.count(m))
+      if (auto *m = dyn_cast<ModelDecl>(d))
         checkNamesInModel(m, file.get());
   return !diags.hasErrors();
 }

@@ -91,9 +91,11 @@ static std::optional<Value> checkSchema(Sema::Impl &S, const Value &v,
                                         StringRef what, SMLoc loc) {
   Value call = v;
   if (v.kind == Value::Kind::Symbol || v.kind == Value::Kind::Builtin ||
-      v.kind == Value::Kind::DType) {
+      v.kind == Value::Kind::DType || v.kind == Value::Kind::None) {
     call.kind = Value::Kind::Call;
-    call.s = v.kind == Value::Kind::DType ? dtypeName(v.dtype).str() : v.s;
+    call.s = v.kind == Value::Kind::DType ? dtypeName(v.dtype).str()
+             : v.kind == Value::Kind::None ? "none"
+                                           : v.s;
     call.elems.clear();
     call.named.clear();
   }
@@ -386,8 +388,19 @@ void Sema::Impl::checkData(const DataDecl *decl, const File *file) {
     }
   } else {
     checked->x.dtype = DType::F32;
-    checked->x.shape.push_back(
-        DimExpr::constant(*argOf(*call, "features")->getInt()));
+    int64_t features = *argOf(*call, "features")->getInt();
+    checked->x.shape.push_back(DimExpr::constant(features));
+    if (const Value *label = argOf(*call, "label")) {
+      int64_t l = *label->getInt();
+      if (l < -(features + 1) || l > features) {
+        error(label->range.Start,
+              formatv("csv(label) is a column index among {0} columns "
+                      "(features + label), so it must be in [{1}, {2}], got "
+                      "{3}",
+                      features + 1, -(features + 1), features, l));
+        return;
+      }
+    }
   }
   dataByDecl[decl] = checked.get();
   data.push_back(std::move(checked));
@@ -425,6 +438,10 @@ ModuleInstance *Sema::Impl::modelFromSetting(const Setting &s,
       Value v = eval(a.value, env);
       if (v.isError())
         return nullptr;
+      if (a.name.empty() && !args.named.empty()) {
+        error(a.value->loc(), "positional argument after a named argument");
+        return nullptr;
+      }
       if (a.name.empty()) {
         args.positional.push_back(v);
       } else {
@@ -718,6 +735,7 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
   std::vector<const ParamInfo *> params;
   c->model->collectParams(params);
   DenseMap<const ParamInfo *, const ast::CompressRule *> quantizedBy;
+  DenseMap<const ParamInfo *, const ast::CompressRule *> prunedBy;
 
   auto resolve = [&](const Glob &glob, std::vector<const ParamInfo *> &out) {
     for (const ParamInfo *p : params)
@@ -800,6 +818,21 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
       rr.method = *method;
       if (!resolve(pr->glob, rr.params) ||
           !matricesOnly(pr->glob, rr.params, "pruning"))
+        continue;
+      bool twice = false;
+      for (const ParamInfo *p : rr.params) {
+        auto [it, inserted] = prunedBy.insert({p, rule});
+        if (!inserted) {
+          error(pr->glob.range.Start,
+                "parameter '" + p->path +
+                    "' is already pruned by an earlier rule",
+                {pr->glob.range});
+          note(it->second->loc(), "earlier rule is here");
+          twice = true;
+          break;
+        }
+      }
+      if (twice)
         continue;
       if (pattern) {
         for (const ParamInfo *p : rr.params) {

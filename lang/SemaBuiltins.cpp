@@ -202,6 +202,11 @@ Value Sema::Impl::callBuiltin(StringRef name, CallArgs &args) {
                      .Case("tanh", std::tanh(x))
                      .Case("abs", std::fabs(x))
                      .Case("relu", x > 0 ? x : 0)
+                     .Case("sigmoid", 1.0 / (1.0 + std::exp(-x)))
+                     .Case("silu", x / (1.0 + std::exp(-x)))
+                     .Case("gelu", 0.5 * x *
+                                       (1.0 + std::tanh(0.7978845608028654 *
+                                                        (x + 0.044715 * x * x * x))))
                      .Default(NAN);
       if (!std::isfinite(r))
         return fail("is undefined for " + v->str() + " at compile time");
@@ -210,6 +215,8 @@ Value Sema::Impl::callBuiltin(StringRef name, CallArgs &args) {
     const TensorType *t;
     if (!tensorArg(0, t))
       return Value::error();
+    if (t->dtype == DType::Bool)
+      return fail("is not defined for boolean tensors, got " + t->str());
     if (name != "abs" && name != "relu" && !requireFloat(*t, "its input"))
       return Value::error();
     return Value::ofTensor(*t);

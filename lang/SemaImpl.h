@@ -65,6 +65,9 @@ public:
   const ast::File *lookupImport(const ast::File *file, llvm::StringRef name);
   Value lookupName(llvm::StringRef name, llvm::SMRange range, Env &env);
   Value constValue(const ast::ConstDecl *decl);
+  /// True if `name` is an integer visible in `env`; other names written in a
+  /// signature's dimensions are symbols.
+  bool isDimName(llvm::StringRef name, Env &env);
 
   // --- evaluation ------------------------------------------------------------
   Value eval(const ast::Expr *expr, Env &env);

@@ -1,8 +1,8 @@
 //===- Shape.h - Symbolic tensor dimensions and dtypes ----------*- C++ -*-===//
 //
 // Tensor dimensions in Tessera are integer polynomials over named symbols:
-// `B`, `T*384`, `2*T + 1`. Polynomials have a canonical form, so two shapes
-// are equal exactly when their printed forms are, and `reshape` can check that
+// `B`, `T*384`, `T*2 + 1`. Polynomials have a canonical form, so two shapes
+// are equal exactly when their printed forms are (`T*2 + 1`), and `reshape` can check that
 // the element count is preserved (`B*T*384 == B*T*6*64`) without knowing B or
 // T. Division is exact or refused: `T/2` is only allowed when every
 // coefficient divides.
@@ -68,7 +68,7 @@ public:
   /// Appends every symbol that occurs in the polynomial.
   void collectSymbols(std::vector<std::string> &out) const;
 
-  /// Canonical text, e.g. `B*T*384`, `2*T + 1`, `T - 1`.
+  /// Canonical text, e.g. `B*T*384`, `T*2 + 1`, `T - 1`.
   std::string str() const;
 
 private:

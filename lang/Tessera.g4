@@ -33,7 +33,7 @@ modelItem   : 'let' ident '=' expr ';'?                          # modelLet
             | 'param' ident ':' typeExpr ('=' expr)? ';'?         # modelParamDecl
             | ident '=' ('repeat' '(' expr ')')? expr ';'?       # modelSubmodule
             | 'if' expr '{' thenItems=modelItems '}'
-              ('else' '{' elseItems=modelItems '}')?             # modelIf
+              ('else' ('{' elseItems=modelItems '}' | elseIf=modelItem))? # modelIf
             | fnDecl                                             # modelFn
             ;
 modelItems  : modelItem* ;
@@ -78,11 +78,10 @@ compressDecl : 'compress' ident '{' compressItem* '}' ;
 // bare operators, so two of them can stand side by side unambiguously.
 compressItem : 'prune' glob postfixExpr ';'?                     # pruneRule
              | 'quantize' glob postfixExpr calibration? ';'?     # quantizeRule
-             | 'distill' namedArg+ ';'?                          # distillRule
+             | 'distill' callArgs ';'?                           # distillRule
              | 'report' expr (',' expr)* ';'?                    # reportRule
              | setting                                           # compressSetting
              ;
-namedArg    : ident '=' value ;
 calibration : 'calibrate' callArgs ;
 
 // A parameter-path pattern: `*` matches one path segment, `**` any number.
@@ -147,6 +146,8 @@ WS            : [ \t\r\n\f]+ -> skip ;
 
 // Error tokens: the front end reports these with a precise message instead
 // of ANTLR's generic "token recognition error".
-UNTERMINATED_COMMENT : '/*' .*? EOF ;
+// Only matches a comment with no `*/` at all, so it never out-lengths a
+// terminated BLOCK_COMMENT.
+UNTERMINATED_COMMENT : '/*' (~'*' | '*'+ ~[*/])* '*'* EOF ;
 UNTERMINATED_STRING  : '"' (~["\\\r\n] | '\\' ~[\r\n])* ;
 UNKNOWN_CHAR         : . ;

@@ -102,7 +102,8 @@ void printSummary(const Sema &sema, raw_ostream &os) {
     int64_t n = countElements(params);
     os << "  train " << t->decl->name << ": " << t->model->signature << ", "
        << humanCount(n) << " parameters in " << params.size()
-       << " tensors (" << formatv("{0:f1}", n * 4.0 / (1 << 20))
+       << (params.size() == 1 ? " tensor (" : " tensors (")
+       << formatv("{0:f1}", n * 4.0 / (1 << 20))
        << " MiB in f32)\n";
     if (showParams)
       for (const ParamInfo *p : params)
@@ -117,7 +118,8 @@ void printSummary(const Sema &sema, raw_ostream &os) {
     for (const ResolvedRule &r : c->rules) {
       int64_t n = countElements(r.params);
       os << "    " << r.action << " " << r.method.str() << ": "
-         << r.params.size() << " tensors, " << humanCount(n) << " weights\n";
+         << r.params.size() << (r.params.size() == 1 ? " tensor, " : " tensors, ")
+         << humanCount(n) << " weights\n";
     }
   }
 }
