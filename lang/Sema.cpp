@@ -1012,6 +1012,15 @@ bool Sema::Impl::isDimName(StringRef name, Env &env) {
   return false;
 }
 
+/// Whether `v` is a value of the scalar type named `tn` (ints are floats).
+static bool scalarTypeMatches(StringRef tn, const Value &v) {
+  return (tn == "int" && v.kind == Value::Kind::Int) ||
+         (tn == "float" && v.isNumber()) ||
+         (tn == "bool" && v.kind == Value::Kind::Bool) ||
+         (tn == "str" && v.kind == Value::Kind::Str) ||
+         (tn == "dtype" && v.kind == Value::Kind::DType);
+}
+
 static bool isScalarTypeName(StringRef n) {
   return n == "int" || n == "float" || n == "bool" || n == "str" ||
          n == "dtype";
@@ -1117,11 +1126,7 @@ ModuleInstance *Sema::Impl::instantiate(const ModelDecl *decl,
             "dtype; tensors are declared with 'param' in the body");
       return nullptr;
     }
-    bool typeOk = (tn == "int" && v.kind == Value::Kind::Int) ||
-                  (tn == "float" && v.isNumber()) ||
-                  (tn == "bool" && v.kind == Value::Kind::Bool) ||
-                  (tn == "str" && v.kind == Value::Kind::Str) ||
-                  (tn == "dtype" && v.kind == Value::Kind::DType);
+    bool typeOk = scalarTypeMatches(tn, v);
     if (!typeOk) {
       error(where, "argument '" + p.name + "' of model '" + decl->name +
                        "' must be " + (tn == "int" ? "an int" : "a " + tn) +
@@ -1596,11 +1601,7 @@ Value Sema::Impl::callFn(ModuleInstance *inst, const FnDecl *fn,
     cacheKey += v.str() + ";";
     if (isScalarTypeName(p.type.name) && !p.type.isTensor) {
       const std::string &tn = p.type.name;
-      bool typeOk = (tn == "int" && v.kind == Value::Kind::Int) ||
-                    (tn == "float" && v.isNumber()) ||
-                    (tn == "bool" && v.kind == Value::Kind::Bool) ||
-                    (tn == "str" && v.kind == Value::Kind::Str) ||
-                    (tn == "dtype" && v.kind == Value::Kind::DType);
+      bool typeOk = scalarTypeMatches(tn, v);
       if (!typeOk) {
         error(where, "argument '" + p.name + "' of '" + qualified +
                          "' must be a " + tn + ", got " + v.describe());
@@ -1712,11 +1713,7 @@ Value Sema::Impl::callFn(ModuleInstance *inst, const FnDecl *fn,
           if (isScalarTypeName(rt.name) && !rt.isTensor) {
             const std::string &tn = rt.name;
             const Value &v = actual[i];
-            bool ok = (tn == "int" && v.kind == Value::Kind::Int) ||
-                      (tn == "float" && v.isNumber()) ||
-                      (tn == "bool" && v.kind == Value::Kind::Bool) ||
-                      (tn == "str" && v.kind == Value::Kind::Str) ||
-                      (tn == "dtype" && v.kind == Value::Kind::DType);
+            bool ok = scalarTypeMatches(tn, v);
             if (!ok) {
               out = error(result->range.Start,
                           "'" + qualified + "' returns " + v.describe() +

@@ -734,8 +734,7 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
 
   std::vector<const ParamInfo *> params;
   c->model->collectParams(params);
-  DenseMap<const ParamInfo *, const ast::CompressRule *> quantizedBy;
-  DenseMap<const ParamInfo *, const ast::CompressRule *> prunedBy;
+  DenseMap<const ParamInfo *, const ast::CompressRule *> quantizedBy, prunedBy;
 
   auto resolve = [&](const Glob &glob, std::vector<const ParamInfo *> &out) {
     for (const ParamInfo *p : params)
@@ -788,6 +787,24 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
     return true;
   };
 
+  // Each parameter may be pruned by one rule and quantized by one rule.
+  using Claims = DenseMap<const ParamInfo *, const ast::CompressRule *>;
+  auto claimOnce = [&](Claims &claims, ArrayRef<const ParamInfo *> ps,
+                       const CompressRule *rule, const Glob &glob,
+                       StringRef verb) {
+    for (const ParamInfo *p : ps) {
+      auto [it, inserted] = claims.insert({p, rule});
+      if (!inserted) {
+        error(glob.range.Start, "parameter '" + p->path + "' is already " +
+                                    verb + " by an earlier rule",
+              {glob.range});
+        note(it->second->loc(), "earlier rule is here");
+        return false;
+      }
+    }
+    return true;
+  };
+
   for (const CompressRule *rule : decl->rules) {
     if (diags.shouldStop())
       return;
@@ -819,20 +836,7 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
       if (!resolve(pr->glob, rr.params) ||
           !matricesOnly(pr->glob, rr.params, "pruning"))
         continue;
-      bool twice = false;
-      for (const ParamInfo *p : rr.params) {
-        auto [it, inserted] = prunedBy.insert({p, rule});
-        if (!inserted) {
-          error(pr->glob.range.Start,
-                "parameter '" + p->path +
-                    "' is already pruned by an earlier rule",
-                {pr->glob.range});
-          note(it->second->loc(), "earlier rule is here");
-          twice = true;
-          break;
-        }
-      }
-      if (twice)
+      if (!claimOnce(prunedBy, rr.params, rule, pr->glob, "pruned"))
         continue;
       if (pattern) {
         for (const ParamInfo *p : rr.params) {
@@ -907,19 +911,7 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
       }
       if (!ok)
         continue;
-      for (const ParamInfo *p : rr.params) {
-        auto [it, inserted] = quantizedBy.insert({p, rule});
-        if (!inserted) {
-          error(qr->glob.range.Start,
-                "parameter '" + p->path +
-                    "' is already quantized by an earlier rule",
-                {qr->glob.range});
-          note(it->second->loc(), "earlier rule is here");
-          ok = false;
-          break;
-        }
-      }
-      if (ok)
+      if (claimOnce(quantizedBy, rr.params, rule, qr->glob, "quantized"))
         c->rules.push_back(std::move(rr));
     } else if (auto *dr = dyn_cast<DistillRule>(rule)) {
       Value call;
