@@ -264,6 +264,7 @@ Value Sema::Impl::lookupName(StringRef name, SMRange range, Env &env) {
     if (it != e->self->members.end()) {
       Value copy = it->second;
       copy.range = range;
+      attachParam(copy, range.Start);
       return copy;
     }
     break;
@@ -428,6 +429,13 @@ Value Sema::Impl::evalUnary(const UnaryExpr *e, Env &env) {
     if (x.kind == Value::Kind::Tensor) {
       if (!isFloatDType(x.tensor.dtype) && !isIntegerDType(x.tensor.dtype))
         break;
+      if (hooks) {
+        std::vector<std::pair<StringRef, const Value *>> args = {{"x", &x}};
+        auto h = hooks->op("neg", args, {}, {x.tensor}, e->loc());
+        if (h.size() != 1 || !h[0])
+          return Value::error();
+        x.ir = h[0];
+      }
       return x;
     }
     break;
@@ -599,7 +607,20 @@ Value Sema::Impl::binaryOnValues(BinaryOp op, Value lhs, Value rhs,
     TensorType out;
     out.dtype = tl.dtype;
     out.shape = std::move(*shape);
-    return Value::ofTensor(std::move(out));
+    Value result = Value::ofTensor(out);
+    if (hooks) {
+      const char *name = op == BinaryOp::Add   ? "add"
+                         : op == BinaryOp::Sub ? "sub"
+                         : op == BinaryOp::Mul ? "mul"
+                                               : "div";
+      std::vector<std::pair<StringRef, const Value *>> args = {{"lhs", &lhs},
+                                                               {"rhs", &rhs}};
+      auto h = hooks->op(name, args, {}, {out}, opLoc);
+      if (h.size() != 1 || !h[0])
+        return Value::error();
+      result.ir = h[0];
+    }
+    return result;
   }
   return mismatch();
 }
@@ -612,8 +633,11 @@ Value Sema::Impl::evalMember(const MemberExpr *e, Env &env) {
   switch (base.kind) {
   case Value::Kind::Module: {
     auto it = base.module->members.find(m);
-    if (it != base.module->members.end())
-      return it->second;
+    if (it != base.module->members.end()) {
+      Value v = it->second;
+      attachParam(v, e->memberLoc);
+      return v;
+    }
     std::vector<std::string> names;
     for (auto &kv : base.module->members)
       names.push_back(kv.first().str());
@@ -729,6 +753,9 @@ Value Sema::Impl::evalIndex(const IndexExpr *e, Env &env) {
   }
   if (base.kind != Value::Kind::Tensor)
     return error(e->loc(), "cannot index " + base.describe());
+  if (hooks)
+    return error(e->loc(), "indexing and slicing tensors is checked but not "
+                           "yet supported by code generation");
 
   const TensorType &t = base.tensor;
   if (e->subscripts.size() > t.rank())
@@ -1298,7 +1325,10 @@ bool Sema::Impl::instantiateItems(ModuleInstance *inst,
       if (info.init.empty())
         info.init = t->rank() >= 2 ? "kaiming()" : "zeros()";
       inst->params.push_back(info);
-      ok &= define(item, Value::ofTensor(*t));
+      Value pv = Value::ofTensor(*t);
+      pv.module = inst;
+      pv.paramIndex = int(inst->params.size()) - 1;
+      ok &= define(item, pv);
     } else if (auto *s = dyn_cast<SubmoduleItem>(item)) {
       int64_t count = 1;
       if (s->repeatCount) {
@@ -1633,7 +1663,7 @@ Value Sema::Impl::callFn(ModuleInstance *inst, const FnDecl *fn,
   }
   cacheKey += ")";
   auto cached = fnResultCache.find(cacheKey);
-  if (cached != fnResultCache.end())
+  if (!hooks && cached != fnResultCache.end())
     return cached->second;
 
   // Symbols bound by the signature (B, T, ...) are usable as integers.
@@ -1757,7 +1787,7 @@ Value Sema::Impl::callFn(ModuleInstance *inst, const FnDecl *fn,
   frames.pop_back();
   --callDepth;
   out.range = SMRange();
-  if (diags.getNumErrors() == errorsBefore)
+  if (!hooks && diags.getNumErrors() == errorsBefore)
     fnResultCache[cacheKey] = out;
   return out;
 }
@@ -2004,6 +2034,28 @@ bool Sema::Impl::run() {
       if (auto *m = dyn_cast<ModelDecl>(d))
         checkNamesInModel(m, file.get());
   return !diags.hasErrors();
+}
+
+void Sema::Impl::attachParam(Value &v, SMLoc loc) {
+  if (!hooks || v.kind != Value::Kind::Tensor || v.paramIndex < 0 || !v.module)
+    return;
+  v.ir = hooks->param(v.module->params[v.paramIndex], loc);
+}
+
+EmitHooks::~EmitHooks() = default;
+
+Value Sema::emit(ModuleInstance *model, std::vector<Value> args,
+                 EmitHooks &hooks) {
+  impl->hooks = &hooks;
+  CallArgs call;
+  call.callLoc = model->instantiatedAt;
+  call.positional = std::move(args);
+  Value m;
+  m.kind = Value::Kind::Module;
+  m.module = model;
+  Value result = impl->callModule(m, call);
+  impl->hooks = nullptr;
+  return result;
 }
 
 Sema::Sema(Program &program, DiagnosticEngine &diags)

@@ -71,6 +71,8 @@ struct Value {
   const ast::File *file = nullptr;     // Namespace, Decl
   std::shared_ptr<Value> self;         // Builtin bound as a method
   llvm::SMRange range;                 // where the value was written
+  int paramIndex = -1;                 // Tensor: index in module->params
+  void *ir = nullptr;                  // Tensor: the emitter's handle
 
   static Value error() { return Value(); }
   static Value ofInt(DimExpr d);
@@ -149,6 +151,26 @@ struct CheckedCompress {
   std::vector<ResolvedRule> rules;
 };
 
+/// Receives the tensor operations Sema evaluates while `Sema::emit` runs, so
+/// a code generator builds IR with Sema doing all typing and name
+/// resolution. Handles are opaque to Sema; a null handle means the emitter
+/// has reported an error.
+class EmitHooks {
+public:
+  virtual ~EmitHooks();
+  /// A reference to a trainable parameter.
+  virtual void *param(const ParamInfo &param, llvm::SMLoc loc) = 0;
+  /// One operation: a builtin (`linear`, `softmax`, ...) or an operator
+  /// (`add`, `sub`, `mul`, `div`, `neg`). `args` pairs parameter names with
+  /// values (tensors carry handles; scalars are attributes); `rest` holds
+  /// variadic arguments. Returns one handle per entry of `results`.
+  virtual std::vector<void *>
+  op(llvm::StringRef name,
+     llvm::ArrayRef<std::pair<llvm::StringRef, const Value *>> args,
+     llvm::ArrayRef<Value> rest, llvm::ArrayRef<TensorType> results,
+     llvm::SMLoc loc) = 0;
+};
+
 /// Runs semantic analysis over a loaded program.
 class Sema {
 public:
@@ -161,6 +183,11 @@ public:
   const std::vector<std::unique_ptr<CheckedData>> &getData() const;
   const std::vector<std::unique_ptr<CheckedTrain>> &getTrains() const;
   const std::vector<std::unique_ptr<CheckedCompress>> &getCompresses() const;
+
+  /// Evaluates `model(args...)` once more with `hooks` receiving every
+  /// operation (after a successful run()). Returns the result value.
+  Value emit(ModuleInstance *model, std::vector<Value> args,
+             EmitHooks &hooks);
 
   class Impl;
 

@@ -89,6 +89,39 @@ std::optional<size_t> normDim(int64_t d, size_t rank) {
 bool Sema::Impl::isBuiltin(StringRef name) { return builtins().count(name); }
 
 Value Sema::Impl::callBuiltin(StringRef name, CallArgs &args) {
+  std::vector<const Value *> argv;
+  std::vector<Value> rest;
+  Value r = callBuiltinTyped(name, args, argv, rest);
+  if (!hooks || r.isError())
+    return r;
+  const BuiltinInfo &info = builtins().find(name)->second;
+  std::vector<std::pair<StringRef, const Value *>> named;
+  for (size_t i = 0; i < argv.size(); ++i)
+    named.push_back({info.params[i], argv[i]});
+  std::vector<TensorType> results;
+  if (r.kind == Value::Kind::Tensor)
+    results.push_back(r.tensor);
+  else if (r.kind == Value::Kind::Tuple)
+    for (const Value &e : r.elems)
+      results.push_back(e.tensor);
+  else
+    return r; // compile-time scalar math
+  std::vector<void *> handles = hooks->op(name, named, rest, results,
+                                          args.callLoc);
+  if (handles.size() != results.size() ||
+      llvm::is_contained(handles, nullptr))
+    return Value::error();
+  if (r.kind == Value::Kind::Tensor)
+    r.ir = handles[0];
+  else
+    for (size_t i = 0; i < r.elems.size(); ++i)
+      r.elems[i].ir = handles[i];
+  return r;
+}
+
+Value Sema::Impl::callBuiltinTyped(StringRef name, CallArgs &args,
+                                   std::vector<const Value *> &argv,
+                                   std::vector<Value> &rest) {
   const BuiltinInfo &info = builtins().find(name)->second;
   SMLoc loc = args.callLoc;
   auto fail = [&](const Twine &msg) {
@@ -101,8 +134,8 @@ Value Sema::Impl::callBuiltin(StringRef name, CallArgs &args) {
   // Gather arguments by parameter name.
   bool variadic = !info.params.empty() && StringRef(info.params.back()) == "*";
   size_t fixedCount = info.params.size() - (variadic ? 1 : 0);
-  std::vector<const Value *> argv(fixedCount, nullptr);
-  std::vector<Value> rest;
+  argv.assign(fixedCount, nullptr);
+  rest.clear();
   for (size_t i = 0; i < args.positional.size(); ++i) {
     if (i < fixedCount)
       argv[i] = &args.positional[i];

@@ -111,6 +111,9 @@ public:
   // --- builtins (SemaBuiltins.cpp) -------------------------------------------
   static bool isBuiltin(llvm::StringRef name);
   Value callBuiltin(llvm::StringRef name, CallArgs &args);
+  Value callBuiltinTyped(llvm::StringRef name, CallArgs &args,
+                         std::vector<const Value *> &argv,
+                         std::vector<Value> &rest);
 
   // --- blocks (SemaBlocks.cpp) ----------------------------------------------
   void checkData(const ast::DataDecl *decl, const ast::File *file);
@@ -143,6 +146,9 @@ public:
     std::string what;
   };
   std::vector<Frame> frames;
+  EmitHooks *hooks = nullptr;
+  /// Attaches an emitter handle to a parameter value when emitting.
+  void attachParam(Value &v, llvm::SMLoc loc);
   unsigned instanceCount = 0;
   unsigned callDepth = 0;
 

@@ -6,13 +6,19 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/MLIRGen/MLIRGen.h"
 #include "lang/AST.h"
 #include "lang/Diagnostics.h"
 #include "lang/Program.h"
 #include "lang/Sema.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/IR/Diagnostics.h"
+
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
@@ -38,12 +44,29 @@ cl::SubCommand dumpAstCmd("dump-ast",
                           "Print the syntax tree of a .tsr file (after "
                           "parsing, before checking)");
 
+cl::SubCommand compileCmd("compile",
+                          "Compile an entry point to MLIR (today: the nn "
+                          "dialect of a train block's forward pass)");
+
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.tsr>"),
                                cl::Required, cl::sub(checkCmd),
-                               cl::sub(dumpAstCmd), cl::cat(tesseraCat));
+                               cl::sub(dumpAstCmd), cl::sub(compileCmd),
+                               cl::cat(tesseraCat));
+cl::opt<std::string> entryName("e", cl::desc("Entry point: a train block"),
+                               cl::value_desc("name"), cl::Required,
+                               cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<std::string> emitStage("emit",
+                               cl::desc("Stage to print: nn (linalg, llvm and "
+                                        "ptx arrive with the lowering)"),
+                               cl::init("nn"), cl::sub(compileCmd),
+                               cl::cat(tesseraCat));
+cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout)"),
+                                cl::value_desc("file"), cl::init("-"),
+                                cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::list<std::string> importDirs("I", cl::desc("Add <dir> to the import search path"),
                                  cl::value_desc("dir"), cl::Prefix,
                                  cl::sub(checkCmd), cl::sub(dumpAstCmd),
+                                 cl::sub(compileCmd),
                                  cl::cat(tesseraCat));
 cl::opt<unsigned> maxErrors("max-errors",
                             cl::desc("Stop after this many errors (default 20)"),
@@ -67,12 +90,16 @@ tessera checks it (shapes included) before anything runs.
 COMMANDS
   tessera check FILE.tsr       parse and check; prints a summary of each block
   tessera dump-ast FILE.tsr    print the syntax tree
+  tessera compile FILE.tsr -e TRAIN [--emit=nn] [-o OUT.mlir]
+                               the forward pass of a train block's model in
+                               Tessera's nn dialect, with .tsr locations
 
 EXAMPLES
   tessera check examples/kjv_gpt.tsr
   tessera check --params examples/fashion_mlp.tsr
   tessera check -I mylib model.tsr
   tessera dump-ast examples/fashion_mlp.tsr
+  tessera compile examples/kjv_gpt.tsr -e pretrain --emit=nn
 
 Errors are printed as FILE:LINE:COL: error: ... with the source line and a
 caret; the exit code is 1 when any error was reported. Imports are searched
@@ -124,6 +151,43 @@ void printSummary(const Sema &sema, raw_ostream &os) {
   }
 }
 
+int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
+  const CheckedTrain *train = nullptr;
+  std::vector<std::string> names;
+  for (const auto &t : sema.getTrains()) {
+    names.push_back(t->decl->name);
+    if (t->decl->name == entryName)
+      train = t.get();
+  }
+  if (!train) {
+    diags.errorNoLoc("no train block named '" + entryName + "' in " +
+                     inputFile + (names.empty() ? "" : " (train blocks: " +
+                                                          join(names, ", ") + ")"));
+    return 1;
+  }
+  if (emitStage != "nn") {
+    diags.errorNoLoc("--emit=" + emitStage +
+                     " is not implemented yet; only --emit=nn is available");
+    return 1;
+  }
+  mlir::MLIRContext context;
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errs());
+  auto module = genTrainForward(context, sema, *train, diags);
+  if (!module)
+    return 1;
+  std::string error;
+  auto out = mlir::openOutputFile(outputFile, &error);
+  if (!out) {
+    diags.errorNoLoc(error);
+    return 1;
+  }
+  mlir::OpPrintingFlags flags;
+  flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/false);
+  module->print(out->os(), flags);
+  out->keep();
+  return 0;
+}
+
 int runFrontEnd(bool dumpOnly) {
   SourceMgr sourceMgr;
   DiagnosticEngine diags(sourceMgr);
@@ -144,6 +208,8 @@ int runFrontEnd(bool dumpOnly) {
   Sema sema(program, diags);
   if (!sema.run())
     return 1;
+  if (compileCmd)
+    return compile(sema, sourceMgr, diags);
   if (!quiet) {
     outs() << inputFile << ": ok\n";
     printSummary(sema, outs());
@@ -168,7 +234,7 @@ int main(int argc, char **argv) {
     return 1;
 
   bool dumpOnly = static_cast<bool>(dumpAstCmd);
-  if (!checkCmd && !dumpAstCmd) {
+  if (!checkCmd && !dumpAstCmd && !compileCmd) {
     errs() << "tessera: no command given; see tessera --help\n";
     return 1;
   }

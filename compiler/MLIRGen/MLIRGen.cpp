@@ -1,0 +1,295 @@
+//===- MLIRGen.cpp - Checked Tessera programs to the nn dialect -----------===//
+
+#include "compiler/MLIRGen/MLIRGen.h"
+
+#include "dialects/nn/IR/NNDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Verifier.h"
+
+#include "llvm/Support/SourceMgr.h"
+
+#include <deque>
+
+using namespace mlir;
+
+namespace tessera {
+namespace {
+
+class Generator : public EmitHooks {
+public:
+  Generator(MLIRContext &ctx, DiagnosticEngine &diags)
+      : ctx(ctx), builder(&ctx), diags(diags) {}
+
+  OwningOpRef<ModuleOp> run(Sema &sema, const CheckedTrain &train);
+
+  void *param(const ParamInfo &p, llvm::SMLoc) override {
+    auto it = paramArgs.find(&p);
+    return it == paramArgs.end() ? nullptr : wrap(it->second);
+  }
+
+  std::vector<void *> op(llvm::StringRef name,
+                         llvm::ArrayRef<std::pair<llvm::StringRef, const tessera::Value *>> args,
+                         llvm::ArrayRef<tessera::Value> rest,
+                         llvm::ArrayRef<TensorType> results,
+                         llvm::SMLoc smloc) override;
+
+private:
+  Location loc(llvm::SMLoc l) {
+    llvm::SourceMgr &sm = diags.getSourceMgr();
+    if (!l.isValid())
+      return UnknownLoc::get(&ctx);
+    unsigned id = sm.FindBufferContainingLoc(l);
+    auto [line, col] = sm.getLineAndColumn(l, id);
+    return FileLineColLoc::get(
+        &ctx, sm.getMemoryBuffer(id)->getBufferIdentifier(), line, col);
+  }
+  Type elementType(DType t) {
+    switch (t) {
+    case DType::F64: return builder.getF64Type();
+    case DType::F32: return builder.getF32Type();
+    case DType::F16: return builder.getF16Type();
+    case DType::BF16: return builder.getBF16Type();
+    case DType::F8E4M3: return Float8E4M3FNType::get(&ctx);
+    case DType::F8E5M2: return Float8E5M2Type::get(&ctx);
+    case DType::I64: return builder.getI64Type();
+    case DType::I32: case DType::U32: return builder.getI32Type();
+    case DType::I16: case DType::U16: return builder.getI16Type();
+    case DType::I8: case DType::U8: return builder.getI8Type();
+    case DType::I4: return builder.getIntegerType(4);
+    case DType::Bool: return builder.getI1Type();
+    }
+    return builder.getF32Type();
+  }
+  RankedTensorType tensorType(const TensorType &t) {
+    SmallVector<int64_t> shape;
+    for (const DimExpr &d : t.shape)
+      shape.push_back(d.getConstant().value_or(ShapedType::kDynamic));
+    return RankedTensorType::get(shape, elementType(t.dtype));
+  }
+  void *wrap(mlir::Value v) {
+    handles.push_back(v);
+    return &handles.back();
+  }
+  /// A tensor operand: an emitted value, or a scalar as a rank-0 constant
+  /// of the element type `like`.
+  mlir::Value operand(const tessera::Value *v, Type like, Location l) {
+    if (v->ir)
+      return *static_cast<mlir::Value *>(v->ir);
+    auto type = RankedTensorType::get({}, like);
+    Attribute attr;
+    if (isa<FloatType>(like))
+      attr = DenseElementsAttr::get(type, builder.getFloatAttr(like, v->asDouble()));
+    else
+      attr = DenseElementsAttr::get(
+          type, builder.getIntegerAttr(like, int64_t(v->asDouble())));
+    return arith::ConstantOp::create(builder, l, cast<TypedAttr>(attr));
+  }
+
+  MLIRContext &ctx;
+  OpBuilder builder;
+  DiagnosticEngine &diags;
+  llvm::DenseMap<const ParamInfo *, mlir::Value> paramArgs;
+  std::deque<mlir::Value> handles;
+};
+
+const tessera::Value *get(llvm::ArrayRef<std::pair<llvm::StringRef, const tessera::Value *>> args,
+                          llvm::StringRef name) {
+  for (auto &kv : args)
+    if (kv.first == name)
+      return kv.second && kv.second->kind != tessera::Value::Kind::None
+                 ? kv.second
+                 : nullptr;
+  return nullptr;
+}
+
+int64_t intOr(const tessera::Value *v, int64_t dflt) {
+  return v && v->getInt() ? *v->getInt() : dflt;
+}
+
+std::vector<void *> Generator::op(
+    llvm::StringRef name,
+    llvm::ArrayRef<std::pair<llvm::StringRef, const tessera::Value *>> args,
+    llvm::ArrayRef<tessera::Value> rest, llvm::ArrayRef<TensorType> results,
+    llvm::SMLoc smloc) {
+  Location l = loc(smloc);
+  RankedTensorType rt = tensorType(results[0]);
+  Type et = rt.getElementType();
+  auto in = [&](llvm::StringRef n) { return operand(get(args, n), et, l); };
+  auto one = [&](mlir::Value v) { return std::vector<void *>{wrap(v)}; };
+  auto f64 = [&](double d) { return builder.getF64FloatAttr(d); };
+
+  if (name == "add")
+    return one(nn::AddOp::create(builder, l, rt, in("lhs"), in("rhs")));
+  if (name == "sub")
+    return one(nn::SubOp::create(builder, l, rt, in("lhs"), in("rhs")));
+  if (name == "mul")
+    return one(nn::MulOp::create(builder, l, rt, in("lhs"), in("rhs")));
+  if (name == "div")
+    return one(nn::DivOp::create(builder, l, rt, in("lhs"), in("rhs")));
+  if (name == "neg") {
+    tessera::Value minusOne = tessera::Value::ofFloat(-1.0);
+    return one(nn::MulOp::create(builder, l, rt, in("x"),
+                                         operand(&minusOne, et, l)));
+  }
+  if (name == "relu")
+    return one(nn::ReluOp::create(builder, l, rt, in("x")));
+  if (name == "gelu")
+    return one(nn::GeluOp::create(builder, l, rt, in("x")));
+  if (name == "silu")
+    return one(nn::SiluOp::create(builder, l, rt, in("x")));
+  if (name == "dropout") // inference graph: dropout is the identity
+    return one(in("x"));
+  if (name == "softmax")
+    return one(nn::SoftmaxOp::create(builder, 
+        l, rt, in("x"), builder.getI64IntegerAttr(intOr(get(args, "dim"), -1))));
+  if (name == "matmul")
+    return one(nn::MatmulOp::create(builder, l, rt, in("a"), in("b")));
+  if (name == "linear") {
+    const tessera::Value *bias = get(args, "bias");
+    return one(nn::LinearOp::create(builder, 
+        l, rt, in("x"), in("weight"),
+        bias ? operand(bias, et, l) : mlir::Value()));
+  }
+  if (name == "transpose")
+    return one(nn::TransposeOp::create(builder, 
+        l, rt, in("x"), builder.getI64IntegerAttr(intOr(get(args, "dim0"), -2)),
+        builder.getI64IntegerAttr(intOr(get(args, "dim1"), -1))));
+  if (name == "reshape" || name == "flatten")
+    return one(nn::ReshapeOp::create(builder, l, rt, in("x")));
+  if (name == "layer_norm" && get(args, "weight") && get(args, "bias"))
+    return one(nn::LayerNormOp::create(builder, 
+        l, rt, in("x"), in("weight"), in("bias"),
+        f64(get(args, "eps") ? get(args, "eps")->asDouble() : 1e-5)));
+  if (name == "rms_norm" && get(args, "weight"))
+    return one(nn::RMSNormOp::create(builder, 
+        l, rt, in("x"), in("weight"),
+        f64(get(args, "eps") ? get(args, "eps")->asDouble() : 1e-6)));
+  if (name == "embedding") {
+    const tessera::Value *idx = get(args, "indices");
+    return one(nn::EmbeddingOp::create(builder, 
+        l, rt, in("weight"), *static_cast<mlir::Value *>(idx->ir)));
+  }
+  if (name == "attention") {
+    const tessera::Value *causal = get(args, "causal");
+    const tessera::Value *scale = get(args, "scale");
+    return one(nn::AttentionOp::create(
+        builder, l, rt, in("q"), in("k"), in("v"),
+        causal && causal->b ? builder.getUnitAttr() : UnitAttr(),
+        scale ? f64(scale->asDouble()) : FloatAttr()));
+  }
+  if (name == "cross_entropy") {
+    const tessera::Value *t = get(args, "targets");
+    return one(nn::CrossEntropyOp::create(builder, 
+        l, rt, in("logits"), *static_cast<mlir::Value *>(t->ir)));
+  }
+  if (name == "sum" || name == "mean" || name == "max") {
+    const tessera::Value *dim = get(args, "dim");
+    const tessera::Value *keep = get(args, "keepdim");
+    mlir::Value x = in("x");
+    IntegerAttr dimAttr =
+        dim ? builder.getI64IntegerAttr(*dim->getInt()) : IntegerAttr();
+    UnitAttr keepAttr = keep && keep->b ? builder.getUnitAttr() : UnitAttr();
+    if (name == "sum")
+      return one(nn::ReduceSumOp::create(builder, l, rt, x, dimAttr, keepAttr));
+    if (name == "mean")
+      return one(nn::ReduceMeanOp::create(builder, l, rt, x, dimAttr, keepAttr));
+    return one(nn::ReduceMaxOp::create(builder, l, rt, x, dimAttr, keepAttr));
+  }
+  if (name == "concat") {
+    SmallVector<mlir::Value> inputs;
+    for (const tessera::Value &e : get(args, "tensors")->elems)
+      inputs.push_back(*static_cast<mlir::Value *>(e.ir));
+    return one(nn::ConcatOp::create(builder, 
+        l, rt, inputs, builder.getI64IntegerAttr(intOr(get(args, "dim"), 0))));
+  }
+  if (name == "split") {
+    mlir::Value x = in("x");
+    auto xt = cast<RankedTensorType>(x.getType());
+    int64_t rank = xt.getRank();
+    int64_t d = intOr(get(args, "dim"), -1);
+    d = d < 0 ? d + rank : d;
+    std::vector<void *> out;
+    for (size_t i = 0; i < results.size(); ++i) {
+      RankedTensorType pt = tensorType(results[i]);
+      if (!pt.hasStaticShape()) {
+        diags.error(smloc, "split: code generation needs static shapes");
+        return {};
+      }
+      SmallVector<int64_t> start(rank, 0), limit(pt.getShape()), stride(rank, 1);
+      start[d] = int64_t(i) * pt.getDimSize(d);
+      limit[d] = start[d] + pt.getDimSize(d);
+      out.push_back(wrap(nn::SliceOp::create(builder, 
+          l, pt, x, builder.getDenseI64ArrayAttr(start),
+          builder.getDenseI64ArrayAttr(limit),
+          builder.getDenseI64ArrayAttr(stride))));
+    }
+    return out;
+  }
+  if (name == "arange") {
+    if (!rt.hasStaticShape()) {
+      diags.error(smloc, "arange: code generation needs a length known at "
+                         "compile time, got " + results[0].str());
+      return {};
+    }
+    return one(nn::ArangeOp::create(builder, l, rt));
+  }
+  diags.error(smloc, "'" + name + "' is checked but has no nn op yet, so it "
+                     "cannot be compiled");
+  return {};
+}
+
+OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train) {
+  ctx.loadDialect<nn::NNDialect, func::FuncDialect, arith::ArithDialect>();
+  Location l = loc(train.decl->loc());
+  OwningOpRef<ModuleOp> module = ModuleOp::create(l);
+  builder.setInsertionPointToEnd(module->getBody());
+
+  std::vector<const ParamInfo *> params;
+  train.model->collectParams(params);
+  SmallVector<Type> inputs{tensorType(train.data->x)};
+  for (const ParamInfo *p : params)
+    inputs.push_back(tensorType(p->type));
+  auto fn = func::FuncOp::create(builder, 
+      l, "forward", builder.getFunctionType(inputs, {}));
+  fn.setArgAttr(0, "tessera.input", builder.getStringAttr("x"));
+  for (size_t i = 0; i < params.size(); ++i) {
+    fn.setArgAttr(i + 1, "tessera.param", builder.getStringAttr(params[i]->path));
+    fn.setArgAttr(i + 1, "tessera.init", builder.getStringAttr(params[i]->init));
+  }
+  Block *entry = fn.addEntryBlock();
+  builder.setInsertionPointToStart(entry);
+  for (size_t i = 0; i < params.size(); ++i)
+    paramArgs[params[i]] = entry->getArgument(i + 1);
+
+  tessera::Value x = tessera::Value::ofTensor(train.data->x);
+  x.ir = wrap(entry->getArgument(0));
+  unsigned errorsBefore = diags.getNumErrors();
+  tessera::Value result = sema.emit(train.model, {x}, *this);
+  if (result.isError() || diags.getNumErrors() != errorsBefore || !result.ir) {
+    if (diags.getNumErrors() == errorsBefore)
+      diags.error(train.decl->loc(), "cannot compile the forward function of " +
+                                         train.model->signature);
+    return nullptr;
+  }
+  mlir::Value out = *static_cast<mlir::Value *>(result.ir);
+  func::ReturnOp::create(builder, l, out);
+  fn.setType(builder.getFunctionType(inputs, {out.getType()}));
+  if (failed(verify(*module)))
+    return nullptr;
+  return module;
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> genTrainForward(MLIRContext &ctx, Sema &sema,
+                                      const CheckedTrain &train,
+                                      DiagnosticEngine &diags) {
+  Generator gen(ctx, diags);
+  return gen.run(sema, train);
+}
+
+} // namespace tessera
