@@ -689,12 +689,12 @@ Value Sema::Impl::evalMember(const MemberExpr *e, Env &env) {
       if (m == "test") {
         // Only idx() sources have a held-out test set.
         const auto *dd = cast<DataDecl>(base.decl);
-        const auto *call = dyn_cast<CallExpr>(dd->source);
+        const CheckedData *cd = dataByDecl.lookup(dd);
         bool hasTest = false;
-        if (call)
-          for (const Arg &a : call->args)
-            hasTest |= a.name == "test_images";
-        if (!hasTest)
+        if (cd)
+          for (const auto &kv : cd->source.named)
+            hasTest |= kv.first == "test_images";
+        if (cd && !hasTest)
           return error(e->memberLoc,
                        "data '" + dd->name + "' has no test split (only "
                        "idx(test_images=..., test_labels=...) provides one); "
@@ -1115,7 +1115,8 @@ ModuleInstance *Sema::Impl::instantiate(const ModelDecl *decl,
     if (bound[idx]) {
       error(args.namedLocs[k],
             "argument '" + name + "' of model '" + decl->name +
-                "' is already given by position");
+                (idx < args.positional.size() ? "' is already given by position"
+                                              : "' is given twice"));
       ok = false;
       continue;
     }
@@ -1199,6 +1200,10 @@ std::string Sema::Impl::initSpec(const Expr *init, Env &env,
     if (auto *n = dyn_cast<NameExpr>(c->callee))
       name = n->name;
     for (const Arg &a : c->args) {
+      if (a.name.empty() && !named.empty()) {
+        error(a.value->loc(), "positional argument after a named argument");
+        return "";
+      }
       if (a.name.empty())
         pos.push_back(a.value);
       else
@@ -1246,6 +1251,11 @@ std::string Sema::Impl::initSpec(const Expr *init, Env &env,
   for (const Arg *a : named) {
     if (llvm::none_of(spec->params, [&](const char *p) { return a->name == p; })) {
       error(a->nameLoc, "'" + name + "' has no argument '" + a->name + "'");
+      return "";
+    }
+    if (llvm::any_of(values, [&](auto &kv) { return kv.first == a->name; })) {
+      error(a->nameLoc, "argument '" + a->name + "' of " + name +
+                            " is given twice");
       return "";
     }
     Value v = eval(a->value, env);

@@ -371,6 +371,11 @@ void Sema::Impl::checkData(const DataDecl *decl, const File *file) {
     checked->x.shape.push_back(DimExpr::constant(seq));
     checked->y.shape.push_back(DimExpr::constant(seq));
   } else if (call->s == "idx") {
+    if (bool(argOf(*call, "test_images")) != bool(argOf(*call, "test_labels"))) {
+      error(decl->source->loc(), "idx() needs both test_images and "
+                                 "test_labels, or neither");
+      return;
+    }
     const Value *shape = argOf(*call, "shape");
     checked->x.dtype = DType::F32;
     if (shape->kind != Value::Kind::List || shape->elems.empty()) {
