@@ -5,7 +5,7 @@ import lit.formats
 config.name = "Tessera"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".tsr", ".mlir", ".test"]
-config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py", "check_examples.py"]
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py", "check_examples.py", "compare_torch.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.tessera_obj_root, "tests", "lit")
 
@@ -16,6 +16,7 @@ for var in ["TESSERA_PATH", "TESSERA_STDLIB"]:
     config.environment.pop(var, None)
 
 config.substitutions.append(("%python", "/usr/bin/python3"))
+config.substitutions.append(("%llvmlibdir", os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")))
 config.substitutions.append(("%tessera", os.path.join(config.tessera_tools_dir, "tessera")))
 config.substitutions.append(("%stdlib", os.path.join(config.tessera_src_root, "stdlib")))
 config.substitutions.append(("%examples", os.path.join(config.tessera_src_root, "examples")))

@@ -1,20 +1,22 @@
-//===- tessera-opt.cpp - mlir-opt with Tessera's dialects -----------------===//
+//===- tessera-opt.cpp - mlir-opt with Tessera's dialects and passes ------===//
 
+#include "compiler/Conversion/Passes.h"
 #include "dialects/nn/IR/NNDialect.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
-#include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<tessera::nn::NNDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
-  // Generic passes used by the lit tests (canonicalize, cse, ...).
-  mlir::registerTransformsPasses();
+  registry.insert<tessera::nn::NNDialect>();
+  // Upstream dialects and passes, so lit tests can lower all the way to LLVM.
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::registerAllPasses();
+  tessera::registerTesseraConversionPasses();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "Tessera optimizer driver\n", registry));
 }

@@ -1,0 +1,23 @@
+//===- Passes.h - Tessera conversion passes ---------------------*- C++ -*-===//
+
+#ifndef TESSERA_COMPILER_CONVERSION_PASSES_H
+#define TESSERA_COMPILER_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace tessera {
+
+#define GEN_PASS_DECL
+#include "compiler/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "compiler/Conversion/Passes.h.inc"
+
+} // namespace tessera
+
+#endif // TESSERA_COMPILER_CONVERSION_PASSES_H
