@@ -17,6 +17,7 @@ for var in ["TESSERA_PATH", "TESSERA_STDLIB"]:
 
 config.substitutions.append(("%python", "/usr/bin/python3"))
 config.substitutions.append(("%llvmlibdir", os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")))
+config.substitutions.append(("%tessera_bindir", config.tessera_tools_dir))
 config.substitutions.append(("%tessera", os.path.join(config.tessera_tools_dir, "tessera")))
 config.substitutions.append(("%stdlib", os.path.join(config.tessera_src_root, "stdlib")))
 config.substitutions.append(("%examples", os.path.join(config.tessera_src_root, "examples")))

@@ -14,6 +14,9 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
+#include <cmath>
+#include <limits>
+
 namespace tessera {
 #define GEN_PASS_DEF_CONVERTNNTOLINALG
 #include "compiler/Conversion/Passes.h.inc"
@@ -81,6 +84,127 @@ bool isStatic(Operation *op) {
   };
   return llvm::all_of(op->getOperandTypes(), staticT) &&
          llvm::all_of(op->getResultTypes(), staticT);
+}
+
+
+enum class ReduceKind { Sum, Max };
+
+/// Reduces `x` over `dims` keeping them as size 1 (so results broadcast back
+/// against `x`).
+Value reduceKeep(PatternRewriter &b, Location loc, Value x,
+                 ArrayRef<int64_t> dims, ReduceKind kind) {
+  MLIRContext *ctx = b.getContext();
+  RankedTensorType t = ty(x);
+  unsigned n = t.getRank();
+  SmallVector<int64_t> shape(t.getShape());
+  SmallVector<AffineExpr> outExprs;
+  SmallVector<utils::IteratorType> iters;
+  for (unsigned i = 0; i < n; ++i) {
+    bool reduced = llvm::is_contained(dims, int64_t(i));
+    if (reduced)
+      shape[i] = 1;
+    outExprs.push_back(reduced ? getAffineConstantExpr(0, ctx)
+                               : getAffineDimExpr(i, ctx));
+    iters.push_back(reduced ? utils::IteratorType::reduction
+                            : utils::IteratorType::parallel);
+  }
+  auto outType = RankedTensorType::get(shape, t.getElementType());
+  Type et = t.getElementType();
+  Value init = kind == ReduceKind::Sum
+                   ? floatConst(b, loc, et, 0.0)
+                   : floatConst(b, loc, et,
+                                -std::numeric_limits<double>::infinity());
+  Value acc = linalg::FillOp::create(b, loc, init, emptyLike(b, loc, outType))
+                  .getResult(0);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{outType}, ValueRange{x}, ValueRange{acc},
+             SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(n, ctx),
+                                    AffineMap::get(n, 0, outExprs, ctx)},
+             iters,
+             [&](OpBuilder &nb, Location l, ValueRange a) {
+               Value r = kind == ReduceKind::Sum
+                             ? Value(arith::AddFOp::create(nb, l, a[1], a[0]))
+                             : Value(arith::MaximumFOp::create(nb, l, a[1], a[0]));
+               linalg::YieldOp::create(nb, l, r);
+             })
+      .getResult(0);
+}
+
+/// Drops size-1 dimensions listed in `dims` (after reduceKeep).
+Value dropDims(PatternRewriter &b, Location loc, Value x,
+               RankedTensorType outType) {
+  if (ty(x) == outType)
+    return x;
+  auto shapeType = RankedTensorType::get({outType.getRank()}, b.getIndexType());
+  SmallVector<APInt> sizes;
+  for (int64_t d : outType.getShape())
+    sizes.push_back(APInt(64, d));
+  Value shape = arith::ConstantOp::create(b, loc,
+                                          DenseElementsAttr::get(shapeType, sizes));
+  return tensor::ReshapeOp::create(b, loc, outType, x, shape);
+}
+
+using BinFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+Value binary(PatternRewriter &b, Location loc, Value lhs, Value rhs,
+             BinFn fn) {
+  // The result has the broadcast shape of both operands.
+  RankedTensorType a = ty(lhs), c = ty(rhs);
+  size_t n = std::max(a.getRank(), c.getRank());
+  SmallVector<int64_t> shape(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.getRank() ? 1 : a.getDimSize(i - (n - a.getRank()));
+    int64_t dc = i < n - c.getRank() ? 1 : c.getDimSize(i - (n - c.getRank()));
+    shape[i] = da == 1 ? dc : da;
+  }
+  return elementwise(b, loc, RankedTensorType::get(shape, a.getElementType()),
+                     {lhs, rhs}, fn);
+}
+
+Value addF(OpBuilder &b, Location l, ValueRange a) {
+  return arith::AddFOp::create(b, l, a[0], a[1]);
+}
+Value subF(OpBuilder &b, Location l, ValueRange a) {
+  return arith::SubFOp::create(b, l, a[0], a[1]);
+}
+Value mulF(OpBuilder &b, Location l, ValueRange a) {
+  return arith::MulFOp::create(b, l, a[0], a[1]);
+}
+Value divF(OpBuilder &b, Location l, ValueRange a) {
+  return arith::DivFOp::create(b, l, a[0], a[1]);
+}
+
+/// Softmax along `dim` of `x`: exp(x - max) / sum(exp(x - max)).
+Value softmax(PatternRewriter &b, Location loc, Value x, int64_t dim) {
+  Value mx = reduceKeep(b, loc, x, {dim}, ReduceKind::Max);
+  Value e = binary(b, loc, x, mx, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+    return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+  });
+  Value sum = reduceKeep(b, loc, e, {dim}, ReduceKind::Sum);
+  return binary(b, loc, e, sum, divF);
+}
+
+/// Multiplies every element by a constant.
+Value scale(PatternRewriter &b, Location loc, Value x, double factor) {
+  return elementwise(b, loc, ty(x), {x},
+                     [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                       return arith::MulFOp::create(
+                           nb, l, a[0], floatConst(nb, l, a[0].getType(), factor));
+                     });
+}
+
+SmallVector<int64_t> trailingDims(int64_t rank, int64_t count) {
+  SmallVector<int64_t> dims;
+  for (int64_t i = rank - count; i < rank; ++i)
+    dims.push_back(i);
+  return dims;
+}
+
+int64_t countOf(RankedTensorType t, ArrayRef<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    n *= t.getDimSize(d);
+  return n;
 }
 
 template <typename OpT>
@@ -297,6 +421,278 @@ struct ReshapeLowering : StaticPattern<nn::ReshapeOp> {
   }
 };
 
+
+template <typename OpT, ReduceKind Kind, bool Mean>
+struct ReduceLowering : StaticPattern<OpT> {
+  using StaticPattern<OpT>::StaticPattern;
+  Value lower(OpT op, PatternRewriter &b) const override {
+    RankedTensorType in = ty(op.getInput());
+    SmallVector<int64_t> dims;
+    if (auto d = op.getDim())
+      dims.push_back(*d < 0 ? *d + in.getRank() : *d);
+    else
+      dims = trailingDims(in.getRank(), in.getRank());
+    if (!isa<FloatType>(in.getElementType()))
+      return Value();
+    Value r = reduceKeep(b, op.getLoc(), op.getInput(), dims, Kind);
+    if (Mean)
+      r = scale(b, op.getLoc(), r, 1.0 / double(countOf(in, dims)));
+    return dropDims(b, op.getLoc(), r, ty(op.getResult()));
+  }
+};
+
+struct SoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::SoftmaxOp op, PatternRewriter &b) const override {
+    int64_t r = ty(op.getInput()).getRank();
+    int64_t d = op.getDim() < 0 ? op.getDim() + r : op.getDim();
+    return softmax(b, op.getLoc(), op.getInput(), d);
+  }
+};
+
+struct LayerNormLowering : StaticPattern<nn::LayerNormOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::LayerNormOp op, PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    RankedTensorType t = ty(x);
+    auto dims = trailingDims(t.getRank(), ty(op.getWeight()).getRank());
+    double inv = 1.0 / double(countOf(t, dims));
+    Value mean = scale(b, loc, reduceKeep(b, loc, x, dims, ReduceKind::Sum), inv);
+    Value xc = binary(b, loc, x, mean, subF);
+    Value sq = elementwise(b, loc, t, {xc}, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+      return arith::MulFOp::create(nb, l, a[0], a[0]);
+    });
+    Value var = scale(b, loc, reduceKeep(b, loc, sq, dims, ReduceKind::Sum), inv);
+    double eps = op.getEps().convertToDouble();
+    Value rstd = elementwise(b, loc, ty(var), {var}, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+      return math::RsqrtOp::create(
+          nb, l, arith::AddFOp::create(nb, l, a[0], floatConst(nb, l, a[0].getType(), eps)));
+    });
+    Value y = binary(b, loc, xc, rstd, mulF);
+    y = binary(b, loc, y, op.getWeight(), mulF);
+    return binary(b, loc, y, op.getBias(), addF);
+  }
+};
+
+struct RMSNormLowering : StaticPattern<nn::RMSNormOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::RMSNormOp op, PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    RankedTensorType t = ty(x);
+    auto dims = trailingDims(t.getRank(), ty(op.getWeight()).getRank());
+    Value sq = elementwise(b, loc, t, {x}, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+      return arith::MulFOp::create(nb, l, a[0], a[0]);
+    });
+    Value ms = scale(b, loc, reduceKeep(b, loc, sq, dims, ReduceKind::Sum),
+                     1.0 / double(countOf(t, dims)));
+    double eps = op.getEps().convertToDouble();
+    Value r = elementwise(b, loc, ty(ms), {ms}, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+      return math::RsqrtOp::create(
+          nb, l, arith::AddFOp::create(nb, l, a[0], floatConst(nb, l, a[0].getType(), eps)));
+    });
+    return binary(b, loc, binary(b, loc, x, r, mulF), op.getWeight(), mulF);
+  }
+};
+
+struct EmbeddingLowering : StaticPattern<nn::EmbeddingOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::EmbeddingOp op, PatternRewriter &b) const override {
+    MLIRContext *ctx = b.getContext();
+    RankedTensorType out = ty(op.getResult());
+    unsigned n = out.getRank();
+    SmallVector<AffineExpr> idxExprs;
+    for (unsigned i = 0; i + 1 < n; ++i)
+      idxExprs.push_back(getAffineDimExpr(i, ctx));
+    Value table = op.getWeight();
+    SmallVector<utils::IteratorType> iters(n, utils::IteratorType::parallel);
+    return linalg::GenericOp::create(
+               b, op.getLoc(), TypeRange{out}, ValueRange{op.getIndices()},
+               ValueRange{emptyLike(b, op.getLoc(), out)},
+               SmallVector<AffineMap>{AffineMap::get(n, 0, idxExprs, ctx),
+                                      AffineMap::getMultiDimIdentityMap(n, ctx)},
+               iters,
+               [&](OpBuilder &nb, Location l, ValueRange a) {
+                 Value row = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+                 Value col = linalg::IndexOp::create(nb, l, n - 1);
+                 Value v = tensor::ExtractOp::create(nb, l, table, ValueRange{row, col});
+                 linalg::YieldOp::create(nb, l, v);
+               })
+        .getResult(0);
+  }
+};
+
+struct ArangeLowering : StaticPattern<nn::ArangeOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::ArangeOp op, PatternRewriter &b) const override {
+    MLIRContext *ctx = b.getContext();
+    RankedTensorType out = ty(op.getResult());
+    return linalg::GenericOp::create(
+               b, op.getLoc(), TypeRange{out}, ValueRange{},
+               ValueRange{emptyLike(b, op.getLoc(), out)},
+               SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(1, ctx)},
+               SmallVector<utils::IteratorType>{utils::IteratorType::parallel},
+               [&](OpBuilder &nb, Location l, ValueRange) {
+                 Value i = linalg::IndexOp::create(nb, l, 0);
+                 Value v = arith::IndexCastOp::create(nb, l, out.getElementType(), i);
+                 linalg::YieldOp::create(nb, l, v);
+               })
+        .getResult(0);
+  }
+};
+
+struct SliceLowering : StaticPattern<nn::SliceOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::SliceOp op, PatternRewriter &b) const override {
+    RankedTensorType out = ty(op.getResult());
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    for (int64_t i = 0; i < out.getRank(); ++i) {
+      offsets.push_back(b.getIndexAttr(op.getStart()[i]));
+      sizes.push_back(b.getIndexAttr(out.getDimSize(i)));
+      strides.push_back(b.getIndexAttr(op.getStride()[i]));
+    }
+    return tensor::ExtractSliceOp::create(b, op.getLoc(), out, op.getInput(),
+                                          offsets, sizes, strides);
+  }
+};
+
+struct ConcatLowering : StaticPattern<nn::ConcatOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::ConcatOp op, PatternRewriter &b) const override {
+    RankedTensorType out = ty(op.getResult());
+    int64_t r = out.getRank();
+    int64_t d = op.getDim() < 0 ? op.getDim() + r : op.getDim();
+    Value acc = emptyLike(b, op.getLoc(), out);
+    int64_t at = 0;
+    for (Value in : op.getInputs()) {
+      RankedTensorType t = ty(in);
+      SmallVector<OpFoldResult> offsets, sizes, strides;
+      for (int64_t i = 0; i < r; ++i) {
+        offsets.push_back(b.getIndexAttr(i == d ? at : 0));
+        sizes.push_back(b.getIndexAttr(t.getDimSize(i)));
+        strides.push_back(b.getIndexAttr(1));
+      }
+      acc = tensor::InsertSliceOp::create(b, op.getLoc(), in, acc, offsets,
+                                          sizes, strides);
+      at += t.getDimSize(d);
+    }
+    return acc;
+  }
+};
+
+struct CrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::CrossEntropyOp op, PatternRewriter &b) const override {
+    // mean over rows of logsumexp(l) - l[target]
+    MLIRContext *ctx = b.getContext();
+    Location loc = op.getLoc();
+    Value logits = op.getLogits();
+    RankedTensorType lt = ty(logits);
+    int64_t r = lt.getRank();
+    Value mx = reduceKeep(b, loc, logits, {r - 1}, ReduceKind::Max);
+    Value e = binary(b, loc, logits, mx, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+      return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+    });
+    Value lse = binary(b, loc, reduceKeep(b, loc, e, {r - 1}, ReduceKind::Sum), mx,
+                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                         return arith::AddFOp::create(
+                             nb, l, math::LogOp::create(nb, l, a[0]), a[1]);
+                       });
+    // Per-row loss over the targets' shape.
+    RankedTensorType tt = ty(op.getTargets());
+    unsigned n = tt.getRank();
+    auto rowType = RankedTensorType::get(tt.getShape(), lt.getElementType());
+    SmallVector<AffineExpr> lseExprs;
+    for (unsigned i = 0; i < n; ++i)
+      lseExprs.push_back(getAffineDimExpr(i, ctx));
+    lseExprs.push_back(getAffineConstantExpr(0, ctx));
+    SmallVector<utils::IteratorType> iters(n, utils::IteratorType::parallel);
+    Value rows = linalg::GenericOp::create(
+                     b, loc, TypeRange{rowType}, ValueRange{op.getTargets(), lse},
+                     ValueRange{emptyLike(b, loc, rowType)},
+                     SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(n, ctx),
+                                            AffineMap::get(n, 0, lseExprs, ctx),
+                                            AffineMap::getMultiDimIdentityMap(n, ctx)},
+                     iters,
+                     [&](OpBuilder &nb, Location l, ValueRange a) {
+                       SmallVector<Value> idx;
+                       for (unsigned i = 0; i < n; ++i)
+                         idx.push_back(linalg::IndexOp::create(nb, l, i));
+                       idx.push_back(arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]));
+                       Value picked = tensor::ExtractOp::create(nb, l, logits, idx);
+                       Value loss = arith::SubFOp::create(nb, l, a[1], picked);
+                       linalg::YieldOp::create(nb, l, loss);
+                     })
+                     .getResult(0);
+    Value total = reduceKeep(b, loc, rows, trailingDims(n, n), ReduceKind::Sum);
+    total = scale(b, loc, total, 1.0 / double(tt.getNumElements()));
+    return dropDims(b, loc, total, ty(op.getResult()));
+  }
+};
+
+struct AttentionLowering : StaticPattern<nn::AttentionOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::AttentionOp op, PatternRewriter &b) const override {
+    MLIRContext *ctx = b.getContext();
+    Location loc = op.getLoc();
+    RankedTensorType qt = ty(op.getQuery()), kt = ty(op.getKey());
+    unsigned r = qt.getRank();
+    int64_t tq = qt.getDimSize(r - 2), tk = kt.getDimSize(r - 2);
+    double sc = op.getScale() ? op.getScale()->convertToDouble()
+                              : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
+    // scores[..., i, j] = sum_d q[..., i, d] * k[..., j, d]
+    SmallVector<int64_t> sShape(qt.getShape());
+    sShape[r - 1] = tk;
+    auto st = RankedTensorType::get(sShape, qt.getElementType());
+    unsigned n = r + 1;
+    SmallVector<AffineExpr> qe, ke;
+    for (unsigned i = 0; i + 2 < r; ++i) {
+      qe.push_back(getAffineDimExpr(i, ctx));
+      ke.push_back(getAffineDimExpr(i, ctx));
+    }
+    qe.append({getAffineDimExpr(r - 2, ctx), getAffineDimExpr(r, ctx)});
+    ke.append({getAffineDimExpr(r - 1, ctx), getAffineDimExpr(r, ctx)});
+    Value scores = contraction(b, loc, st, op.getQuery(), op.getKey(),
+                               AffineMap::get(n, 0, qe, ctx),
+                               AffineMap::get(n, 0, ke, ctx));
+    bool causal = op.getCausal();
+    scores = linalg::GenericOp::create(
+                 b, loc, TypeRange{st}, ValueRange{scores},
+                 ValueRange{emptyLike(b, loc, st)},
+                 SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(r, ctx),
+                                        AffineMap::getMultiDimIdentityMap(r, ctx)},
+                 SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
+                 [&](OpBuilder &nb, Location l, ValueRange a) {
+                   Type et = a[0].getType();
+                   Value v = arith::MulFOp::create(nb, l, a[0], floatConst(nb, l, et, sc));
+                   if (causal) {
+                     Value i = linalg::IndexOp::create(nb, l, r - 2);
+                     Value j = linalg::IndexOp::create(nb, l, r - 1);
+                     Value future = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, j, i);
+                     v = arith::SelectOp::create(
+                         nb, l, future,
+                         floatConst(nb, l, et, -std::numeric_limits<double>::infinity()), v);
+                   }
+                   linalg::YieldOp::create(nb, l, v);
+                 })
+                 .getResult(0);
+    (void)tq;
+    Value p = softmax(b, loc, scores, r - 1);
+    // out[..., i, e] = sum_j p[..., i, j] * v[..., j, e]
+    RankedTensorType out = ty(op.getResult());
+    SmallVector<AffineExpr> pe, ve;
+    for (unsigned i = 0; i + 2 < r; ++i) {
+      pe.push_back(getAffineDimExpr(i, ctx));
+      ve.push_back(getAffineDimExpr(i, ctx));
+    }
+    pe.append({getAffineDimExpr(r - 2, ctx), getAffineDimExpr(r, ctx)});
+    ve.append({getAffineDimExpr(r, ctx), getAffineDimExpr(r - 1, ctx)});
+    return contraction(b, loc, out, p, op.getValue(), AffineMap::get(n, 0, pe, ctx),
+                       AffineMap::get(n, 0, ve, ctx));
+  }
+};
+
 struct ConvertNNToLinalgPass
     : tessera::impl::ConvertNNToLinalgBase<ConvertNNToLinalgPass> {
   void runOnOperation() override {
@@ -304,7 +700,13 @@ struct ConvertNNToLinalgPass
     patterns.add<BinaryLowering<nn::AddOp>, BinaryLowering<nn::SubOp>,
                  BinaryLowering<nn::MulOp>, BinaryLowering<nn::DivOp>,
                  ReluLowering, GeluLowering, SiluLowering, LinearLowering,
-                 MatmulLowering, TransposeLowering, ReshapeLowering>(
+                 MatmulLowering, TransposeLowering, ReshapeLowering,
+                 ReduceLowering<nn::ReduceSumOp, ReduceKind::Sum, false>,
+                 ReduceLowering<nn::ReduceMeanOp, ReduceKind::Sum, true>,
+                 ReduceLowering<nn::ReduceMaxOp, ReduceKind::Max, false>,
+                 SoftmaxLowering, LayerNormLowering, RMSNormLowering,
+                 EmbeddingLowering, ArangeLowering, SliceLowering,
+                 ConcatLowering, CrossEntropyLowering, AttentionLowering>(
         &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();
