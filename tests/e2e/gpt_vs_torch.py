@@ -101,12 +101,9 @@ text = nn_ir[:end] + "\n" + "\n".join(main) + nn_ir[end:]
 text = text.replace("module {", "module {\n  func.func private @printMemrefI32(tensor<*xi32>)", 1)
 open(os.path.join(work, "gpt.mlir"), "w").write(text)
 
+# The same registered pipeline as `tessera compile --emit=llvm`.
 lower = [os.path.join(bin_dir, "tessera-opt"), os.path.join(work, "gpt.mlir"),
-         "--convert-nn-to-linalg",
-         "--one-shot-bufferize=bufferize-function-boundaries",
-         "--convert-linalg-to-loops", "--convert-scf-to-cf", "--expand-strided-metadata",
-         "--lower-affine", "--finalize-memref-to-llvm", "--convert-math-to-llvm",
-         "--convert-to-llvm", "--reconcile-unrealized-casts"]
+         "--tessera-lower-to-llvm"]
 llvm_ir = subprocess.run(lower, check=True, capture_output=True, text=True).stdout
 runner = os.path.join(os.path.dirname(lib_dir), "bin", "mlir-runner")
 out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",

@@ -1,6 +1,7 @@
 //===- tessera-opt.cpp - mlir-opt with Tessera's dialects and passes ------===//
 
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Pipelines/Pipelines.h"
 #include "dialects/nn/IR/NNDialect.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -15,8 +16,7 @@ int main(int argc, char **argv) {
   // Upstream dialects and passes, so lit tests can lower all the way to LLVM.
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  mlir::registerAllPasses();
-  tessera::registerTesseraConversionPasses();
+  tessera::registerTesseraPipelines();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "Tessera optimizer driver\n", registry));
 }

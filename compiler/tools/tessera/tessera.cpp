@@ -6,7 +6,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Conversion/Passes.h"
 #include "compiler/MLIRGen/MLIRGen.h"
+#include "compiler/Pipelines/Pipelines.h"
 #include "lang/AST.h"
 #include "lang/Diagnostics.h"
 #include "lang/Program.h"
@@ -14,6 +16,9 @@
 
 #include "llvm/ADT/StringExtras.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/IR/Diagnostics.h"
 
@@ -56,8 +61,9 @@ cl::opt<std::string> entryName("e", cl::desc("Entry point: a train block"),
                                cl::value_desc("name"), cl::Required,
                                cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> emitStage("emit",
-                               cl::desc("Stage to print: nn (linalg, llvm and "
-                                        "ptx arrive with the lowering)"),
+                               cl::desc("Stage to print: nn, linalg (after "
+                                        "convert-nn-to-linalg) or llvm (LLVM "
+                                        "dialect for the host CPU)"),
                                cl::init("nn"), cl::sub(compileCmd),
                                cl::cat(tesseraCat));
 cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout)"),
@@ -165,16 +171,27 @@ int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
                                                           join(names, ", ") + ")"));
     return 1;
   }
-  if (emitStage != "nn") {
+  if (emitStage != "nn" && emitStage != "linalg" && emitStage != "llvm") {
     diags.errorNoLoc("--emit=" + emitStage +
-                     " is not implemented yet; only --emit=nn is available");
+                     " is not available; choose nn, linalg or llvm (ptx "
+                     "arrives with the GPU backend)");
     return 1;
   }
-  mlir::MLIRContext context;
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::MLIRContext context(registry);
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errs());
   auto module = genTrainForward(context, sema, *train, diags);
   if (!module)
     return 1;
+  if (emitStage != "nn") {
+    mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
+    if (failed(emitStage == "linalg" ? buildNNToLinalgPipeline(pm)
+                                     : buildCPULoweringPipeline(pm)) ||
+        failed(pm.run(*module)))
+      return 1;
+  }
   std::string error;
   auto out = mlir::openOutputFile(outputFile, &error);
   if (!out) {

@@ -1,0 +1,71 @@
+//===- Pipelines.cpp - Named lowering pipelines ---------------------------===//
+
+#include "compiler/Pipelines/Pipelines.h"
+
+#include "compiler/Conversion/Passes.h"
+
+#include "mlir/InitAllPasses.h"
+
+#include "mlir/Pass/PassRegistry.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+#include <mutex>
+
+using namespace mlir;
+
+namespace tessera {
+
+/// The pipelines are written as pass-pipeline text, so every pass they name
+/// must be registered first (tessera-opt does this too; registering twice is
+/// harmless but done once).
+static void registerPassesOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    registerAllPasses();
+    registerTesseraConversionPasses();
+  });
+}
+
+LogicalResult buildNNToLinalgPipeline(OpPassManager &pm) {
+  registerPassesOnce();
+  return parsePassPipeline("convert-nn-to-linalg", pm);
+}
+
+LogicalResult buildCPULoweringPipeline(OpPassManager &pm) {
+  registerPassesOnce();
+  const std::vector<std::string> passes = {
+      // nn ops become linalg.generic / linalg.transpose / tensor ops.
+      "convert-nn-to-linalg",
+      // Fold the element-wise chains the lowering produced.
+      "canonicalize",
+      // Tensors to buffers, function signatures included.
+      "one-shot-bufferize{bufferize-function-boundaries}",
+      // Structured ops to scf loops (scalar for now).
+      "convert-linalg-to-loops",
+      "convert-scf-to-cf",
+      // Subviews and reshapes to plain descriptors before LLVM conversion.
+      "expand-strided-metadata",
+      "lower-affine",
+      "finalize-memref-to-llvm",
+      // math.tanh/exp/rsqrt to LLVM intrinsics or libm calls.
+      "convert-math-to-llvm",
+      // Everything else (arith, cf, func, index) to the LLVM dialect.
+      "convert-to-llvm",
+      "reconcile-unrealized-casts",
+  };
+  return parsePassPipeline(llvm::join(passes, ","), pm);
+}
+
+void registerTesseraPipelines() {
+  registerPassesOnce();
+  PassPipelineRegistration<>(
+      "tessera-nn-to-linalg", "Lower Tessera's nn dialect to linalg",
+      [](OpPassManager &pm) { (void)buildNNToLinalgPipeline(pm); });
+  PassPipelineRegistration<>(
+      "tessera-lower-to-llvm",
+      "Lower Tessera's nn dialect to the LLVM dialect for the host CPU",
+      [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm); });
+}
+
+} // namespace tessera
