@@ -15,6 +15,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from mlir_harness import error, run
+
 bin_dir, lib_dir, work = sys.argv[1:4]
 os.makedirs(work, exist_ok=True)
 V, C, D, H, L, B, T = 11, 8, 16, 2, 2, 2, 8
@@ -61,57 +63,9 @@ for shape, path in params:
 idx = torch.randint(0, V, (B, T), dtype=torch.int32)
 
 
-def dense(t):
-    if t.dim() == 0:
-        return repr(float(t))
-    return "[" + ", ".join(dense(x) if x.dim() else repr(float(x)) if t.is_floating_point() else str(int(x)) for x in t) + "]"
+got = run(bin_dir, lib_dir, nn_ir, "forward",
+          [idx] + [weights[path] for _, path in params], [B, T, V])
 
-
-def ty(t, et):
-    return "tensor<" + "x".join(str(d) for d in t.shape) + "x" + et + ">"
-
-
-main = ["  func.func @main() {"]
-args, types = [], []
-main.append(f"    %x = arith.constant dense<{dense(idx)}> : {ty(idx, 'i32')}")
-args.append("%x"); types.append(ty(idx, "i32"))
-for i, (_, path) in enumerate(params):
-    w = weights[path]
-    main.append(f"    %p{i} = arith.constant dense<{dense(w)}> : {ty(w, 'f32')}")
-    args.append(f"%p{i}"); types.append(ty(w, "f32"))
-out_ty = f"tensor<{B}x{T}x{V}xf32>"
-main.append(f"    %r = call @forward({', '.join(args)}) : ({', '.join(types)}) -> {out_ty}")
-# Print the raw bits so the comparison sees every digit of the f32 results.
-bits_ty = out_ty.replace("xf32>", "xi32>")
-main.append(f"    %e = tensor.empty() : {bits_ty}")
-main.append("    %bits = linalg.generic {indexing_maps = [affine_map<(a, b, c) -> (a, b, c)>, "
-            "affine_map<(a, b, c) -> (a, b, c)>], iterator_types = [\"parallel\", \"parallel\", "
-            f"\"parallel\"]}} ins(%r : {out_ty}) outs(%e : {bits_ty}) {{\n"
-            "    ^bb0(%in: f32, %o: i32):\n"
-            "      %c = arith.bitcast %in : f32 to i32\n"
-            "      linalg.yield %c : i32\n"
-            f"    }} -> {bits_ty}")
-main.append(f"    %u = tensor.cast %bits : {bits_ty} to tensor<*xi32>")
-main.append("    call @printMemrefI32(%u) : (tensor<*xi32>) -> ()")
-main.append("    return")
-main.append("  }")
-# Insert @main before the module's closing brace (location aliases follow it).
-end = nn_ir.rindex("\n}")
-text = nn_ir[:end] + "\n" + "\n".join(main) + nn_ir[end:]
-text = text.replace("module {", "module {\n  func.func private @printMemrefI32(tensor<*xi32>)", 1)
-open(os.path.join(work, "gpt.mlir"), "w").write(text)
-
-# The same registered pipeline as `tessera compile --emit=llvm`.
-lower = [os.path.join(bin_dir, "tessera-opt"), os.path.join(work, "gpt.mlir"),
-         "--tessera-lower-to-llvm"]
-llvm_ir = subprocess.run(lower, check=True, capture_output=True, text=True).stdout
-runner = os.path.join(os.path.dirname(lib_dir), "bin", "mlir-runner")
-out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",
-                      f"-shared-libs={lib_dir}/libmlir_runner_utils.so,{lib_dir}/libmlir_c_runner_utils.so"],
-                     input=llvm_ir, check=True, capture_output=True, text=True).stdout
-body = out[out.index("data =") + len("data ="):]
-got = torch.tensor([int(v) for v in re.findall(r"-?\d+", body)],
-                   dtype=torch.int32).view(torch.float32).reshape(B, T, V)
 
 # Independent reference: the same GPT written directly in PyTorch.
 def ref(dtype):
@@ -137,9 +91,7 @@ def ref(dtype):
 # beside ours to show the rounding noise expected at this precision.
 truth = ref(torch.float64)
 torch32 = ref(torch.float32).double()
-scale = truth.abs().max().item()
-ours = (got.double() - truth).abs().max().item() / scale
-theirs = (torch32 - truth).abs().max().item() / scale
+ours, theirs = error(got, truth), error(torch32, truth)
 ok = ours <= 1e-5
 print(f"params {len(params)}, logits {tuple(truth.shape)}: max |tessera - f64| / max |f64| = "
       f"{ours:.3g} (torch f32: {theirs:.3g}), bound 1e-05: {'ok' if ok else 'FAILED'}")

@@ -428,8 +428,11 @@ struct ReduceLowering : StaticPattern<OpT> {
   Value lower(OpT op, PatternRewriter &b) const override {
     RankedTensorType in = ty(op.getInput());
     SmallVector<int64_t> dims;
-    if (auto d = op.getDim())
-      dims.push_back(*d < 0 ? *d + in.getRank() : *d);
+    // I64Attr getters return uint64_t: reinterpret as signed first.
+    if (auto attr = op.getDim()) {
+      int64_t d = static_cast<int64_t>(*attr);
+      dims.push_back(d < 0 ? d + in.getRank() : d);
+    }
     else
       dims = trailingDims(in.getRank(), in.getRank());
     if (!isa<FloatType>(in.getElementType()))
@@ -445,8 +448,8 @@ struct SoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
   using StaticPattern::StaticPattern;
   Value lower(nn::SoftmaxOp op, PatternRewriter &b) const override {
     int64_t r = ty(op.getInput()).getRank();
-    int64_t d = op.getDim() < 0 ? op.getDim() + r : op.getDim();
-    return softmax(b, op.getLoc(), op.getInput(), d);
+    int64_t d = static_cast<int64_t>(op.getDim());
+    return softmax(b, op.getLoc(), op.getInput(), d < 0 ? d + r : d);
   }
 };
 
@@ -562,7 +565,8 @@ struct ConcatLowering : StaticPattern<nn::ConcatOp> {
   Value lower(nn::ConcatOp op, PatternRewriter &b) const override {
     RankedTensorType out = ty(op.getResult());
     int64_t r = out.getRank();
-    int64_t d = op.getDim() < 0 ? op.getDim() + r : op.getDim();
+    int64_t d = static_cast<int64_t>(op.getDim());
+    d = d < 0 ? d + r : d;
     Value acc = emptyLike(b, op.getLoc(), out);
     int64_t at = 0;
     for (Value in : op.getInputs()) {

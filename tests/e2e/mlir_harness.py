@@ -1,0 +1,79 @@
+"""Runs one nn-dialect function on the CPU through Tessera's pipeline.
+
+`run(bin_dir, lib_dir, module_text, fn, inputs, out_shape, out_dtype)` adds a
+@main that passes `inputs` (torch tensors) as dense constants, lowers the
+module with `tessera-opt --tessera-lower-to-llvm`, executes it with
+mlir-runner and returns the result as a torch tensor. Floating results are
+printed as raw bits, so no digit is lost on the way back.
+"""
+import os
+import re
+import subprocess
+
+import torch
+
+ELEM = {torch.float32: "f32", torch.int32: "i32"}
+
+
+def _dense(t):
+    if t.dim() == 0:
+        return repr(float(t)) if t.is_floating_point() else str(int(t))
+    return "[" + ", ".join(_dense(x) for x in t) + "]"
+
+
+def tensor_type(shape, elem):
+    return "tensor<" + "".join(f"{d}x" for d in shape) + elem + ">"
+
+
+def run(bin_dir, lib_dir, module_text, fn, inputs, out_shape, out_dtype=torch.float32):
+    out_ty = tensor_type(out_shape, ELEM[out_dtype])
+    bits_ty = tensor_type(out_shape, "i32")
+    rank = len(out_shape)
+    dims = ", ".join(f"d{i}" for i in range(rank))
+    ident = f"affine_map<({dims}) -> ({dims})>"
+    main = ["  func.func private @printMemrefI32(tensor<*xi32>)", "  func.func @main() {"]
+    args, types = [], []
+    for i, t in enumerate(inputs):
+        ty = tensor_type(list(t.shape), ELEM[t.dtype])
+        main.append(f"    %a{i} = arith.constant dense<{_dense(t)}> : {ty}")
+        args.append(f"%a{i}")
+        types.append(ty)
+    main.append(f"    %r = call @{fn}({', '.join(args)}) : ({', '.join(types)}) -> {out_ty}")
+    if out_dtype == torch.float32:
+        iters = ", ".join(['"parallel"'] * rank)
+        main.append(f"    %e = tensor.empty() : {bits_ty}")
+        main.append(f"    %bits = linalg.generic {{indexing_maps = [{ident}, {ident}], "
+                    f"iterator_types = [{iters}]}} ins(%r : {out_ty}) outs(%e : {bits_ty}) {{\n"
+                    "    ^bb0(%in: f32, %o: i32):\n"
+                    "      %c = arith.bitcast %in : f32 to i32\n"
+                    "      linalg.yield %c : i32\n"
+                    f"    }} -> {bits_ty}")
+    else:
+        main.append(f"    %bits = tensor.cast %r : {out_ty} to {bits_ty}")
+    main.append(f"    %u = tensor.cast %bits : {bits_ty} to tensor<*xi32>")
+    main.append("    call @printMemrefI32(%u) : (tensor<*xi32>) -> ()")
+    main += ["    return", "  }"]
+    # A printed module may start with location aliases and end with more.
+    end = module_text.rindex("\n}") if "module {" in module_text else None
+    if end is None:
+        text = "module {\n" + module_text + "\n" + "\n".join(main) + "\n}\n"
+    else:
+        text = module_text[:end] + "\n" + "\n".join(main) + module_text[end:]
+    llvm_ir = subprocess.run([os.path.join(bin_dir, "tessera-opt"), "--tessera-lower-to-llvm"],
+                             input=text, check=True, capture_output=True, text=True).stdout
+    runner = os.path.join(os.path.dirname(lib_dir), "bin", "mlir-runner")
+    out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",
+                          f"-shared-libs={lib_dir}/libmlir_runner_utils.so,"
+                          f"{lib_dir}/libmlir_c_runner_utils.so"],
+                         input=llvm_ir, check=True, capture_output=True, text=True).stdout
+    body = out[out.index("data =") + len("data ="):]
+    vals = torch.tensor([int(v) for v in re.findall(r"-?\d+", body)], dtype=torch.int32)
+    if out_dtype == torch.float32:
+        vals = vals.view(torch.float32)
+    return vals.reshape(out_shape)
+
+
+def error(got, ref64):
+    """max |got - ref| / max |ref| (normwise relative error)."""
+    scale = ref64.abs().max().item() or 1.0
+    return (got.double() - ref64).abs().max().item() / scale
