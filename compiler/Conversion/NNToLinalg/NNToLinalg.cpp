@@ -3,6 +3,8 @@
 // Static shapes only for now: every result is allocated with tensor.empty.
 // Contractions are plain linalg.generic ops here; tiling and vectorization
 // (or a BLAS call) belong to the CPU pipeline that consumes this output.
+// Composite ops (softmax, norms, attention, cross-entropy) are spelled out
+// with the small helpers below so each numerical recipe is written once.
 //
 //===----------------------------------------------------------------------===//
 
@@ -130,7 +132,8 @@ Value reduceKeep(PatternRewriter &b, Location loc, Value x,
       .getResult(0);
 }
 
-/// Drops size-1 dimensions listed in `dims` (after reduceKeep).
+/// Reshapes a reduceKeep result to `outType` (dropping the kept size-1
+/// dimensions) unless it already has that type.
 Value dropDims(PatternRewriter &b, Location loc, Value x,
                RankedTensorType outType) {
   if (ty(x) == outType)
@@ -190,6 +193,23 @@ Value scale(PatternRewriter &b, Location loc, Value x, double factor) {
                      [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
                        return arith::MulFOp::create(
                            nb, l, a[0], floatConst(nb, l, a[0].getType(), factor));
+                     });
+}
+
+Value square(PatternRewriter &b, Location loc, Value x) {
+  return elementwise(b, loc, ty(x), {x},
+                     [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                       return arith::MulFOp::create(nb, l, a[0], a[0]);
+                     });
+}
+
+/// 1 / sqrt(x + eps), element-wise (the normalizers of layer and RMS norm).
+Value rsqrtPlusEps(PatternRewriter &b, Location loc, Value x, double eps) {
+  return elementwise(b, loc, ty(x), {x},
+                     [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                       Value e = floatConst(nb, l, a[0].getType(), eps);
+                       return math::RsqrtOp::create(
+                           nb, l, arith::AddFOp::create(nb, l, a[0], e));
                      });
 }
 
@@ -463,15 +483,10 @@ struct LayerNormLowering : StaticPattern<nn::LayerNormOp> {
     double inv = 1.0 / double(countOf(t, dims));
     Value mean = scale(b, loc, reduceKeep(b, loc, x, dims, ReduceKind::Sum), inv);
     Value xc = binary(b, loc, x, mean, subF);
-    Value sq = elementwise(b, loc, t, {xc}, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-      return arith::MulFOp::create(nb, l, a[0], a[0]);
-    });
-    Value var = scale(b, loc, reduceKeep(b, loc, sq, dims, ReduceKind::Sum), inv);
-    double eps = op.getEps().convertToDouble();
-    Value rstd = elementwise(b, loc, ty(var), {var}, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
-      return math::RsqrtOp::create(
-          nb, l, arith::AddFOp::create(nb, l, a[0], floatConst(nb, l, a[0].getType(), eps)));
-    });
+    Value var = scale(b, loc, reduceKeep(b, loc, square(b, loc, xc), dims,
+                                         ReduceKind::Sum),
+                      inv);
+    Value rstd = rsqrtPlusEps(b, loc, var, op.getEps().convertToDouble());
     Value y = binary(b, loc, xc, rstd, mulF);
     y = binary(b, loc, y, op.getWeight(), mulF);
     return binary(b, loc, y, op.getBias(), addF);
@@ -485,16 +500,10 @@ struct RMSNormLowering : StaticPattern<nn::RMSNormOp> {
     Value x = op.getInput();
     RankedTensorType t = ty(x);
     auto dims = trailingDims(t.getRank(), ty(op.getWeight()).getRank());
-    Value sq = elementwise(b, loc, t, {x}, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-      return arith::MulFOp::create(nb, l, a[0], a[0]);
-    });
-    Value ms = scale(b, loc, reduceKeep(b, loc, sq, dims, ReduceKind::Sum),
+    Value ms = scale(b, loc, reduceKeep(b, loc, square(b, loc, x), dims,
+                                        ReduceKind::Sum),
                      1.0 / double(countOf(t, dims)));
-    double eps = op.getEps().convertToDouble();
-    Value r = elementwise(b, loc, ty(ms), {ms}, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
-      return math::RsqrtOp::create(
-          nb, l, arith::AddFOp::create(nb, l, a[0], floatConst(nb, l, a[0].getType(), eps)));
-    });
+    Value r = rsqrtPlusEps(b, loc, ms, op.getEps().convertToDouble());
     return binary(b, loc, binary(b, loc, x, r, mulF), op.getWeight(), mulF);
   }
 };
@@ -642,7 +651,7 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
     Location loc = op.getLoc();
     RankedTensorType qt = ty(op.getQuery()), kt = ty(op.getKey());
     unsigned r = qt.getRank();
-    int64_t tq = qt.getDimSize(r - 2), tk = kt.getDimSize(r - 2);
+    int64_t tk = kt.getDimSize(r - 2);
     double sc = op.getScale() ? op.getScale()->convertToDouble()
                               : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
     // scores[..., i, j] = sum_d q[..., i, d] * k[..., j, d]
@@ -681,7 +690,6 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
                    linalg::YieldOp::create(nb, l, v);
                  })
                  .getResult(0);
-    (void)tq;
     Value p = softmax(b, loc, scores, r - 1);
     // out[..., i, e] = sum_j p[..., i, j] * v[..., j, e]
     RankedTensorType out = ty(op.getResult());
