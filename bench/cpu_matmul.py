@@ -19,9 +19,10 @@ build = sys.argv[1] if len(sys.argv) > 1 else "build"
 opt = os.path.join(build, "bin", "tessera-opt")
 lib = "/usr/lib/llvm-22/lib"
 runner = "/usr/lib/llvm-22/bin/mlir-runner"
+kernels = os.path.join(build, "lib", "libtessera_cpu_kernels.so")
 
 
-def tessera_seconds(m, n, k, reps):
+def tessera_seconds(m, n, k, reps, pipeline):
     t = lambda s: "tensor<" + "x".join(map(str, s)) + "xf32>"
     text = f"""
 func.func private @rtclock() -> f64
@@ -49,10 +50,11 @@ func.func @main() {{
   return
 }}
 """
-    llvm = subprocess.run([opt, "--tessera-lower-to-llvm"], input=text, check=True,
+    llvm = subprocess.run([opt, pipeline], input=text, check=True,
                           capture_output=True, text=True).stdout
     out = subprocess.run([runner, "-e", "main", "-entry-point-result=void", "-O3",
-                          f"-shared-libs={lib}/libmlir_runner_utils.so,{lib}/libmlir_c_runner_utils.so"],
+                          f"-shared-libs={lib}/libmlir_runner_utils.so,{lib}/libmlir_c_runner_utils.so,"
+                          f"{kernels}"],
                          input=llvm, check=True, capture_output=True, text=True).stdout
     return float(re.findall(r"[0-9.e+-]+", out)[-1]) / reps
 
@@ -66,8 +68,12 @@ def torch_seconds(m, n, k, reps):
     return (time.perf_counter() - t0) / reps
 
 
-print(f"{'M=N=K':>6} {'tessera GFLOP/s':>16} {'torch GFLOP/s':>14} {'ratio':>6}")
-for s, reps in [(64, 20), (128, 5), (256, 2)]:
+print(f"{'M=N=K':>6} {'loops GFLOP/s':>14} {'kernel GFLOP/s':>15} {'torch GFLOP/s':>14} "
+      f"{'kernel/torch':>12}")
+for s, reps in [(64, 20), (128, 5), (256, 2), (512, 4), (1024, 2)]:
     flops = 2 * s ** 3
-    ts, tt = tessera_seconds(s, s, s, reps), torch_seconds(s, s, s, max(reps, 20))
-    print(f"{s:>6} {flops / ts / 1e9:>16.2f} {flops / tt / 1e9:>14.2f} {tt / ts:>6.3f}")
+    tl = tessera_seconds(s, s, s, 1, "--tessera-lower-to-llvm-loops") if s <= 256 else float("nan")
+    tk = tessera_seconds(s, s, s, reps * 5, "--tessera-lower-to-llvm")
+    tt = torch_seconds(s, s, s, max(reps * 5, 20))
+    print(f"{s:>6} {flops / tl / 1e9:>14.2f} {flops / tk / 1e9:>15.2f} {flops / tt / 1e9:>14.2f} "
+          f"{tt / tk:>12.3f}")

@@ -14,7 +14,15 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
     `linalg.transpose` and `reshape` `tensor.reshape`. Ops not covered yet,
     and ops with dynamic dimensions, are reported as errors.
   }];
+  let options = [
+    Option<"useBlas", "use-blas", "bool", /*default=*/"false",
+           "Lower f32 linear and rank-2 matmul to calls of the runtime's "
+           "BLAS-backed kernels (libtessera_cpu_kernels)">
+  ];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::bufferization::BufferizationDialect",
+                           "mlir::memref::MemRefDialect",
+                           "mlir::func::FuncDialect",
                            "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect",
                            "mlir::math::MathDialect"];

@@ -32,11 +32,13 @@ LogicalResult buildNNToLinalgPipeline(OpPassManager &pm) {
   return parsePassPipeline("convert-nn-to-linalg", pm);
 }
 
-LogicalResult buildCPULoweringPipeline(OpPassManager &pm) {
+LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
   registerPassesOnce();
   const std::vector<std::string> passes = {
-      // nn ops become linalg.generic / linalg.transpose / tensor ops.
-      "convert-nn-to-linalg",
+      // nn ops become linalg.generic / linalg.transpose / tensor ops; f32
+      // GEMMs become runtime kernel calls when BLAS is used (10-30x faster
+      // than the scalar loops, bench/RESULTS.md).
+      useBlas ? "convert-nn-to-linalg{use-blas}" : "convert-nn-to-linalg",
       // Fold the element-wise chains the lowering produced.
       "canonicalize",
       // Tensors to buffers, function signatures included.
@@ -64,8 +66,13 @@ void registerTesseraPipelines() {
       [](OpPassManager &pm) { (void)buildNNToLinalgPipeline(pm); });
   PassPipelineRegistration<>(
       "tessera-lower-to-llvm",
-      "Lower Tessera's nn dialect to the LLVM dialect for the host CPU",
-      [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm); });
+      "Lower Tessera's nn dialect to the LLVM dialect for the host CPU "
+      "(f32 GEMMs call libtessera_cpu_kernels)",
+      [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm, true); });
+  PassPipelineRegistration<>(
+      "tessera-lower-to-llvm-loops",
+      "Like tessera-lower-to-llvm, but every contraction stays a loop nest",
+      [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm, false); });
 }
 
 } // namespace tessera

@@ -11,11 +11,14 @@ namespace tessera {
 mlir::LogicalResult buildNNToLinalgPipeline(mlir::OpPassManager &pm);
 
 /// nn -> LLVM dialect for the host CPU (`--emit=llvm`): bufferize, loops,
-/// LLVM. Contractions are still scalar loops here; tiling/vectorization is
-/// the next step (see docs/compiler.md).
-mlir::LogicalResult buildCPULoweringPipeline(mlir::OpPassManager &pm);
+/// LLVM. With `useBlas`, f32 linear/matmul call the runtime's BLAS-backed
+/// kernels (link libtessera_cpu_kernels); other contractions are scalar
+/// loops (see bench/RESULTS.md).
+mlir::LogicalResult buildCPULoweringPipeline(mlir::OpPassManager &pm,
+                                             bool useBlas = true);
 
-/// Registers both as `tessera-nn-to-linalg` and `tessera-lower-to-llvm`.
+/// Registers `tessera-nn-to-linalg`, `tessera-lower-to-llvm` (BLAS) and
+/// `tessera-lower-to-llvm-loops` (no external kernels).
 void registerTesseraPipelines();
 
 } // namespace tessera

@@ -25,7 +25,8 @@ def tensor_type(shape, elem):
     return "tensor<" + "".join(f"{d}x" for d in shape) + elem + ">"
 
 
-def run(bin_dir, lib_dir, module_text, fn, inputs, out_shape, out_dtype=torch.float32):
+def run(bin_dir, lib_dir, module_text, fn, inputs, out_shape, out_dtype=torch.float32,
+        pipeline="--tessera-lower-to-llvm"):
     out_ty = tensor_type(out_shape, ELEM[out_dtype])
     bits_ty = tensor_type(out_shape, "i32")
     rank = len(out_shape)
@@ -59,18 +60,23 @@ def run(bin_dir, lib_dir, module_text, fn, inputs, out_shape, out_dtype=torch.fl
         text = "module {\n" + module_text + "\n" + "\n".join(main) + "\n}\n"
     else:
         text = module_text[:end] + "\n" + "\n".join(main) + module_text[end:]
-    llvm_ir = subprocess.run([os.path.join(bin_dir, "tessera-opt"), "--tessera-lower-to-llvm"],
+    llvm_ir = subprocess.run([os.path.join(bin_dir, "tessera-opt"), pipeline],
                              input=text, check=True, capture_output=True, text=True).stdout
     runner = os.path.join(os.path.dirname(lib_dir), "bin", "mlir-runner")
     out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",
                           f"-shared-libs={lib_dir}/libmlir_runner_utils.so,"
-                          f"{lib_dir}/libmlir_c_runner_utils.so"],
+                          f"{lib_dir}/libmlir_c_runner_utils.so,{kernels(bin_dir)}"],
                          input=llvm_ir, check=True, capture_output=True, text=True).stdout
     body = out[out.index("data =") + len("data ="):]
     vals = torch.tensor([int(v) for v in re.findall(r"-?\d+", body)], dtype=torch.int32)
     if out_dtype == torch.float32:
         vals = vals.view(torch.float32)
     return vals.reshape(out_shape)
+
+
+def kernels(bin_dir):
+    """The runtime's CPU kernel library next to the tools' build tree."""
+    return os.path.join(os.path.dirname(bin_dir), "lib", "libtessera_cpu_kernels.so")
 
 
 def error(got, ref64):

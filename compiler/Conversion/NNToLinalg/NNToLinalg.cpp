@@ -12,6 +12,7 @@
 #include "dialects/nn/IR/NNDialect.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -227,6 +228,49 @@ int64_t countOf(RankedTensorType t, ArrayRef<int64_t> dims) {
   return n;
 }
 
+
+/// Calls `_mlir_ciface_<name>(lhs, rhs, out)` of the runtime kernels on
+/// rank-2 f32 tensors and returns the result as a tensor.
+Value callKernel(PatternRewriter &b, Location loc, StringRef name, Value lhs,
+                 Value rhs, RankedTensorType outType) {
+  MLIRContext *ctx = b.getContext();
+  auto dyn = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                             b.getF32Type());
+  ModuleOp module = lhs.getParentRegion()->getParentOfType<ModuleOp>();
+  if (!module.lookupSymbol<func::FuncOp>(name)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto decl = func::FuncOp::create(b, loc, name,
+                                     FunctionType::get(ctx, {dyn, dyn, dyn}, {}));
+    decl.setPrivate();
+    decl->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+  }
+  auto asBuffer = [&](Value t) -> Value {
+    auto mt = MemRefType::get(ty(t).getShape(), b.getF32Type());
+    Value m = bufferization::ToBufferOp::create(b, loc, mt, t, /*readOnly=*/true);
+    return memref::CastOp::create(b, loc, dyn, m);
+  };
+  auto outMem = MemRefType::get(outType.getShape(), b.getF32Type());
+  Value out = memref::AllocOp::create(b, loc, outMem);
+  func::CallOp::create(b, loc, name, TypeRange{},
+                       ValueRange{asBuffer(lhs), asBuffer(rhs),
+                                  memref::CastOp::create(b, loc, dyn, out)});
+  return bufferization::ToTensorOp::create(b, loc, outType, out,
+                                           /*restrict=*/true, /*writable=*/true);
+}
+
+/// Collapses all leading dimensions: [a, b, ..., k] -> [a*b*..., k].
+Value flattenLeading(PatternRewriter &b, Location loc, Value x) {
+  RankedTensorType t = ty(x);
+  if (t.getRank() == 2)
+    return x;
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < t.getRank(); ++i)
+    lead.push_back(i);
+  SmallVector<ReassociationIndices> re{lead, {t.getRank() - 1}};
+  return tensor::CollapseShapeOp::create(b, loc, x, re);
+}
+
 template <typename OpT>
 struct StaticPattern : OpRewritePattern<OpT> {
   using OpRewritePattern<OpT>::OpRewritePattern;
@@ -355,10 +399,31 @@ Value contraction(PatternRewriter &b, Location loc, RankedTensorType out,
 }
 
 struct LinearLowering : StaticPattern<nn::LinearOp> {
-  using StaticPattern::StaticPattern;
+  LinearLowering(MLIRContext *ctx, bool useBlas)
+      : StaticPattern(ctx), useBlas(useBlas) {}
+  bool useBlas;
   Value lower(nn::LinearOp op, PatternRewriter &b) const override {
     MLIRContext *ctx = b.getContext();
     RankedTensorType out = ty(op.getResult());
+    if (useBlas && out.getElementType().isF32()) {
+      Location loc = op.getLoc();
+      Value x2 = flattenLeading(b, loc, op.getInput());
+      auto flatOut = RankedTensorType::get(
+          {ty(x2).getDimSize(0), out.getShape().back()}, b.getF32Type());
+      Value y = callKernel(b, loc, "tessera_linear_f32", x2, op.getWeight(),
+                           flatOut);
+      if (out.getRank() != 2) {
+        ReassociationIndices lead;
+        for (int64_t i = 0; i + 1 < out.getRank(); ++i)
+          lead.push_back(i);
+        y = tensor::ExpandShapeOp::create(
+            b, loc, out, y,
+            SmallVector<ReassociationIndices>{lead, {out.getRank() - 1}});
+      }
+      if (Value bias = op.getBias())
+        y = elementwise(b, loc, out, {y, bias}, addF);
+      return y;
+    }
     unsigned r = out.getRank(), n = r + 1;
     AffineExpr k = getAffineDimExpr(r, ctx);
     SmallVector<AffineExpr> xExprs;
@@ -379,10 +444,31 @@ struct LinearLowering : StaticPattern<nn::LinearOp> {
 };
 
 struct MatmulLowering : StaticPattern<nn::MatmulOp> {
-  using StaticPattern::StaticPattern;
+  MatmulLowering(MLIRContext *ctx, bool useBlas)
+      : StaticPattern(ctx), useBlas(useBlas) {}
+  bool useBlas;
   Value lower(nn::MatmulOp op, PatternRewriter &b) const override {
     MLIRContext *ctx = b.getContext();
     RankedTensorType out = ty(op.getResult());
+    if (useBlas && out.getElementType().isF32() && out.getRank() == 2)
+      return callKernel(b, op.getLoc(), "tessera_matmul_f32", op.getLhs(),
+                        op.getRhs(), out);
+    if (useBlas && out.getElementType().isF32() &&
+        ty(op.getRhs()).getRank() == 2) {
+      // [..., M, K] @ [K, N]: one GEMM over the flattened leading dims.
+      Location loc = op.getLoc();
+      Value a2 = flattenLeading(b, loc, op.getLhs());
+      auto flatOut = RankedTensorType::get(
+          {ty(a2).getDimSize(0), out.getShape().back()}, b.getF32Type());
+      Value y = callKernel(b, loc, "tessera_matmul_f32", a2, op.getRhs(),
+                           flatOut);
+      ReassociationIndices lead;
+      for (int64_t i = 0; i + 1 < out.getRank(); ++i)
+        lead.push_back(i);
+      return tensor::ExpandShapeOp::create(
+          b, loc, out, y,
+          SmallVector<ReassociationIndices>{lead, {out.getRank() - 1}});
+    }
     unsigned r = out.getRank(), n = r + 1;
     AffineExpr k = getAffineDimExpr(r, ctx);
     auto operandMap = [&](RankedTensorType t, bool isLhs) {
@@ -707,12 +793,13 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
 
 struct ConvertNNToLinalgPass
     : tessera::impl::ConvertNNToLinalgBase<ConvertNNToLinalgPass> {
+  using ConvertNNToLinalgBase::ConvertNNToLinalgBase;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<BinaryLowering<nn::AddOp>, BinaryLowering<nn::SubOp>,
                  BinaryLowering<nn::MulOp>, BinaryLowering<nn::DivOp>,
-                 ReluLowering, GeluLowering, SiluLowering, LinearLowering,
-                 MatmulLowering, TransposeLowering, ReshapeLowering,
+                 ReluLowering, GeluLowering, SiluLowering, TransposeLowering,
+                 ReshapeLowering,
                  ReduceLowering<nn::ReduceSumOp, ReduceKind::Sum, false>,
                  ReduceLowering<nn::ReduceMeanOp, ReduceKind::Sum, true>,
                  ReduceLowering<nn::ReduceMaxOp, ReduceKind::Max, false>,
@@ -720,6 +807,7 @@ struct ConvertNNToLinalgPass
                  EmbeddingLowering, ArangeLowering, SliceLowering,
                  ConcatLowering, CrossEntropyLowering, AttentionLowering>(
         &getContext());
+    patterns.add<LinearLowering, MatmulLowering>(&getContext(), useBlas);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();
       return;
