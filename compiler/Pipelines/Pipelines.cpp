@@ -42,7 +42,15 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
       // Fold the element-wise chains the lowering produced.
       "canonicalize",
       // Tensors to buffers, function signatures included.
-      "one-shot-bufferize{bufferize-function-boundaries}",
+      "one-shot-bufferize{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map}",
+      // Results become caller-allocated out-parameters (the runtime owns
+      // outputs), then every temporary buffer gets freed.
+      "buffer-results-to-out-params{modify-public-functions}",
+      "ownership-based-buffer-deallocation",
+      "canonicalize",
+      "buffer-deallocation-simplification",
+      "bufferization-lower-deallocations",
       // Structured ops to scf loops (scalar for now).
       "convert-linalg-to-loops",
       "convert-scf-to-cf",
