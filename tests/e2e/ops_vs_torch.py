@@ -83,6 +83,8 @@ q = [T(2, 3, 5, 4), T(2, 3, 5, 4), T(2, 3, 5, 7)]
 case("attention causal", "nn.attention %a0, %a1, %a2 {{causal}} : ({ins}) -> {out}", q,
      lambda a, b, c: attn(a, b, c, True))
 q2 = [T(1, 3, 4), T(1, 17, 4), T(1, 17, 2)]
+case("attention 2-D [3,4]", "nn.attention %a0, %a1, %a2 {{causal}} : ({ins}) -> {out}",
+     [T(3, 4), T(3, 4), T(3, 4)], lambda a, b, c: attn(a, b, c, True))
 case("attention scale=0.3", "nn.attention %a0, %a1, %a2 {{scale = 3.0e-01 : f64}} : ({ins}) -> {out}", q2,
      lambda a, b, c: attn(a, b, c, False, 0.3))
 t = torch.randint(0, 17, (3,), dtype=torch.int32)
@@ -112,7 +114,7 @@ for label, op_text, ins, ref, out_dtype in cases:
     module = fn(op_text, ins, out_shape)
     # Contractions have two lowerings (BLAS kernel calls, loop nests): check both.
     pipelines = ["--tessera-lower-to-llvm"]
-    if label.startswith(("linear", "matmul")):
+    if label.startswith(("linear", "matmul", "attention")):
         pipelines.append("--tessera-lower-to-llvm-loops")
     for pipeline in pipelines:
         got = run(bin_dir, lib_dir, module, "f", ins, out_shape, out_dtype, pipeline)

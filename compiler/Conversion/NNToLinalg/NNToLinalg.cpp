@@ -229,13 +229,14 @@ int64_t countOf(RankedTensorType t, ArrayRef<int64_t> dims) {
 }
 
 
-/// Calls `_mlir_ciface_<name>(lhs, rhs, out)` of the runtime kernels on
-/// rank-2 f32 tensors and returns the result as a tensor.
+/// Calls `_mlir_ciface_<name>(lhs, rhs, out)` of the runtime kernels on f32
+/// tensors of one rank (2 or 3) and returns the result as a tensor.
 Value callKernel(PatternRewriter &b, Location loc, StringRef name, Value lhs,
                  Value rhs, RankedTensorType outType) {
   MLIRContext *ctx = b.getContext();
-  auto dyn = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
-                             b.getF32Type());
+  auto dyn = MemRefType::get(
+      SmallVector<int64_t>(outType.getRank(), ShapedType::kDynamic),
+      b.getF32Type());
   ModuleOp module = lhs.getParentRegion()->getParentOfType<ModuleOp>();
   if (!module.lookupSymbol<func::FuncOp>(name)) {
     OpBuilder::InsertionGuard guard(b);
@@ -730,32 +731,36 @@ struct CrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
   }
 };
 
+/// Collapses all but the last two dimensions: [a, ..., m, k] -> [a*..., m, k].
+Value flattenBatch(PatternRewriter &b, Location loc, Value x) {
+  RankedTensorType t = ty(x);
+  int64_t r = t.getRank();
+  if (r == 3)
+    return x;
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 2 < r; ++i)
+    lead.push_back(i);
+  if (lead.empty())
+    return tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({1, t.getDimSize(0), t.getDimSize(1)},
+                                      t.getElementType()),
+        x, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+  return tensor::CollapseShapeOp::create(
+      b, loc, x, SmallVector<ReassociationIndices>{lead, {r - 2}, {r - 1}});
+}
+
 struct AttentionLowering : StaticPattern<nn::AttentionOp> {
-  using StaticPattern::StaticPattern;
-  Value lower(nn::AttentionOp op, PatternRewriter &b) const override {
+  AttentionLowering(MLIRContext *ctx, bool useBlas)
+      : StaticPattern(ctx), useBlas(useBlas) {}
+  bool useBlas;
+
+  /// Scale, causal mask (-inf above the diagonal) and softmax of scores
+  /// whose last two dimensions are (query, key).
+  static Value probabilities(PatternRewriter &b, Location loc, Value scores,
+                             double sc, bool causal) {
     MLIRContext *ctx = b.getContext();
-    Location loc = op.getLoc();
-    RankedTensorType qt = ty(op.getQuery()), kt = ty(op.getKey());
-    unsigned r = qt.getRank();
-    int64_t tk = kt.getDimSize(r - 2);
-    double sc = op.getScale() ? op.getScale()->convertToDouble()
-                              : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
-    // scores[..., i, j] = sum_d q[..., i, d] * k[..., j, d]
-    SmallVector<int64_t> sShape(qt.getShape());
-    sShape[r - 1] = tk;
-    auto st = RankedTensorType::get(sShape, qt.getElementType());
-    unsigned n = r + 1;
-    SmallVector<AffineExpr> qe, ke;
-    for (unsigned i = 0; i + 2 < r; ++i) {
-      qe.push_back(getAffineDimExpr(i, ctx));
-      ke.push_back(getAffineDimExpr(i, ctx));
-    }
-    qe.append({getAffineDimExpr(r - 2, ctx), getAffineDimExpr(r, ctx)});
-    ke.append({getAffineDimExpr(r - 1, ctx), getAffineDimExpr(r, ctx)});
-    Value scores = contraction(b, loc, st, op.getQuery(), op.getKey(),
-                               AffineMap::get(n, 0, qe, ctx),
-                               AffineMap::get(n, 0, ke, ctx));
-    bool causal = op.getCausal();
+    RankedTensorType st = ty(scores);
+    unsigned r = st.getRank();
     scores = linalg::GenericOp::create(
                  b, loc, TypeRange{st}, ValueRange{scores},
                  ValueRange{emptyLike(b, loc, st)},
@@ -776,7 +781,61 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
                    linalg::YieldOp::create(nb, l, v);
                  })
                  .getResult(0);
-    Value p = softmax(b, loc, scores, r - 1);
+    return softmax(b, loc, scores, r - 1);
+  }
+
+  Value lower(nn::AttentionOp op, PatternRewriter &b) const override {
+    MLIRContext *ctx = b.getContext();
+    Location loc = op.getLoc();
+    RankedTensorType qt = ty(op.getQuery()), kt = ty(op.getKey());
+    unsigned r = qt.getRank();
+    if (useBlas && qt.getElementType().isF32()) {
+      // Two batched GEMMs over the flattened (batch, head) dimensions.
+      double sc = op.getScale() ? op.getScale()->convertToDouble()
+                                : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
+      Value q3 = flattenBatch(b, loc, op.getQuery());
+      Value k3 = flattenBatch(b, loc, op.getKey());
+      Value v3 = flattenBatch(b, loc, op.getValue());
+      int64_t n = ty(q3).getDimSize(0);
+      auto st = RankedTensorType::get(
+          {n, qt.getDimSize(r - 2), kt.getDimSize(r - 2)}, b.getF32Type());
+      Value s = callKernel(b, loc, "tessera_bmm_nt_f32", q3, k3, st);
+      Value p = probabilities(b, loc, s, sc, op.getCausal());
+      RankedTensorType out = ty(op.getResult());
+      auto ot = RankedTensorType::get(
+          {n, qt.getDimSize(r - 2), out.getShape().back()}, b.getF32Type());
+      Value o = callKernel(b, loc, "tessera_bmm_f32", p, v3, ot);
+      if (r == 3)
+        return o;
+      if (r == 2)
+        return tensor::CollapseShapeOp::create(
+            b, loc, o, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+      ReassociationIndices lead;
+      for (unsigned i = 0; i + 2 < r; ++i)
+        lead.push_back(i);
+      return tensor::ExpandShapeOp::create(
+          b, loc, out, o,
+          SmallVector<ReassociationIndices>{lead, {int64_t(r) - 2}, {int64_t(r) - 1}});
+    }
+    int64_t tk = kt.getDimSize(r - 2);
+    double sc = op.getScale() ? op.getScale()->convertToDouble()
+                              : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
+    // scores[..., i, j] = sum_d q[..., i, d] * k[..., j, d]
+    SmallVector<int64_t> sShape(qt.getShape());
+    sShape[r - 1] = tk;
+    auto st = RankedTensorType::get(sShape, qt.getElementType());
+    unsigned n = r + 1;
+    SmallVector<AffineExpr> qe, ke;
+    for (unsigned i = 0; i + 2 < r; ++i) {
+      qe.push_back(getAffineDimExpr(i, ctx));
+      ke.push_back(getAffineDimExpr(i, ctx));
+    }
+    qe.append({getAffineDimExpr(r - 2, ctx), getAffineDimExpr(r, ctx)});
+    ke.append({getAffineDimExpr(r - 1, ctx), getAffineDimExpr(r, ctx)});
+    Value scores = contraction(b, loc, st, op.getQuery(), op.getKey(),
+                               AffineMap::get(n, 0, qe, ctx),
+                               AffineMap::get(n, 0, ke, ctx));
+    Value p = probabilities(b, loc, scores, sc, op.getCausal());
     // out[..., i, e] = sum_j p[..., i, j] * v[..., j, e]
     RankedTensorType out = ty(op.getResult());
     SmallVector<AffineExpr> pe, ve;
@@ -805,9 +864,9 @@ struct ConvertNNToLinalgPass
                  ReduceLowering<nn::ReduceMaxOp, ReduceKind::Max, false>,
                  SoftmaxLowering, LayerNormLowering, RMSNormLowering,
                  EmbeddingLowering, ArangeLowering, SliceLowering,
-                 ConcatLowering, CrossEntropyLowering, AttentionLowering>(
-        &getContext());
-    patterns.add<LinearLowering, MatmulLowering>(&getContext(), useBlas);
+                 ConcatLowering, CrossEntropyLowering>(&getContext());
+    patterns.add<LinearLowering, MatmulLowering, AttentionLowering>(
+        &getContext(), useBlas);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();
       return;
