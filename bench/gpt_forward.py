@@ -17,27 +17,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from gpt_spec import gpt_spec  # noqa: E402
+
 torch.set_num_threads(1)
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 D, L, T, B = (int(v) for v in sys.argv[2:6]) if len(sys.argv) > 5 else (384, 6, 256, 8)
 V, H = 65, 6
 lib = "/usr/lib/llvm-22/lib"
-spec = f"""
-import nn
-model GPT(vocab: int, ctx: int, dim: int, heads: int, depth: int) {{
-  wte = Embedding(vocab, dim)
-  wpe = Embedding(ctx, dim)
-  blocks = repeat(depth) Block(dim, heads)
-  ln_f = LayerNorm(dim)
-  fn forward(idx: i32[B, T]) -> f32[B, T, vocab] {{
-    let h = wte(idx) + wpe(arange(T))
-    return matmul(ln_f(blocks(h)), transpose(wte.weight))
-  }}
-}}
-data toks = tokens("unused.bin", seq={T}, batch={B})
-train t {{ model = GPT({V}, {T}, {D}, {H}, {L})  data = toks
-  loss = cross_entropy(model(x), y)  optimizer = AdamW(lr=1e-3)  steps = 1 }}
-"""
+spec = gpt_spec(V, T, D, H, L, B, T)
 os.makedirs("/tmp/tessera-bench", exist_ok=True)
 open("/tmp/tessera-bench/gpt.tsr", "w").write(spec)
 nn_ir = subprocess.run([os.path.join(build, "bin", "tessera"), "compile", "/tmp/tessera-bench/gpt.tsr",

@@ -15,33 +15,14 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from gpt_spec import gpt_spec
 from mlir_harness import error, run
 
 bin_dir, lib_dir, work = sys.argv[1:4]
 os.makedirs(work, exist_ok=True)
 V, C, D, H, L, B, T = 11, 8, 16, 2, 2, 2, 8
 
-spec = f"""
-import nn
-model GPT(vocab: int, ctx: int, dim: int, heads: int, depth: int) {{
-  wte = Embedding(vocab, dim)
-  wpe = Embedding(ctx, dim)
-  blocks = repeat(depth) Block(dim, heads)
-  ln_f = LayerNorm(dim)
-  fn forward(idx: i32[B, T]) -> f32[B, T, vocab] {{
-    let h = wte(idx) + wpe(arange(T))
-    return matmul(ln_f(blocks(h)), transpose(wte.weight))
-  }}
-}}
-data toks = tokens("unused.bin", seq={T}, batch={B})
-train t {{
-  model = GPT({V}, {C}, {D}, {H}, {L})
-  data = toks
-  loss = cross_entropy(model(x), y)
-  optimizer = AdamW(lr=1e-3)
-  steps = 1
-}}
-"""
+spec = gpt_spec(V, C, D, H, L, B, T)
 open(os.path.join(work, "gpt.tsr"), "w").write(spec)
 nn_ir = subprocess.run([os.path.join(bin_dir, "tessera"), "compile",
                         os.path.join(work, "gpt.tsr"), "-e", "t"],
