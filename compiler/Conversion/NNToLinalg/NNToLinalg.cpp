@@ -92,14 +92,18 @@ bool isStatic(Operation *op) {
 
 enum class ReduceKind { Sum, Max };
 
-/// Reduces `x` over `dims` keeping them as size 1 (so results broadcast back
-/// against `x`).
-Value reduceKeep(PatternRewriter &b, Location loc, Value x,
-                 ArrayRef<int64_t> dims, ReduceKind kind) {
+using ElemFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+/// Reduces `value(inputs...)` over `dims` of the iteration space `full`,
+/// keeping reduced dimensions as size 1 (so results broadcast back). Inputs
+/// broadcast against `full` like element-wise operands, so a single pass can
+/// combine e.g. x with its mean.
+Value reduceKeepOf(PatternRewriter &b, Location loc, RankedTensorType full,
+                   ValueRange inputs, ArrayRef<int64_t> dims, ReduceKind kind,
+                   ElemFn value) {
   MLIRContext *ctx = b.getContext();
-  RankedTensorType t = ty(x);
-  unsigned n = t.getRank();
-  SmallVector<int64_t> shape(t.getShape());
+  unsigned n = full.getRank();
+  SmallVector<int64_t> shape(full.getShape());
   SmallVector<AffineExpr> outExprs;
   SmallVector<utils::IteratorType> iters;
   for (unsigned i = 0; i < n; ++i) {
@@ -111,26 +115,34 @@ Value reduceKeep(PatternRewriter &b, Location loc, Value x,
     iters.push_back(reduced ? utils::IteratorType::reduction
                             : utils::IteratorType::parallel);
   }
-  auto outType = RankedTensorType::get(shape, t.getElementType());
-  Type et = t.getElementType();
+  auto outType = RankedTensorType::get(shape, full.getElementType());
+  Type et = full.getElementType();
   Value init = kind == ReduceKind::Sum
                    ? floatConst(b, loc, et, 0.0)
                    : floatConst(b, loc, et,
                                 -std::numeric_limits<double>::infinity());
   Value acc = linalg::FillOp::create(b, loc, init, emptyLike(b, loc, outType))
                   .getResult(0);
+  SmallVector<AffineMap> maps;
+  for (Value in : inputs)
+    maps.push_back(broadcastMap(ctx, ty(in).getShape(), full.getShape(), n));
+  maps.push_back(AffineMap::get(n, 0, outExprs, ctx));
   return linalg::GenericOp::create(
-             b, loc, TypeRange{outType}, ValueRange{x}, ValueRange{acc},
-             SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(n, ctx),
-                                    AffineMap::get(n, 0, outExprs, ctx)},
-             iters,
+             b, loc, TypeRange{outType}, inputs, ValueRange{acc}, maps, iters,
              [&](OpBuilder &nb, Location l, ValueRange a) {
+               Value v = value(nb, l, a.drop_back());
                Value r = kind == ReduceKind::Sum
-                             ? Value(arith::AddFOp::create(nb, l, a[1], a[0]))
-                             : Value(arith::MaximumFOp::create(nb, l, a[1], a[0]));
+                             ? Value(arith::AddFOp::create(nb, l, a.back(), v))
+                             : Value(arith::MaximumFOp::create(nb, l, a.back(), v));
                linalg::YieldOp::create(nb, l, r);
              })
       .getResult(0);
+}
+
+Value reduceKeep(PatternRewriter &b, Location loc, Value x,
+                 ArrayRef<int64_t> dims, ReduceKind kind) {
+  return reduceKeepOf(b, loc, ty(x), {x}, dims, kind,
+                      [](OpBuilder &, Location, ValueRange a) { return a[0]; });
 }
 
 /// Reshapes a reduceKeep result to `outType` (dropping the kept size-1
@@ -168,24 +180,31 @@ Value binary(PatternRewriter &b, Location loc, Value lhs, Value rhs,
 Value addF(OpBuilder &b, Location l, ValueRange a) {
   return arith::AddFOp::create(b, l, a[0], a[1]);
 }
-Value subF(OpBuilder &b, Location l, ValueRange a) {
-  return arith::SubFOp::create(b, l, a[0], a[1]);
-}
-Value mulF(OpBuilder &b, Location l, ValueRange a) {
-  return arith::MulFOp::create(b, l, a[0], a[1]);
-}
-Value divF(OpBuilder &b, Location l, ValueRange a) {
-  return arith::DivFOp::create(b, l, a[0], a[1]);
-}
 
-/// Softmax along `dim` of `x`: exp(x - max) / sum(exp(x - max)).
-Value softmax(PatternRewriter &b, Location loc, Value x, int64_t dim) {
-  Value mx = reduceKeep(b, loc, x, {dim}, ReduceKind::Max);
-  Value e = binary(b, loc, x, mx, [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-    return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
-  });
-  Value sum = reduceKeep(b, loc, e, {dim}, ReduceKind::Sum);
-  return binary(b, loc, e, sum, divF);
+using PreFn = function_ref<Value(OpBuilder &, Location, Value)>;
+
+/// Softmax along `dim` of pre(x): exp(p - max) / sum(exp(p - max)), in three
+/// passes over x (max, sum, normalize). `pre` (e.g. attention's scale and
+/// causal mask) is recomputed in each pass instead of materialized, which
+/// measured faster than separate element-wise passes (bench/RESULTS.md).
+Value softmax(PatternRewriter &b, Location loc, Value x, int64_t dim,
+              PreFn pre = [](OpBuilder &, Location, Value v) { return v; }) {
+  RankedTensorType full = ty(x);
+  Value mx = reduceKeepOf(b, loc, full, {x}, {dim}, ReduceKind::Max,
+                          [&](OpBuilder &nb, Location l, ValueRange a) {
+                            return pre(nb, l, a[0]);
+                          });
+  auto shifted = [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+    return math::ExpOp::create(
+        nb, l, arith::SubFOp::create(nb, l, pre(nb, l, a[0]), a[1]));
+  };
+  Value sum = reduceKeepOf(b, loc, full, {x, mx}, {dim}, ReduceKind::Sum,
+                           shifted);
+  return elementwise(b, loc, full, {x, mx, sum},
+                     [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                       return arith::DivFOp::create(nb, l, shifted(nb, l, a),
+                                                    a[2]);
+                     });
 }
 
 /// Multiplies every element by a constant.
@@ -194,23 +213,6 @@ Value scale(PatternRewriter &b, Location loc, Value x, double factor) {
                      [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
                        return arith::MulFOp::create(
                            nb, l, a[0], floatConst(nb, l, a[0].getType(), factor));
-                     });
-}
-
-Value square(PatternRewriter &b, Location loc, Value x) {
-  return elementwise(b, loc, ty(x), {x},
-                     [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                       return arith::MulFOp::create(nb, l, a[0], a[0]);
-                     });
-}
-
-/// 1 / sqrt(x + eps), element-wise (the normalizers of layer and RMS norm).
-Value rsqrtPlusEps(PatternRewriter &b, Location loc, Value x, double eps) {
-  return elementwise(b, loc, ty(x), {x},
-                     [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                       Value e = floatConst(nb, l, a[0].getType(), eps);
-                       return math::RsqrtOp::create(
-                           nb, l, arith::AddFOp::create(nb, l, a[0], e));
                      });
 }
 
@@ -563,35 +565,61 @@ struct SoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
 struct LayerNormLowering : StaticPattern<nn::LayerNormOp> {
   using StaticPattern::StaticPattern;
   Value lower(nn::LayerNormOp op, PatternRewriter &b) const override {
+    // Three passes: mean, variance of (x - mean), then the normalized,
+    // scaled and shifted output in one element-wise loop.
     Location loc = op.getLoc();
     Value x = op.getInput();
     RankedTensorType t = ty(x);
     auto dims = trailingDims(t.getRank(), ty(op.getWeight()).getRank());
     double inv = 1.0 / double(countOf(t, dims));
     Value mean = scale(b, loc, reduceKeep(b, loc, x, dims, ReduceKind::Sum), inv);
-    Value xc = binary(b, loc, x, mean, subF);
-    Value var = scale(b, loc, reduceKeep(b, loc, square(b, loc, xc), dims,
-                                         ReduceKind::Sum),
-                      inv);
-    Value rstd = rsqrtPlusEps(b, loc, var, op.getEps().convertToDouble());
-    Value y = binary(b, loc, xc, rstd, mulF);
-    y = binary(b, loc, y, op.getWeight(), mulF);
-    return binary(b, loc, y, op.getBias(), addF);
+    Value var = reduceKeepOf(b, loc, t, {x, mean}, dims, ReduceKind::Sum,
+                             [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                               Value d = arith::SubFOp::create(nb, l, a[0], a[1]);
+                               return arith::MulFOp::create(nb, l, d, d);
+                             });
+    double eps = op.getEps().convertToDouble();
+    return elementwise(
+        b, loc, t, {x, mean, var, op.getWeight(), op.getBias()},
+        [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Type et = a[0].getType();
+          Value v = arith::AddFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[2], floatConst(nb, l, et, inv)),
+              floatConst(nb, l, et, eps));
+          Value xhat = arith::MulFOp::create(
+              nb, l, arith::SubFOp::create(nb, l, a[0], a[1]),
+              math::RsqrtOp::create(nb, l, v));
+          return arith::AddFOp::create(nb, l, arith::MulFOp::create(nb, l, xhat, a[3]),
+                                       a[4]);
+        });
   }
 };
 
 struct RMSNormLowering : StaticPattern<nn::RMSNormOp> {
   using StaticPattern::StaticPattern;
   Value lower(nn::RMSNormOp op, PatternRewriter &b) const override {
+    // Two passes: mean of squares, then the scaled output.
     Location loc = op.getLoc();
     Value x = op.getInput();
     RankedTensorType t = ty(x);
     auto dims = trailingDims(t.getRank(), ty(op.getWeight()).getRank());
-    Value ms = scale(b, loc, reduceKeep(b, loc, square(b, loc, x), dims,
-                                        ReduceKind::Sum),
-                     1.0 / double(countOf(t, dims)));
-    Value r = rsqrtPlusEps(b, loc, ms, op.getEps().convertToDouble());
-    return binary(b, loc, binary(b, loc, x, r, mulF), op.getWeight(), mulF);
+    double inv = 1.0 / double(countOf(t, dims));
+    Value ss = reduceKeepOf(b, loc, t, {x}, dims, ReduceKind::Sum,
+                            [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                              return arith::MulFOp::create(nb, l, a[0], a[0]);
+                            });
+    double eps = op.getEps().convertToDouble();
+    return elementwise(
+        b, loc, t, {x, ss, op.getWeight()},
+        [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Type et = a[0].getType();
+          Value ms = arith::AddFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[1], floatConst(nb, l, et, inv)),
+              floatConst(nb, l, et, eps));
+          return arith::MulFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[0], math::RsqrtOp::create(nb, l, ms)),
+              a[2]);
+        });
   }
 };
 
@@ -758,30 +786,22 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
   /// whose last two dimensions are (query, key).
   static Value probabilities(PatternRewriter &b, Location loc, Value scores,
                              double sc, bool causal) {
-    MLIRContext *ctx = b.getContext();
-    RankedTensorType st = ty(scores);
-    unsigned r = st.getRank();
-    scores = linalg::GenericOp::create(
-                 b, loc, TypeRange{st}, ValueRange{scores},
-                 ValueRange{emptyLike(b, loc, st)},
-                 SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(r, ctx),
-                                        AffineMap::getMultiDimIdentityMap(r, ctx)},
-                 SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
-                 [&](OpBuilder &nb, Location l, ValueRange a) {
-                   Type et = a[0].getType();
-                   Value v = arith::MulFOp::create(nb, l, a[0], floatConst(nb, l, et, sc));
-                   if (causal) {
+    unsigned r = ty(scores).getRank();
+    return softmax(b, loc, scores, r - 1,
+                   [&](OpBuilder &nb, Location l, Value v) -> Value {
+                     Type et = v.getType();
+                     v = arith::MulFOp::create(nb, l, v, floatConst(nb, l, et, sc));
+                     if (!causal)
+                       return v;
                      Value i = linalg::IndexOp::create(nb, l, r - 2);
                      Value j = linalg::IndexOp::create(nb, l, r - 1);
-                     Value future = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, j, i);
-                     v = arith::SelectOp::create(
+                     Value future = arith::CmpIOp::create(
+                         nb, l, arith::CmpIPredicate::ugt, j, i);
+                     return arith::SelectOp::create(
                          nb, l, future,
-                         floatConst(nb, l, et, -std::numeric_limits<double>::infinity()), v);
-                   }
-                   linalg::YieldOp::create(nb, l, v);
-                 })
-                 .getResult(0);
-    return softmax(b, loc, scores, r - 1);
+                         floatConst(nb, l, et, -std::numeric_limits<double>::infinity()),
+                         v);
+                   });
   }
 
   Value lower(nn::AttentionOp op, PatternRewriter &b) const override {
