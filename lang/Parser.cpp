@@ -816,6 +816,10 @@ std::unique_ptr<File> parseBuffer(unsigned bufferID, DiagnosticEngine &diags,
   if (!checkUTF8(text, diags))
     return nullptr;
 
+  // A UTF-8 byte-order mark is not part of the program; ANTLR would drop it
+  // and shift every location on the first line.
+  if (text.starts_with("\xEF\xBB\xBF"))
+    text = text.drop_front(3);
   SourceMap map(text);
   antlr4::ANTLRInputStream input;
   try {

@@ -123,7 +123,12 @@ ast::File *Loader::load(StringRef path, SMLoc importLoc) {
       diags.errorNoLoc(msg);
     return nullptr;
   }
-  unsigned id = sm.AddNewSourceBuffer(std::move(*bufOrErr), importLoc);
+  std::unique_ptr<MemoryBuffer> buffer = std::move(*bufOrErr);
+  // Drop a UTF-8 byte-order mark so columns on line 1 count from the code.
+  if (buffer->getBuffer().starts_with("\xEF\xBB\xBF"))
+    buffer = MemoryBuffer::getMemBufferCopy(buffer->getBuffer().drop_front(3),
+                                            buffer->getBufferIdentifier());
+  unsigned id = sm.AddNewSourceBuffer(std::move(buffer), importLoc);
   std::unique_ptr<ast::File> file =
       parseBuffer(id, diags, options.parserLimits);
   if (!file)
