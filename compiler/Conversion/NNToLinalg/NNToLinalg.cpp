@@ -216,6 +216,15 @@ Value scale(PatternRewriter &b, Location loc, Value x, double factor) {
                      });
 }
 
+/// 1 / sqrt(sum * inv + eps): the normalizer of layer and RMS norm, from a
+/// sum over `1/inv` elements (built inside a generic's body).
+Value rsqrtMean(OpBuilder &b, Location l, Value sum, double inv, double eps) {
+  Type et = sum.getType();
+  Value mean = arith::MulFOp::create(b, l, sum, floatConst(b, l, et, inv));
+  return math::RsqrtOp::create(
+      b, l, arith::AddFOp::create(b, l, mean, floatConst(b, l, et, eps)));
+}
+
 SmallVector<int64_t> trailingDims(int64_t rank, int64_t count) {
   SmallVector<int64_t> dims;
   for (int64_t i = rank - count; i < rank; ++i)
@@ -582,13 +591,9 @@ struct LayerNormLowering : StaticPattern<nn::LayerNormOp> {
     return elementwise(
         b, loc, t, {x, mean, var, op.getWeight(), op.getBias()},
         [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
-          Type et = a[0].getType();
-          Value v = arith::AddFOp::create(
-              nb, l, arith::MulFOp::create(nb, l, a[2], floatConst(nb, l, et, inv)),
-              floatConst(nb, l, et, eps));
           Value xhat = arith::MulFOp::create(
               nb, l, arith::SubFOp::create(nb, l, a[0], a[1]),
-              math::RsqrtOp::create(nb, l, v));
+              rsqrtMean(nb, l, a[2], inv, eps));
           return arith::AddFOp::create(nb, l, arith::MulFOp::create(nb, l, xhat, a[3]),
                                        a[4]);
         });
@@ -612,12 +617,8 @@ struct RMSNormLowering : StaticPattern<nn::RMSNormOp> {
     return elementwise(
         b, loc, t, {x, ss, op.getWeight()},
         [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
-          Type et = a[0].getType();
-          Value ms = arith::AddFOp::create(
-              nb, l, arith::MulFOp::create(nb, l, a[1], floatConst(nb, l, et, inv)),
-              floatConst(nb, l, et, eps));
           return arith::MulFOp::create(
-              nb, l, arith::MulFOp::create(nb, l, a[0], math::RsqrtOp::create(nb, l, ms)),
+              nb, l, arith::MulFOp::create(nb, l, a[0], rsqrtMean(nb, l, a[1], inv, eps)),
               a[2]);
         });
   }
