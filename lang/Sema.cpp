@@ -1959,7 +1959,6 @@ void Sema::Impl::checkNamesInModel(const ModelDecl *decl, const File *file) {
           if (auto *n = dyn_cast_or_null<NameExpr>(d))
             local.insert(n->name); // signature symbols
       }
-      std::vector<std::pair<const Stmt *, StringSet<>>> stmts;
       std::function<void(ArrayRef<Stmt *>, StringSet<>)> walk =
           [&](ArrayRef<Stmt *> body, StringSet<> scope) {
             for (const Stmt *s : body) {

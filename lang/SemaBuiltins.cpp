@@ -30,7 +30,7 @@ namespace {
 enum class B {
   Unary, Softmax, Dropout, MatMul, Linear, Transpose, Permute, Reshape,
   Flatten, LayerNorm, RMSNorm, Embedding, Attention, CrossEntropy, Mse,
-  Reduce, Concat, Split, Arange, Cast, ScalarMath, Init
+  Reduce, Concat, Split, Arange, Cast, Init
 };
 
 struct BuiltinInfo {
@@ -627,7 +627,6 @@ Value Sema::Impl::callBuiltinTyped(StringRef name, CallArgs &args,
     out.dtype = argv[1]->dtype;
     return Value::ofTensor(out);
   }
-  case B::ScalarMath:
   case B::Init:
     break;
   }
