@@ -41,29 +41,38 @@ struct MemRef3D {
   float *data() const { return aligned + offset; }
 };
 
-/// out[i] = a[i] * op(b[i]) for every i of the leading (batch) dimension,
-/// where op transposes when `transB`.
-void batchedGemm(const MemRef3D &a, const MemRef3D &b, const MemRef3D &out,
-                 bool transB, const char *name) {
-  if (a.strides[2] != 1 || b.strides[2] != 1 || out.strides[2] != 1)
-    fail(name);
-  int64_t batch = a.sizes[0], m = a.sizes[1], k = a.sizes[2];
-  int64_t n = transB ? b.sizes[1] : b.sizes[2];
-  if (b.sizes[0] != batch || out.sizes[0] != batch ||
-      (transB ? b.sizes[2] : b.sizes[1]) != k || out.sizes[1] != m ||
-      out.sizes[2] != n)
-    fail(name);
-  for (int64_t i = 0; i < batch; ++i)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                int(m), int(n), int(k), 1.0f, a.data() + i * a.strides[0],
-                int(a.strides[1]), b.data() + i * b.strides[0],
-                int(b.strides[1]), 0.0f, out.data() + i * out.strides[0],
-                int(out.strides[1]));
+/// One row-major GEMM: out[m, n] = a[m, k] * op(b), with op transposing b
+/// when `transB`; leading dimensions are the row strides.
+void gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+          const float *b, int64_t ldb, bool transB, float *out, int64_t ldo) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+              int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f,
+              out, int(ldo));
 }
 
-void checkRowMajor(const MemRef2D &m, const char *name) {
-  if (m.strides[1] != 1)
+/// Checks shapes and layouts of `out = a * op(b)` over a leading batch
+/// dimension (size 1 for rank-2 operands) and runs one GEMM per batch.
+template <typename M>
+void batchedGemm(const M &a, const M &b, const M &out, bool transB,
+                 const char *name) {
+  constexpr int r = sizeof(a.sizes) / sizeof(a.sizes[0]);
+  if (a.strides[r - 1] != 1 || b.strides[r - 1] != 1 ||
+      out.strides[r - 1] != 1)
     fail(name);
+  int64_t batch = r == 3 ? a.sizes[0] : 1;
+  int64_t m = a.sizes[r - 2], k = a.sizes[r - 1];
+  int64_t n = transB ? b.sizes[r - 2] : b.sizes[r - 1];
+  if ((r == 3 && (b.sizes[0] != batch || out.sizes[0] != batch)) ||
+      (transB ? b.sizes[r - 1] : b.sizes[r - 2]) != k ||
+      out.sizes[r - 2] != m || out.sizes[r - 1] != n)
+    fail(name);
+  for (int64_t i = 0; i < batch; ++i) {
+    int64_t ai = r == 3 ? i * a.strides[0] : 0;
+    int64_t bi = r == 3 ? i * b.strides[0] : 0;
+    int64_t oi = r == 3 ? i * out.strides[0] : 0;
+    gemm(m, n, k, a.data() + ai, a.strides[r - 2], b.data() + bi,
+         b.strides[r - 2], transB, out.data() + oi, out.strides[r - 2]);
+  }
 }
 
 } // namespace
@@ -72,28 +81,14 @@ extern "C" {
 
 /// out[M, N] = x[M, K] * w[N, K]^T   (nn.linear without bias)
 void _mlir_ciface_tessera_linear_f32(MemRef2D *x, MemRef2D *w, MemRef2D *out) {
-  checkRowMajor(*x, "linear: input is not row-major");
-  checkRowMajor(*w, "linear: weight is not row-major");
-  checkRowMajor(*out, "linear: output is not row-major");
-  int64_t m = x->sizes[0], k = x->sizes[1], n = w->sizes[0];
-  if (w->sizes[1] != k || out->sizes[0] != m || out->sizes[1] != n)
-    fail("linear: shape mismatch");
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(k),
-              1.0f, x->data(), int(x->strides[0]), w->data(),
-              int(w->strides[0]), 0.0f, out->data(), int(out->strides[0]));
+  batchedGemm(*x, *w, *out, /*transB=*/true,
+              "linear: bad shapes or a non-row-major operand");
 }
 
 /// out[M, N] = a[M, K] * b[K, N]   (rank-2 nn.matmul)
 void _mlir_ciface_tessera_matmul_f32(MemRef2D *a, MemRef2D *b, MemRef2D *out) {
-  checkRowMajor(*a, "matmul: lhs is not row-major");
-  checkRowMajor(*b, "matmul: rhs is not row-major");
-  checkRowMajor(*out, "matmul: output is not row-major");
-  int64_t m = a->sizes[0], k = a->sizes[1], n = b->sizes[1];
-  if (b->sizes[0] != k || out->sizes[0] != m || out->sizes[1] != n)
-    fail("matmul: shape mismatch");
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(n),
-              int(k), 1.0f, a->data(), int(a->strides[0]), b->data(),
-              int(b->strides[0]), 0.0f, out->data(), int(out->strides[0]));
+  batchedGemm(*a, *b, *out, /*transB=*/false,
+              "matmul: bad shapes or a non-row-major operand");
 }
 
 /// out[i] = a[i] * b[i]^T   (attention scores q k^T, per batch*head)
