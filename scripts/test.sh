@@ -43,5 +43,26 @@ if [ -x "$BUILD_DIR/bin/tessera-fuzz-frontend" ]; then
   rm -rf "$corpus" "$corpus.log"
 fi
 
+if [ -x "$BUILD_DIR/bin/tessera-fuzz-runtime" ]; then
+  echo "== fuzz smoke (30 s of libFuzzer on the safetensors/.npy/manifest readers)"
+  corpus=$(mktemp -d)
+  # Seeds: one file of each kind, prefixed with the byte that selects its reader.
+  "$BUILD_DIR/bin/tessera" compile tests/lit/runtime/tiny.tsr -e t -o "$corpus/p.tsrpkg" >/dev/null 2>&1 || true
+  if [ -f "$corpus/p.tsrpkg/manifest.json" ]; then
+    { printf '\x00'; head -c 4096 "$corpus/p.tsrpkg/weights.safetensors"; } > "$corpus/seed0"
+    { printf '\x02'; cat "$corpus/p.tsrpkg/manifest.json"; } > "$corpus/seed2"
+    rm -rf "$corpus/p.tsrpkg"
+  fi
+  { printf '\x01\x93NUMPY\x01\x00\x46\x00'; printf "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n" 10 ''; printf '\0\0\0\0\0\0\0\0'; } > "$corpus/seed1"
+  if "$BUILD_DIR/bin/tessera-fuzz-runtime" "$corpus" -max_total_time=30 \
+       -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=0 \
+       >"$corpus.log" 2>&1; then
+    tail -2 "$corpus.log"; passed=$((passed + 1))
+  else
+    tail -40 "$corpus.log"; echo "FAIL: runtime fuzz smoke"; failed=$((failed + 1))
+  fi
+  rm -rf "$corpus" "$corpus.log"
+fi
+
 echo "tests: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -255,7 +255,14 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train) {
     inputs.push_back(tensorType(p->type));
   auto fn = func::FuncOp::create(builder, 
       l, "forward", builder.getFunctionType(inputs, {}));
-  fn.setArgAttr(0, "tessera.input", builder.getStringAttr("x"));
+  // The input is named as in the model's `forward(name: ...)`.
+  std::string inputName = "x";
+  auto fwd = train.model->members.find("forward");
+  if (fwd != train.model->members.end() &&
+      fwd->second.kind == tessera::Value::Kind::Fn && fwd->second.fn &&
+      fwd->second.fn->params.size() == 1)
+    inputName = fwd->second.fn->params[0].name;
+  fn.setArgAttr(0, "tessera.input", builder.getStringAttr(inputName));
   for (size_t i = 0; i < params.size(); ++i) {
     fn.setArgAttr(i + 1, "tessera.param", builder.getStringAttr(params[i]->path));
     fn.setArgAttr(i + 1, "tessera.init", builder.getStringAttr(params[i]->init));

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace {
 
@@ -75,9 +76,61 @@ void batchedGemm(const M &a, const M &b, const M &out, bool transB,
   }
 }
 
+/// Copies `rank`-dimensional strided data element by element (the last
+/// dimension contiguous runs are copied with memcpy).
+void stridedCopy(int64_t elemSize, int64_t rank, const int64_t *sizes,
+                 const char *src, const int64_t *srcStrides, char *dst,
+                 const int64_t *dstStrides) {
+  if (rank == 0) {
+    std::memcpy(dst, src, size_t(elemSize));
+    return;
+  }
+  if (rank == 1 && srcStrides[0] == 1 && dstStrides[0] == 1) {
+    std::memcpy(dst, src, size_t(sizes[0] * elemSize));
+    return;
+  }
+  for (int64_t i = 0; i < sizes[0]; ++i)
+    stridedCopy(elemSize, rank - 1, sizes + 1,
+                src + i * srcStrides[0] * elemSize, srcStrides + 1,
+                dst + i * dstStrides[0] * elemSize, dstStrides + 1);
+}
+
+/// MLIR's unranked memref: a rank and a pointer to a ranked descriptor
+/// {T *allocated, T *aligned, int64 offset, int64 sizes[rank],
+/// int64 strides[rank]}.
+struct UnrankedMemRef {
+  int64_t rank;
+  void *descriptor;
+};
+
 } // namespace
 
 extern "C" {
+
+/// The version of this library's C interface; a package's code is built
+/// against one (runtime/package/Manifest.h).
+int tessera_cpu_kernels_abi_version() { return 1; }
+
+/// `memref.copy` between buffers that are not both contiguous: the CPU
+/// lowering calls this by MLIR's name for it.
+void memrefCopy(int64_t elemSize, UnrankedMemRef *src, UnrankedMemRef *dst) {
+  if (src->rank != dst->rank)
+    fail("memrefCopy: rank mismatch");
+  auto *s = static_cast<int64_t *>(src->descriptor);
+  auto *d = static_cast<int64_t *>(dst->descriptor);
+  int64_t rank = src->rank;
+  char *sp, *dp;
+  std::memcpy(&sp, &s[1], sizeof(char *));
+  std::memcpy(&dp, &d[1], sizeof(char *));
+  for (int64_t i = 0; i < rank; ++i)
+    if (s[3 + i] != d[3 + i])
+      fail("memrefCopy: shape mismatch");
+  for (int64_t i = 0; i < rank; ++i)
+    if (s[3 + i] == 0)
+      return;
+  stridedCopy(elemSize, rank, s + 3, sp + s[2] * elemSize, s + 3 + rank,
+              dp + d[2] * elemSize, d + 3 + rank);
+}
 
 /// out[M, N] = x[M, K] * w[N, K]^T   (nn.linear without bias)
 void _mlir_ciface_tessera_linear_f32(MemRef2D *x, MemRef2D *w, MemRef2D *out) {

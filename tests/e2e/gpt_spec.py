@@ -1,4 +1,9 @@
-"""The char-GPT used by the e2e test and the benchmark, as .tsr source."""
+"""The char-GPT used by the e2e tests and the benchmark: .tsr source, and an
+independent PyTorch implementation of the same model."""
+import math
+
+import torch
+import torch.nn.functional as F
 
 
 def gpt_spec(vocab, ctx, dim, heads, depth, batch, seq):
@@ -24,3 +29,26 @@ train t {{
   steps = 1
 }}
 """
+
+
+def gpt_reference(weights, idx, L, D, H, dtype):
+    """Logits of the GPT of gpt_spec (and examples/kjv_gpt.tsr) in PyTorch,
+    computed in `dtype` from {parameter path: tensor}."""
+    W = {k: v.to(dtype) for k, v in weights.items()}
+    B, T = idx.shape
+    h = F.embedding(idx.long(), W["wte.weight"]) + F.embedding(torch.arange(T), W["wpe.weight"])
+    for l in range(L):
+        p = f"blocks.{l}."
+        a = F.layer_norm(h, (D,), W[p + "ln1.weight"], W[p + "ln1.bias"], 1e-5)
+        qkv = F.linear(a, W[p + "attn.qkv.weight"], W[p + "attn.qkv.bias"])
+        q, k, v = qkv.split(D, dim=-1)
+        q, k, v = (t.reshape(B, T, H, D // H).transpose(1, 2) for t in (q, k, v))
+        s = q @ k.transpose(-1, -2) / math.sqrt(D // H)
+        s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+        y = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+        h = h + F.linear(y, W[p + "attn.proj.weight"], W[p + "attn.proj.bias"])
+        m = F.layer_norm(h, (D,), W[p + "ln2.weight"], W[p + "ln2.bias"], 1e-5)
+        m = F.gelu(F.linear(m, W[p + "mlp.fc.weight"], W[p + "mlp.fc.bias"]), approximate="tanh")
+        h = h + F.linear(m, W[p + "mlp.proj.weight"], W[p + "mlp.proj.bias"])
+    h = F.layer_norm(h, (D,), W["ln_f.weight"], W["ln_f.bias"], 1e-5)
+    return h @ W["wte.weight"].T

@@ -6,16 +6,14 @@ be <= 1e-5; torch's own f32 error is printed for scale).
 
 Usage: gpt_vs_torch.py BIN_DIR LLVM_LIB_DIR WORK_DIR
 """
-import math
 import os
 import re
 import subprocess
 import sys
 
 import torch
-import torch.nn.functional as F
 
-from gpt_spec import gpt_spec
+from gpt_spec import gpt_reference, gpt_spec
 from mlir_harness import error, run
 
 bin_dir, lib_dir, work = sys.argv[1:4]
@@ -48,25 +46,9 @@ got = run(bin_dir, lib_dir, nn_ir, "forward",
           [idx] + [weights[path] for _, path in params], [B, T, V])
 
 
-# Independent reference: the same GPT written directly in PyTorch.
 def ref(dtype):
-    W = {k: v.to(dtype) for k, v in weights.items()}
-    h = F.embedding(idx.long(), W["wte.weight"]) + F.embedding(torch.arange(T), W["wpe.weight"])
-    for l in range(L):
-        p = f"blocks.{l}."
-        a = F.layer_norm(h, (D,), W[p + "ln1.weight"], W[p + "ln1.bias"], 1e-5)
-        qkv = F.linear(a, W[p + "attn.qkv.weight"], W[p + "attn.qkv.bias"])
-        q, k, v = qkv.split(D, dim=-1)
-        q, k, v = (t.reshape(B, T, H, D // H).transpose(1, 2) for t in (q, k, v))
-        s = q @ k.transpose(-1, -2) / math.sqrt(D // H)
-        s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
-        y = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
-        h = h + F.linear(y, W[p + "attn.proj.weight"], W[p + "attn.proj.bias"])
-        m = F.layer_norm(h, (D,), W[p + "ln2.weight"], W[p + "ln2.bias"], 1e-5)
-        m = F.gelu(F.linear(m, W[p + "mlp.fc.weight"], W[p + "mlp.fc.bias"]), approximate="tanh")
-        h = h + F.linear(m, W[p + "mlp.proj.weight"], W[p + "mlp.proj.bias"])
-    h = F.layer_norm(h, (D,), W["ln_f.weight"], W["ln_f.bias"], 1e-5)
-    return h @ W["wte.weight"].T
+    return gpt_reference(weights, idx, L, D, H, dtype)
+
 
 # The f64 reference is the ground truth; torch's own f32 result is printed
 # beside ours to show the rounding noise expected at this precision.

@@ -8,11 +8,13 @@
 
 #include "compiler/Conversion/Passes.h"
 #include "compiler/MLIRGen/MLIRGen.h"
+#include "compiler/Package/PackageWriter.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "lang/AST.h"
 #include "lang/Diagnostics.h"
 #include "lang/Program.h"
 #include "lang/Sema.h"
+#include "runtime/tools/Run.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "mlir/IR/MLIRContext.h"
@@ -27,6 +29,7 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SHA256.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/thread.h"
 #include "llvm/Support/WithColor.h"
@@ -50,8 +53,10 @@ cl::SubCommand dumpAstCmd("dump-ast",
                           "parsing, before checking)");
 
 cl::SubCommand compileCmd("compile",
-                          "Compile an entry point to MLIR (today: the nn "
-                          "dialect of a train block's forward pass)");
+                          "Compile the forward pass of a train block's model "
+                          "into a package (-o NAME.tsrpkg) or print its IR");
+cl::SubCommand runCmd("run", "Run an entry point of a compiled package on "
+                             "NumPy .npy inputs");
 
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.tsr>"),
                                cl::Required, cl::sub(checkCmd),
@@ -60,15 +65,57 @@ cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.tsr>"),
 cl::opt<std::string> entryName("e", cl::desc("Entry point: a train block"),
                                cl::value_desc("name"), cl::Required,
                                cl::sub(compileCmd), cl::cat(tesseraCat));
-cl::opt<std::string> emitStage("emit",
-                               cl::desc("Stage to print: nn, linalg (after "
-                                        "convert-nn-to-linalg) or llvm (LLVM "
-                                        "dialect for the host CPU)"),
-                               cl::init("nn"), cl::sub(compileCmd),
-                               cl::cat(tesseraCat));
-cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout)"),
+cl::opt<std::string> emitStage(
+    "emit",
+    cl::desc("What to write: package (the default when -o ends in .tsrpkg), "
+             "nn (the default otherwise), linalg (after convert-nn-to-linalg) "
+             "or llvm (LLVM dialect for the host CPU)"),
+    cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout) or "
+                                              "package directory"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<std::string> targetName("target",
+                                cl::desc("Code generation target: cpu (the "
+                                         "host; the default)"),
+                                cl::init("cpu"), cl::sub(compileCmd),
+                                cl::cat(tesseraCat));
+cl::opt<std::string> cpuName("mcpu",
+                             cl::desc("CPU to generate code for (an LLVM CPU "
+                                      "name; default: native, the host's)"),
+                             cl::init("native"), cl::sub(compileCmd),
+                             cl::cat(tesseraCat));
+cl::opt<int64_t> seedOpt("seed",
+                         cl::desc("Seed of parameter initialization (default: "
+                                  "the train block's seed, else 0)"),
+                         cl::init(-1), cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<bool> noBlas("no-blas",
+                     cl::desc("Compile matrix products to loop nests instead "
+                              "of calls of the runtime's BLAS kernels"),
+                     cl::sub(compileCmd), cl::cat(tesseraCat));
+
+cl::opt<std::string> packageDir(cl::Positional, cl::desc("<package.tsrpkg>"),
+                                cl::Required, cl::sub(runCmd),
+                                cl::cat(tesseraCat));
+cl::list<std::string> runInputs("input",
+                                cl::desc("An input: NAME=FILE.npy (just "
+                                         "FILE.npy when there is one input)"),
+                                cl::value_desc("[name=]file.npy"),
+                                cl::sub(runCmd), cl::cat(tesseraCat));
+cl::list<std::string> runOutputs("output",
+                                 cl::desc("Where to write an output: FILE.npy "
+                                          "(one output) or NAME=FILE.npy; "
+                                          "outputs not written are summarized"),
+                                 cl::value_desc("[name=]file.npy"),
+                                 cl::sub(runCmd), cl::cat(tesseraCat));
+cl::opt<std::string> runWeights("weights",
+                                cl::desc("Parameters to use instead of the "
+                                         "package's weights.safetensors"),
+                                cl::value_desc("file.safetensors"),
+                                cl::sub(runCmd), cl::cat(tesseraCat));
+cl::opt<std::string> runEntry("entry", cl::desc("Entry point (default: forward)"),
+                              cl::init("forward"), cl::sub(runCmd),
+                              cl::cat(tesseraCat));
 cl::list<std::string> importDirs("I", cl::desc("Add <dir> to the import search path"),
                                  cl::value_desc("dir"), cl::Prefix,
                                  cl::sub(checkCmd), cl::sub(dumpAstCmd),
@@ -96,9 +143,15 @@ tessera checks it (shapes included) before anything runs.
 COMMANDS
   tessera check FILE.tsr       parse and check; prints a summary of each block
   tessera dump-ast FILE.tsr    print the syntax tree
-  tessera compile FILE.tsr -e TRAIN [--emit=nn] [-o OUT.mlir]
-                               the forward pass of a train block's model in
-                               Tessera's nn dialect, with .tsr locations
+  tessera compile FILE.tsr -e TRAIN -o NAME.tsrpkg
+                               compile the forward pass of a train block's
+                               model for this CPU into a package: manifest.json,
+                               code.so and weights.safetensors (initialized
+                               from the spec with the train block's seed)
+  tessera compile FILE.tsr -e TRAIN --emit=nn|linalg|llvm [-o OUT.mlir]
+                               print the IR at one stage instead
+  tessera run PKG --input [NAME=]IN.npy [--output OUT.npy] [--weights W]
+                               run the package's forward on NumPy inputs
 
 EXAMPLES
   tessera check examples/kjv_gpt.tsr
@@ -106,6 +159,8 @@ EXAMPLES
   tessera check -I mylib model.tsr
   tessera dump-ast examples/fashion_mlp.tsr
   tessera compile examples/kjv_gpt.tsr -e pretrain --emit=nn
+  tessera compile examples/fashion_mlp.tsr -e fit -o mlp.tsrpkg
+  tessera run mlp.tsrpkg --input x=batch.npy --output logits.npy
 
 Errors are printed as FILE:LINE:COL: error: ... with the source line and a
 caret; the exit code is 1 when any error was reported. Imports are searched
@@ -157,6 +212,37 @@ void printSummary(const Sema &sema, raw_ostream &os) {
   }
 }
 
+/// SHA-256 of every source the program read (the file, its imports and the
+/// stdlib), in load order.
+std::string sourceHash(const SourceMgr &sourceMgr) {
+  SHA256 sha;
+  for (unsigned i = 1; i <= sourceMgr.getNumBuffers(); ++i)
+    sha.update(sourceMgr.getMemoryBuffer(i)->getBuffer());
+  return toHex(sha.final(), /*LowerCase=*/true);
+}
+
+int writeTrainPackage(mlir::ModuleOp module, const CheckedTrain &train,
+                      const SourceMgr &sourceMgr, DiagnosticEngine &diags) {
+  PackageOptions options;
+  options.output = outputFile;
+  options.compilerVersion = TESSERA_VERSION;
+  options.sourceFile = inputFile;
+  options.sourceSha256 = sourceHash(sourceMgr);
+  options.trainName = train.decl->name;
+  options.cpu = cpuName;
+  options.useBlas = !noBlas;
+  if (seedOpt >= 0) {
+    options.seed = uint64_t(seedOpt);
+  } else if (auto it = train.settings.find("seed");
+             it != train.settings.end() && it->second.getInt()) {
+    options.seed = uint64_t(*it->second.getInt());
+  }
+  bool ok = writePackage(module, options, [&](const std::string &msg) {
+    diags.errorNoLoc(outputFile + ": " + msg);
+  });
+  return ok ? 0 : 1;
+}
+
 int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
   const CheckedTrain *train = nullptr;
   std::vector<std::string> names;
@@ -171,10 +257,24 @@ int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
                                                           join(names, ", ") + ")"));
     return 1;
   }
-  if (emitStage != "nn" && emitStage != "linalg" && emitStage != "llvm") {
-    diags.errorNoLoc("--emit=" + emitStage +
-                     " is not available; choose nn, linalg or llvm (ptx "
-                     "arrives with the GPU backend)");
+  std::string emit = emitStage;
+  if (emit.empty())
+    emit = StringRef(outputFile).ends_with(".tsrpkg") ? "package" : "nn";
+  if (emit != "package" && emit != "nn" && emit != "linalg" && emit != "llvm") {
+    diags.errorNoLoc("--emit=" + emit +
+                     " is not available; choose package, nn, linalg or llvm "
+                     "(ptx arrives with the GPU backend)");
+    return 1;
+  }
+  if (targetName != "cpu") {
+    diags.errorNoLoc("--target=" + targetName +
+                     " is not available yet; the GPU backend (sm_80, sm_90) "
+                     "is planned, cpu works today");
+    return 1;
+  }
+  if (emit == "package" && outputFile == "-") {
+    diags.errorNoLoc("a package is a directory: give it with -o NAME.tsrpkg "
+                     "(or print IR with --emit=nn|linalg|llvm)");
     return 1;
   }
   mlir::DialectRegistry registry;
@@ -185,10 +285,12 @@ int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
   auto module = genTrainForward(context, sema, *train, diags);
   if (!module)
     return 1;
-  if (emitStage != "nn") {
+  if (emit == "package")
+    return writeTrainPackage(*module, *train, sourceMgr, diags);
+  if (emit != "nn") {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
-    if (failed(emitStage == "linalg" ? buildNNToLinalgPipeline(pm)
-                                     : buildCPULoweringPipeline(pm)) ||
+    if (failed(emit == "linalg" ? buildNNToLinalgPipeline(pm)
+                                : buildCPULoweringPipeline(pm, !noBlas)) ||
         failed(pm.run(*module)))
       return 1;
   }
@@ -250,6 +352,15 @@ int main(int argc, char **argv) {
   if (!cl::ParseCommandLineOptions(argc, argv, overview, &errs()))
     return 1;
 
+  if (runCmd) {
+    rt::RunOptions options;
+    options.package = packageDir;
+    options.entry = runEntry;
+    options.weights = runWeights;
+    options.inputs.assign(runInputs.begin(), runInputs.end());
+    options.outputs.assign(runOutputs.begin(), runOutputs.end());
+    return rt::runCommand(options);
+  }
   bool dumpOnly = static_cast<bool>(dumpAstCmd);
   if (!checkCmd && !dumpAstCmd && !compileCmd) {
     errs() << "tessera: no command given; see tessera --help\n";

@@ -1,0 +1,43 @@
+//===- PackageWriter.h - nn modules to .tsrpkg packages ---------*- C++ -*-===//
+//
+// Compiles the entry points of an `nn` module for the host CPU and writes a
+// package directory (runtime/package/Manifest.h describes the format): the
+// module is lowered with the CPU pipeline, translated to LLVM IR, given one
+// `void tessera_entry_NAME(void **args)` wrapper per entry point, optimized
+// (O3), emitted as an object file and linked into code.so with the system C
+// compiler driver. Parameters are initialized from their `tessera.init`
+// specs with the given seed and written to weights.safetensors. The
+// directory is built next to the output and renamed into place at the end,
+// so a failed compile never leaves half a package.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TESSERA_COMPILER_PACKAGE_PACKAGEWRITER_H
+#define TESSERA_COMPILER_PACKAGE_PACKAGEWRITER_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <functional>
+#include <string>
+
+namespace tessera {
+
+struct PackageOptions {
+  /// The package directory to create (by convention NAME.tsrpkg).
+  std::string output;
+  std::string compilerVersion;
+  std::string sourceFile, sourceSha256, trainName;
+  uint64_t seed = 0;
+  /// An LLVM CPU name, or "native" for the host's.
+  std::string cpu = "native";
+  /// f32 GEMMs through the runtime's BLAS kernels (else loop nests).
+  bool useBlas = true;
+};
+
+/// Writes the package; reports failures through `error` and returns false.
+bool writePackage(mlir::ModuleOp nnModule, const PackageOptions &options,
+                  const std::function<void(const std::string &)> &error);
+
+} // namespace tessera
+
+#endif // TESSERA_COMPILER_PACKAGE_PACKAGEWRITER_H

@@ -1,0 +1,69 @@
+//===- Manifest.h - manifest.json of a .tsrpkg ------------------*- C++ -*-===//
+//
+// A package is a directory:
+//
+//   NAME.tsrpkg/manifest.json        this file: what the package holds
+//   NAME.tsrpkg/code.so              compiled entry points (host code)
+//   NAME.tsrpkg/weights.safetensors  the initial parameters
+//
+// Entry point calling convention (format_version 1): the symbol is
+//   void SYMBOL(void **args)
+// where args[i] points to an MLIR strided memref descriptor
+//   {T *allocated, T *aligned, int64 offset, int64 sizes[R], int64 strides[R]}
+// for, in order: the entry's inputs, its parameters (named in `parameters`),
+// then its outputs (written in place, allocated by the caller).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TESSERA_RUNTIME_PACKAGE_MANIFEST_H
+#define TESSERA_RUNTIME_PACKAGE_MANIFEST_H
+
+#include "runtime/core/Tensor.h"
+
+#include <string>
+#include <vector>
+
+namespace tessera::rt {
+
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::string typeString() const {
+    return std::string(dtypeTsrName(dtype)) + shapeString(shape);
+  }
+};
+
+struct ParameterSpec : TensorSpec {
+  std::string init;
+  bool trainable = true;
+};
+
+struct EntryPoint {
+  std::string name, symbol;
+  std::vector<TensorSpec> inputs, outputs;
+  /// Names from Manifest::parameters, in argument order.
+  std::vector<std::string> parameters;
+};
+
+struct Manifest {
+  static constexpr int formatVersion = 1;
+  std::string compilerVersion;
+  std::string sourceFile, sourceSha256, trainName;
+  std::string targetKind = "cpu", targetTriple, targetCpu;
+  std::string code = "code.so", weights = "weights.safetensors";
+  uint64_t seed = 0;
+  std::vector<EntryPoint> entryPoints;
+  std::vector<ParameterSpec> parameters;
+
+  const EntryPoint *findEntry(const std::string &name) const;
+  const ParameterSpec *findParameter(const std::string &name) const;
+  std::string toJSON() const;
+  /// Parses and validates; errors name `path` and the field.
+  static Expected<Manifest> parse(const std::string &text,
+                                  const std::string &path);
+};
+
+} // namespace tessera::rt
+
+#endif // TESSERA_RUNTIME_PACKAGE_MANIFEST_H

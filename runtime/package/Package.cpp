@@ -1,0 +1,157 @@
+//===- Package.cpp - Loading and running a .tsrpkg ------------------------===//
+
+#include "runtime/package/Package.h"
+
+#include "runtime/io/Safetensors.h"
+#include "runtime/support/File.h"
+
+#include <algorithm>
+#include <cstring>
+#include <dlfcn.h>
+
+extern "C" int tessera_cpu_kernels_abi_version();
+
+namespace tessera::rt {
+
+/// The ABI a package's code.so is built against (the `tessera_package_abi`
+/// symbol it exports).
+static constexpr int packageAbi = 1;
+
+MemRefDescriptor::MemRefDescriptor(const Tensor &t) {
+  int64_t rank = t.rank();
+  words.resize(3 + 2 * size_t(rank));
+  void *data = const_cast<void *>(t.data());
+  std::memcpy(&words[0], &data, sizeof(void *));
+  std::memcpy(&words[1], &data, sizeof(void *));
+  words[2] = 0;
+  int64_t stride = 1;
+  for (int64_t i = rank - 1; i >= 0; --i) {
+    words[3 + i] = t.shape()[i];
+    words[3 + rank + i] = stride;
+    stride *= t.shape()[i];
+  }
+}
+
+Package::Package(Package &&other) noexcept { *this = std::move(other); }
+
+Package &Package::operator=(Package &&other) noexcept {
+  if (this != &other) {
+    if (handle)
+      dlclose(handle);
+    info = std::move(other.info);
+    dir = std::move(other.dir);
+    params = std::move(other.params);
+    handle = other.handle;
+    other.handle = nullptr;
+  }
+  return *this;
+}
+
+Package::~Package() {
+  // Parameters may view memory of the weights mapping, not of the code.
+  if (handle)
+    dlclose(handle);
+}
+
+Expected<Package> Package::load(const std::string &dir,
+                                const std::string &weights) {
+  Package pkg;
+  pkg.dir = dir;
+  std::string manifestPath = joinPath(dir, "manifest.json");
+  Expected<std::string> text = readFile(manifestPath);
+  if (!text)
+    return Status::fail(dir + ": not a Tessera package (" + text.error() + ")");
+  Expected<Manifest> manifest = Manifest::parse(*text, manifestPath);
+  if (!manifest)
+    return std::move(manifest).takeStatus();
+  pkg.info = std::move(*manifest);
+  if (pkg.info.targetKind != "cpu")
+    return Status::fail(manifestPath + ": target.kind is '" +
+                        pkg.info.targetKind + "'; this runtime runs 'cpu'");
+
+  // The compiled code calls the runtime's kernels; make sure they are the
+  // ones it was built for.
+  if (tessera_cpu_kernels_abi_version() != packageAbi)
+    return Status::fail("libtessera_cpu_kernels has the wrong ABI version");
+  std::string codePath = joinPath(dir, pkg.info.code);
+  pkg.handle = dlopen(codePath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!pkg.handle)
+    return Status::fail(codePath + ": cannot load the compiled code: " +
+                        dlerror());
+  auto *abi = static_cast<const int *>(dlsym(pkg.handle, "tessera_package_abi"));
+  if (!abi || *abi != packageAbi)
+    return Status::fail(codePath + ": not built for package ABI " +
+                        std::to_string(packageAbi) + " (recompile the package)");
+  for (const EntryPoint &e : pkg.info.entryPoints)
+    if (!dlsym(pkg.handle, e.symbol.c_str()))
+      return Status::fail(codePath + ": entry point '" + e.name +
+                          "' has no symbol '" + e.symbol + "'");
+
+  std::string weightsPath =
+      weights.empty() ? joinPath(dir, pkg.info.weights) : weights;
+  Expected<SafetensorsFile> file = readSafetensors(weightsPath);
+  if (!file)
+    return std::move(file).takeStatus();
+  for (const ParameterSpec &p : pkg.info.parameters) {
+    const Tensor *t = file->find(p.name);
+    if (!t)
+      return Status::fail(weightsPath + ": no tensor for parameter '" + p.name +
+                          "' (" + p.typeString() + ")");
+    if (t->dtype() != p.dtype || t->shape() != p.shape)
+      return Status::fail(weightsPath + ": tensor '" + p.name + "' is " +
+                          t->typeString() + " but the package expects " +
+                          p.typeString());
+    pkg.params[p.name] = *t;
+  }
+  for (const auto &[name, t] : file->tensors)
+    if (!pkg.info.findParameter(name))
+      return Status::fail(weightsPath + ": tensor '" + name +
+                          "' is not a parameter of this package");
+  return pkg;
+}
+
+Expected<std::vector<Tensor>>
+Package::run(const std::string &entryName,
+             const std::map<std::string, Tensor> &inputs) {
+  const EntryPoint *entry = info.findEntry(entryName);
+  if (!entry) {
+    std::string names;
+    for (const EntryPoint &e : info.entryPoints)
+      names += (names.empty() ? "" : ", ") + e.name;
+    return Status::fail("the package has no entry point '" + entryName +
+                        "' (it has: " + names + ")");
+  }
+  std::vector<MemRefDescriptor> descs;
+  for (const TensorSpec &spec : entry->inputs) {
+    auto it = inputs.find(spec.name);
+    if (it == inputs.end())
+      return Status::fail("missing input '" + spec.name + "' (" +
+                          spec.typeString() + ")");
+    if (it->second.dtype() != spec.dtype || it->second.shape() != spec.shape)
+      return Status::fail("input '" + spec.name + "' is " +
+                          it->second.typeString() + " but '" + entryName +
+                          "' takes " + spec.typeString());
+    descs.emplace_back(it->second);
+  }
+  for (const auto &input : inputs)
+    if (std::none_of(entry->inputs.begin(), entry->inputs.end(),
+                     [&](const TensorSpec &s) { return s.name == input.first; }))
+      return Status::fail("'" + entryName + "' has no input named '" +
+                          input.first + "'");
+  for (const std::string &p : entry->parameters)
+    descs.emplace_back(params.at(p));
+  std::vector<Tensor> outputs;
+  for (const TensorSpec &spec : entry->outputs) {
+    outputs.push_back(Tensor::zeros(spec.dtype, spec.shape));
+    descs.emplace_back(outputs.back());
+  }
+  std::vector<void *> args;
+  for (MemRefDescriptor &d : descs)
+    args.push_back(d.get());
+  auto fn = reinterpret_cast<void (*)(void **)>(
+      dlsym(handle, entry->symbol.c_str()));
+  fn(args.data());
+  return outputs;
+}
+
+} // namespace tessera::rt

@@ -1,0 +1,55 @@
+//===- Package.h - Loading and running a .tsrpkg ----------------*- C++ -*-===//
+
+#ifndef TESSERA_RUNTIME_PACKAGE_PACKAGE_H
+#define TESSERA_RUNTIME_PACKAGE_PACKAGE_H
+
+#include "runtime/package/Manifest.h"
+
+#include <map>
+#include <memory>
+
+namespace tessera::rt {
+
+/// A loaded package: its manifest, its code (dlopen'ed) and its parameters.
+class Package {
+public:
+  /// Loads `dir`. `weights` overrides the package's weights file; every
+  /// parameter must be found there with the manifest's dtype and shape.
+  static Expected<Package> load(const std::string &dir,
+                                const std::string &weights = "");
+  Package(Package &&) noexcept;
+  Package &operator=(Package &&) noexcept;
+  ~Package();
+
+  const Manifest &manifest() const { return info; }
+  const std::string &directory() const { return dir; }
+  /// The current value of each parameter, by name.
+  std::map<std::string, Tensor> &parameters() { return params; }
+
+  /// Runs `entry` on `inputs` (by name; each must match the manifest's dtype
+  /// and shape exactly) and returns its outputs in manifest order.
+  Expected<std::vector<Tensor>> run(const std::string &entry,
+                                    const std::map<std::string, Tensor> &inputs);
+
+private:
+  Package() = default;
+  Manifest info;
+  std::string dir;
+  void *handle = nullptr;
+  std::map<std::string, Tensor> params;
+};
+
+/// The argument of compiled code: an MLIR strided memref descriptor of a
+/// contiguous, row-major tensor.
+class MemRefDescriptor {
+public:
+  explicit MemRefDescriptor(const Tensor &t);
+  void *get() { return words.data(); }
+
+private:
+  std::vector<int64_t> words;
+};
+
+} // namespace tessera::rt
+
+#endif // TESSERA_RUNTIME_PACKAGE_PACKAGE_H

@@ -1,0 +1,75 @@
+//===- tessera-rt.cpp - The runtime's own command line --------------------===//
+//
+// On a machine without LLVM/MLIR (a GPU box), this runs packages compiled
+// elsewhere: `tessera-rt run PKG --input x=in.npy --output out.npy`. It is the
+// same code as `tessera run`.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/tools/Run.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+using namespace tessera::rt;
+
+static const char *usage =
+    "usage: tessera-rt run PKG [--entry NAME] [--weights FILE.safetensors]\n"
+    "                  [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
+    "\n"
+    "Runs an entry point (default: forward) of a package made by\n"
+    "`tessera compile ... -o PKG.tsrpkg`. Inputs and outputs are NumPy .npy\n"
+    "files; an output without --output is summarized on stdout.\n";
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  if (std::strcmp(argv[1], "run") != 0) {
+    std::fprintf(stderr, "tessera-rt: error: unknown command '%s'\n%s", argv[1],
+                 usage);
+    return 1;
+  }
+  RunOptions options;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char *flag) -> const char * {
+      std::string f = flag;
+      if (arg.rfind(f + "=", 0) == 0)
+        return argv[i] + f.size() + 1;
+      if (arg != f)
+        return nullptr;
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "tessera-rt: error: %s needs a value\n", flag);
+        std::exit(1);
+      }
+      return argv[++i];
+    };
+    if (const char *v = value("--input"))
+      options.inputs.push_back(v);
+    else if (const char *v = value("--output"))
+      options.outputs.push_back(v);
+    else if (const char *v = value("--weights"))
+      options.weights = v;
+    else if (const char *v = value("--entry"))
+      options.entry = v;
+    else if (arg.rfind("-", 0) == 0) {
+      std::fprintf(stderr, "tessera-rt: error: unknown option '%s'\n%s",
+                   arg.c_str(), usage);
+      return 1;
+    } else if (options.package.empty())
+      options.package = arg;
+    else {
+      std::fprintf(stderr, "tessera-rt: error: unexpected argument '%s'\n",
+                   arg.c_str());
+      return 1;
+    }
+  }
+  if (options.package.empty()) {
+    std::fprintf(stderr, "tessera-rt: error: no package given\n%s", usage);
+    return 1;
+  }
+  return runCommand(options);
+}
