@@ -1,19 +1,22 @@
-"""GPT forward latency on the CPU: Tessera (tessera compile -> tessera-lower-to-llvm,
-run by mlir-runner -O3, timed inside the module with rtclock, JIT excluded) vs
-PyTorch eager on the same shapes, one thread each. Weights are constants
-(values do not affect the timing). Issue 3's config: d=384, 6 layers, T=256,
-batch 8, vocab 65.
+"""GPT forward latency on the CPU: Tessera (a package from `tessera compile -o
+X.tsrpkg`, timed by `tessera run --repeat`: median of 5 calls of the compiled
+entry point after one warm-up; loading and .npy I/O excluded) vs PyTorch eager
+on the same shapes (median of 5 after a warm-up), one thread each. Weights do
+not affect the timing. Issue 3's config: d=384, 6 layers, T=256, batch 8,
+vocab 65.
 Usage: bench/gpt_forward.py [build-dir] [dim layers T batch]
 """
 import math
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -24,42 +27,16 @@ torch.set_num_threads(1)
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 D, L, T, B = (int(v) for v in sys.argv[2:6]) if len(sys.argv) > 5 else (384, 6, 256, 8)
 V, H = 65, 6
-lib = "/usr/lib/llvm-22/lib"
-spec = gpt_spec(V, T, D, H, L, B, T)
-os.makedirs("/tmp/tessera-bench", exist_ok=True)
-open("/tmp/tessera-bench/gpt.tsr", "w").write(spec)
-nn_ir = subprocess.run([os.path.join(build, "bin", "tessera"), "compile", "/tmp/tessera-bench/gpt.tsr",
-                        "-e", "t"], check=True, capture_output=True, text=True).stdout
-sig = nn_ir[nn_ir.index("func.func @forward("):]
-sig = sig[:sig.index("{\n")]
-arg_types = re.findall(r"(tensor<[0-9x]+x(?:f32|i32)>)", sig[:sig.rindex(") ->")])
-out_ty = re.findall(r"-> (tensor<[0-9x]+xf32>)", sig)[-1]
-main = ["  func.func private @rtclock() -> f64", "  func.func private @printF64(f64)",
-        "  func.func private @printNewline()", "  func.func @main() {"]
-args = []
-for i, ty in enumerate(arg_types):
-    val = "1" if ty.endswith("xi32>") else "0.01"
-    main.append(f"    %a{i} = arith.constant dense<{val}> : {ty}")
-    args.append(f"%a{i}")
-main.append(f"    %r0 = call @forward({', '.join(args)}) : ({', '.join(arg_types)}) -> {out_ty}")
-main.append("    %c0 = arith.constant 0 : index")
-main.append(f"    %v0 = tensor.extract %r0[%c0, %c0, %c0] : {out_ty}")
-main.append("    %t0 = call @rtclock() : () -> f64")
-main.append(f"    %r = call @forward({', '.join(args)}) : ({', '.join(arg_types)}) -> {out_ty}")
-main.append(f"    %v1 = tensor.extract %r[%c0, %c0, %c0] : {out_ty}")
-main.append("    %t1 = call @rtclock() : () -> f64")
-main.append("    %dt = arith.subf %t1, %t0 : f64")
-main += ["    call @printF64(%dt) : (f64) -> ()", "    call @printNewline() : () -> ()", "    return", "  }"]
-end = nn_ir.rindex("\n}")
-text = nn_ir[:end] + "\n" + "\n".join(main) + nn_ir[end:]
-open("/tmp/tessera-bench/gpt.mlir", "w").write(text)
-llvm = subprocess.run([os.path.join(build, "bin", "tessera-opt"), "--tessera-lower-to-llvm"],
-                      input=text, check=True, capture_output=True, text=True).stdout
-kern = os.path.join(build, "lib", "libtessera_cpu_kernels.so")
-out = subprocess.run(["/usr/lib/llvm-22/bin/mlir-runner", "-e", "main", "-entry-point-result=void", "-O3",
-                      f"-shared-libs={lib}/libmlir_runner_utils.so,{lib}/libmlir_c_runner_utils.so,{kern}"],
-                     input=llvm, check=True, capture_output=True, text=True).stdout
-tessera_s = float(re.findall(r"[0-9.e+-]+", out)[-1])
+work = "/tmp/tessera-bench"
+os.makedirs(work, exist_ok=True)
+open(f"{work}/gpt.tsr", "w").write(gpt_spec(V, T, D, H, L, B, T))
+tessera = os.path.join(build, "bin", "tessera")
+subprocess.run([tessera, "compile", f"{work}/gpt.tsr", "-e", "t", "-o", f"{work}/gpt.tsrpkg"], check=True)
+np.save(f"{work}/idx.npy", np.ones((B, T), np.int32))
+out = subprocess.run([tessera, "run", f"{work}/gpt.tsrpkg", "--input", f"{work}/idx.npy",
+                      "--output", f"{work}/logits.npy", "--repeat", "5"],
+                     check=True, capture_output=True, text=True).stdout
+tessera_s = float(re.search(r"median ([0-9.]+) ms", out).group(1)) / 1e3
 
 
 def torch_forward(idx, W):
@@ -83,9 +60,12 @@ W = {"wte": torch.full((V, D), 0.01), "wpe": torch.full((T, D), 0.01), "g": torc
 idx = torch.ones(B, T, dtype=torch.long)
 with torch.no_grad():
     torch_forward(idx, W)
-    t0 = time.perf_counter()
-    torch_forward(idx, W)
-    torch_s = time.perf_counter() - t0
-params = sum(math.prod(int(d) for d in t[len("tensor<"):].split("x")[:-1]) for t in arg_types[1:])
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch_forward(idx, W)
+        times.append(time.perf_counter() - t0)
+    torch_s = statistics.median(times)
+params = V * D + T * D + L * (12 * D * D + 13 * D) + 2 * D
 print(f"GPT d={D} L={L} T={T} B={B} ({params / 1e6:.2f}M params): tessera {tessera_s * 1e3:.0f} ms, "
       f"torch {torch_s * 1e3:.0f} ms, tessera/torch time ratio {tessera_s / torch_s:.2f}")

@@ -28,4 +28,17 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
                            "mlir::math::MathDialect"];
 }
 
+def ApproximateMath : Pass<"tessera-approximate-math"> {
+  let summary = "Replace f32 tanh/exp/log/erf calls by polynomial approximations";
+  let description = [{
+    MLIR's polynomial approximations (a few ulp in f32) instead of libm
+    calls, so the loops around them stay call-free and LLVM vectorizes them.
+    On the GPT forward, libm's tanhf/expm1f/expf took 19% of the time
+    (bench/RESULTS.md). Applies to f32 scalars and vectors only.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::math::MathDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
 #endif // TESSERA_CONVERSION_PASSES

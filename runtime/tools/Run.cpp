@@ -5,6 +5,8 @@
 #include "runtime/io/Npy.h"
 #include "runtime/package/Package.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -147,6 +149,22 @@ int runCommand(const RunOptions &options) {
   Expected<std::vector<Tensor>> outputs = pkg->run(options.entry, inputs);
   if (!outputs)
     return error(outputs.error());
+  if (options.repeat > 0) {
+    std::vector<double> ms;
+    for (unsigned i = 0; i < options.repeat; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      Expected<std::vector<Tensor>> again = pkg->run(options.entry, inputs);
+      std::chrono::duration<double, std::milli> dt =
+          std::chrono::steady_clock::now() - start;
+      if (!again)
+        return error(again.error());
+      ms.push_back(dt.count());
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf("%s: median %.3f ms, best %.3f ms over %u runs\n",
+                options.entry.c_str(), ms[ms.size() / 2], ms.front(),
+                options.repeat);
+  }
 
   std::map<std::string, std::string> files;
   for (const std::string &binding : options.outputs) {

@@ -16,6 +16,9 @@ struct RunOptions {
   std::vector<std::string> inputs;
   /// "file.npy" for a single output, else "name=file.npy".
   std::vector<std::string> outputs;
+  /// Extra timed runs: prints the median and best latency of the entry call
+  /// (the first, untimed run warms caches).
+  unsigned repeat = 0;
 };
 
 /// Runs the command; prints errors as "tessera run: error: ..." and returns

@@ -9,6 +9,7 @@
 #include "runtime/tools/Run.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -17,10 +18,12 @@ using namespace tessera::rt;
 static const char *usage =
     "usage: tessera-rt run PKG [--entry NAME] [--weights FILE.safetensors]\n"
     "                  [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
+    "                  [--repeat N]\n"
     "\n"
     "Runs an entry point (default: forward) of a package made by\n"
     "`tessera compile ... -o PKG.tsrpkg`. Inputs and outputs are NumPy .npy\n"
-    "files; an output without --output is summarized on stdout.\n";
+    "files; an output without --output is summarized on stdout. --repeat N\n"
+    "times N more calls of the entry point (median and best latency).\n";
 
 int main(int argc, char **argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
@@ -55,6 +58,8 @@ int main(int argc, char **argv) {
       options.weights = v;
     else if (const char *v = value("--entry"))
       options.entry = v;
+    else if (const char *v = value("--repeat"))
+      options.repeat = unsigned(std::strtoul(v, nullptr, 10));
     else if (arg.rfind("-", 0) == 0) {
       std::fprintf(stderr, "tessera-rt: error: unknown option '%s'\n%s",
                    arg.c_str(), usage);

@@ -113,6 +113,10 @@ cl::opt<std::string> runWeights("weights",
                                          "package's weights.safetensors"),
                                 cl::value_desc("file.safetensors"),
                                 cl::sub(runCmd), cl::cat(tesseraCat));
+cl::opt<unsigned> runRepeat("repeat",
+                            cl::desc("Time N more calls of the entry point and "
+                                     "print the median and best latency"),
+                            cl::init(0), cl::sub(runCmd), cl::cat(tesseraCat));
 cl::opt<std::string> runEntry("entry", cl::desc("Entry point (default: forward)"),
                               cl::init("forward"), cl::sub(runCmd),
                               cl::cat(tesseraCat));
@@ -357,6 +361,7 @@ int main(int argc, char **argv) {
     options.package = packageDir;
     options.entry = runEntry;
     options.weights = runWeights;
+    options.repeat = runRepeat;
     options.inputs.assign(runInputs.begin(), runInputs.end());
     options.outputs.assign(runOutputs.begin(), runOutputs.end());
     return rt::runCommand(options);
