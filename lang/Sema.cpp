@@ -2067,6 +2067,28 @@ Value Sema::emit(ModuleInstance *model, std::vector<Value> args,
   return result;
 }
 
+Value Sema::emitLoss(const CheckedTrain &train, Value x, Value y,
+                     EmitHooks &hooks) {
+  const ast::Setting *loss = nullptr;
+  for (const ast::Setting &s : train.decl->settings)
+    if (s.key == "loss")
+      loss = &s;
+  if (!loss || !train.model)
+    return Value();
+  Env env;
+  env.file = train.file;
+  Value m;
+  m.kind = Value::Kind::Module;
+  m.module = train.model;
+  env.vars["model"] = m;
+  env.vars["x"] = std::move(x);
+  env.vars["y"] = std::move(y);
+  impl->hooks = &hooks;
+  Value result = impl->eval(loss->value, env);
+  impl->hooks = nullptr;
+  return result;
+}
+
 Sema::Sema(Program &program, DiagnosticEngine &diags)
     : impl(std::make_unique<Impl>(program, diags)) {}
 Sema::~Sema() = default;

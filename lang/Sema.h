@@ -139,6 +139,7 @@ struct CheckedData {
 
 struct CheckedTrain {
   const ast::TrainDecl *decl = nullptr;
+  const ast::File *file = nullptr;
   ModuleInstance *model = nullptr;
   const CheckedData *data = nullptr;
   llvm::StringMap<Value> settings;    // evaluated settings by key
@@ -188,6 +189,9 @@ public:
   /// operation (after a successful run()). Returns the result value.
   Value emit(ModuleInstance *model, std::vector<Value> args,
              EmitHooks &hooks);
+  /// Evaluates the loss of `train` once more, with `model` bound to its model
+  /// and `x`, `y` to the given (emitted) batch values.
+  Value emitLoss(const CheckedTrain &train, Value x, Value y, EmitHooks &hooks);
 
   class Impl;
 

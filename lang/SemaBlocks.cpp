@@ -515,6 +515,7 @@ void Sema::Impl::checkTrain(const TrainDecl *decl, const File *file) {
                              join(missing, ", "));
 
   auto checked = std::make_unique<CheckedTrain>();
+  checked->file = file;
   checked->decl = decl;
   trainByDecl[decl] = checked.get();
   CheckedTrain *t = checked.get();

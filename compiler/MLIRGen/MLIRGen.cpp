@@ -24,7 +24,16 @@ public:
   Generator(MLIRContext &ctx, DiagnosticEngine &diags)
       : ctx(ctx), builder(&ctx), diags(diags) {}
 
-  OwningOpRef<ModuleOp> run(Sema &sema, const CheckedTrain &train);
+  OwningOpRef<ModuleOp> run(Sema &sema, const CheckedTrain &train,
+                            bool withLoss);
+  /// `func.func @name(inputs..., params...)` whose body `body` emits (given
+  /// the inputs as values); null after reporting errors.
+  func::FuncOp genFunction(
+      llvm::StringRef name, Location l,
+      llvm::ArrayRef<std::pair<std::string, TensorType>> inputs,
+      llvm::ArrayRef<const ParamInfo *> params,
+      llvm::function_ref<tessera::Value(llvm::ArrayRef<tessera::Value>)> body,
+      llvm::SMLoc errorLoc, const std::string &what);
 
   void *param(const ParamInfo &p, llvm::SMLoc) override {
     auto it = paramArgs.find(&p);
@@ -242,7 +251,55 @@ std::vector<void *> Generator::op(
   return {};
 }
 
-OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train) {
+func::FuncOp Generator::genFunction(
+    llvm::StringRef name, Location l,
+    llvm::ArrayRef<std::pair<std::string, TensorType>> inputs,
+    llvm::ArrayRef<const ParamInfo *> params,
+    llvm::function_ref<tessera::Value(llvm::ArrayRef<tessera::Value>)> body,
+    llvm::SMLoc errorLoc, const std::string &what) {
+  SmallVector<Type> types;
+  for (auto &in : inputs)
+    types.push_back(tensorType(in.second));
+  for (const ParamInfo *p : params)
+    types.push_back(tensorType(p->type));
+  auto fn = func::FuncOp::create(builder, l, name,
+                                 builder.getFunctionType(types, {}));
+  for (size_t i = 0; i < inputs.size(); ++i)
+    fn.setArgAttr(i, "tessera.input", builder.getStringAttr(inputs[i].first));
+  size_t first = inputs.size();
+  for (size_t i = 0; i < params.size(); ++i) {
+    fn.setArgAttr(first + i, "tessera.param",
+                  builder.getStringAttr(params[i]->path));
+    fn.setArgAttr(first + i, "tessera.init",
+                  builder.getStringAttr(params[i]->init));
+  }
+  Block *entry = fn.addEntryBlock();
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPointToStart(entry);
+  paramArgs.clear();
+  for (size_t i = 0; i < params.size(); ++i)
+    paramArgs[params[i]] = entry->getArgument(first + i);
+  std::vector<tessera::Value> args;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    args.push_back(tessera::Value::ofTensor(inputs[i].second));
+    args.back().ir = wrap(entry->getArgument(i));
+  }
+  unsigned errorsBefore = diags.getNumErrors();
+  tessera::Value result = body(args);
+  if (result.isError() || diags.getNumErrors() != errorsBefore || !result.ir) {
+    if (diags.getNumErrors() == errorsBefore)
+      diags.error(errorLoc, "cannot compile " + what);
+    fn.erase();
+    return nullptr;
+  }
+  mlir::Value out = *static_cast<mlir::Value *>(result.ir);
+  func::ReturnOp::create(builder, l, out);
+  fn.setType(builder.getFunctionType(types, {out.getType()}));
+  return fn;
+}
+
+OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
+                                     bool withLoss) {
   ctx.loadDialect<nn::NNDialect, func::FuncDialect, arith::ArithDialect>();
   Location l = loc(train.decl->loc());
   OwningOpRef<ModuleOp> module = ModuleOp::create(l);
@@ -250,11 +307,6 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train) {
 
   std::vector<const ParamInfo *> params;
   train.model->collectParams(params);
-  SmallVector<Type> inputs{tensorType(train.data->x)};
-  for (const ParamInfo *p : params)
-    inputs.push_back(tensorType(p->type));
-  auto fn = func::FuncOp::create(builder, 
-      l, "forward", builder.getFunctionType(inputs, {}));
   // The input is named as in the model's `forward(name: ...)`.
   std::string inputName = "x";
   auto fwd = train.model->members.find("forward");
@@ -262,29 +314,25 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train) {
       fwd->second.kind == tessera::Value::Kind::Fn && fwd->second.fn &&
       fwd->second.fn->params.size() == 1)
     inputName = fwd->second.fn->params[0].name;
-  fn.setArgAttr(0, "tessera.input", builder.getStringAttr(inputName));
-  for (size_t i = 0; i < params.size(); ++i) {
-    fn.setArgAttr(i + 1, "tessera.param", builder.getStringAttr(params[i]->path));
-    fn.setArgAttr(i + 1, "tessera.init", builder.getStringAttr(params[i]->init));
-  }
-  Block *entry = fn.addEntryBlock();
-  builder.setInsertionPointToStart(entry);
-  for (size_t i = 0; i < params.size(); ++i)
-    paramArgs[params[i]] = entry->getArgument(i + 1);
 
-  tessera::Value x = tessera::Value::ofTensor(train.data->x);
-  x.ir = wrap(entry->getArgument(0));
-  unsigned errorsBefore = diags.getNumErrors();
-  tessera::Value result = sema.emit(train.model, {x}, *this);
-  if (result.isError() || diags.getNumErrors() != errorsBefore || !result.ir) {
-    if (diags.getNumErrors() == errorsBefore)
-      diags.error(train.decl->loc(), "cannot compile the forward function of " +
-                                         train.model->signature);
+  auto forward = genFunction(
+      "forward", l, {{inputName, train.data->x}}, params,
+      [&](llvm::ArrayRef<tessera::Value> args) {
+        return sema.emit(train.model, {args[0]}, *this);
+      },
+      train.decl->loc(), "the forward function of " + train.model->signature);
+  if (!forward)
     return nullptr;
+  if (withLoss) {
+    auto loss = genFunction(
+        "loss", l, {{"x", train.data->x}, {"y", train.data->y}}, params,
+        [&](llvm::ArrayRef<tessera::Value> args) {
+          return sema.emitLoss(train, args[0], args[1], *this);
+        },
+        train.decl->loc(), "the loss of train block '" + train.decl->name + "'");
+    if (!loss)
+      return nullptr;
   }
-  mlir::Value out = *static_cast<mlir::Value *>(result.ir);
-  func::ReturnOp::create(builder, l, out);
-  fn.setType(builder.getFunctionType(inputs, {out.getType()}));
   if (failed(verify(*module)))
     return nullptr;
   return module;
@@ -294,9 +342,9 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train) {
 
 OwningOpRef<ModuleOp> genTrainForward(MLIRContext &ctx, Sema &sema,
                                       const CheckedTrain &train,
-                                      DiagnosticEngine &diags) {
+                                      DiagnosticEngine &diags, bool withLoss) {
   Generator gen(ctx, diags);
-  return gen.run(sema, train);
+  return gen.run(sema, train, withLoss);
 }
 
 } // namespace tessera

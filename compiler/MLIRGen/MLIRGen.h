@@ -18,12 +18,15 @@
 namespace tessera {
 
 /// Builds `func.func @forward(%x, %params...)` for the model of a checked
-/// train block, with the data's batch as input. Returns null after reporting
-/// errors through `diags`.
+/// train block, with the data's batch as input, and with `withLoss`,
+/// `func.func @loss(%x, %y, %params...) -> tensor<f32>` computing the train
+/// block's loss on a batch. Returns null after reporting errors through
+/// `diags`.
 mlir::OwningOpRef<mlir::ModuleOp> genTrainForward(mlir::MLIRContext &ctx,
                                                   Sema &sema,
                                                   const CheckedTrain &train,
-                                                  DiagnosticEngine &diags);
+                                                  DiagnosticEngine &diags,
+                                                  bool withLoss = false);
 
 } // namespace tessera
 

@@ -110,8 +110,10 @@ bool collectSignatures(ModuleOp module, rt::Manifest &m, const ErrorFn &error) {
       m.parameters.push_back(p);
     }
     for (unsigned i = 0; i < fn.getNumResults(); ++i) {
-      std::string name =
-          fn.getNumResults() == 1 ? "output" : "output" + std::to_string(i);
+      auto named = fn.getResultAttrOfType<StringAttr>(i, "tessera.output");
+      std::string name = named ? named.str()
+                         : fn.getNumResults() == 1 ? "output"
+                                                   : "output" + std::to_string(i);
       std::optional<rt::TensorSpec> spec = specOf(fn.getResultTypes()[i], name);
       if (!spec) {
         error("entry point '" + e.name + "': result " + std::to_string(i) +

@@ -3,6 +3,7 @@
 #include "compiler/Pipelines/Pipelines.h"
 
 #include "compiler/Conversion/Passes.h"
+#include "dialects/nn/Transforms/Passes.h"
 
 #include "mlir/InitAllPasses.h"
 
@@ -24,12 +25,19 @@ static void registerPassesOnce() {
   std::call_once(once, [] {
     registerAllPasses();
     registerTesseraConversionPasses();
+    nn::registerTesseraNNPasses();
   });
 }
 
 LogicalResult buildNNToLinalgPipeline(OpPassManager &pm) {
   registerPassesOnce();
   return parsePassPipeline("convert-nn-to-linalg", pm);
+}
+
+LogicalResult buildAutodiffPipeline(OpPassManager &pm) {
+  registerPassesOnce();
+  // The backward pass repeats forward values and constants; fold them.
+  return parsePassPipeline("tessera-autodiff,canonicalize,cse", pm);
 }
 
 LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {

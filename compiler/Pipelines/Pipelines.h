@@ -14,6 +14,9 @@ mlir::LogicalResult buildNNToLinalgPipeline(mlir::OpPassManager &pm);
 /// LLVM. With `useBlas`, f32 linear/matmul call the runtime's BLAS-backed
 /// kernels (link libtessera_cpu_kernels); other contractions are scalar
 /// loops (see bench/RESULTS.md).
+/// `train_step` from `loss` (tessera-autodiff), then canonicalize and CSE.
+mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm);
+
 mlir::LogicalResult buildCPULoweringPipeline(mlir::OpPassManager &pm,
                                              bool useBlas = true);
 

@@ -12,6 +12,7 @@
 #include "dialects/nn/IR/NNDialect.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/PatternMatch.h"
@@ -871,6 +872,317 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Gradient ops (built by the VJPs in dialects/nn/IR/NNGradients.cpp)
+//===----------------------------------------------------------------------===//
+
+/// Lowers an op with several results; `lower` returns them in order.
+template <typename OpT>
+struct StaticMultiPattern : OpRewritePattern<OpT> {
+  using OpRewritePattern<OpT>::OpRewritePattern;
+  LogicalResult matchAndRewrite(OpT op, PatternRewriter &b) const final {
+    if (!isStatic(op))
+      return b.notifyMatchFailure(op, "dynamic shapes");
+    b.replaceOp(op, lower(op, b));
+    return success();
+  }
+  virtual SmallVector<Value> lower(OpT op, PatternRewriter &b) const = 0;
+};
+
+struct ReluGradLowering : StaticPattern<nn::ReluGradOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::ReluGradOp op, PatternRewriter &b) const override {
+    return elementwise(b, op.getLoc(), ty(op.getResult()),
+                       {op.getGrad(), op.getInput()},
+                       [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                         Value z = floatConst(nb, l, a[0].getType(), 0.0);
+                         Value pos = arith::CmpFOp::create(
+                             nb, l, arith::CmpFPredicate::OGT, a[1], z);
+                         return arith::SelectOp::create(nb, l, pos, a[0], z);
+                       });
+  }
+};
+
+struct GeluGradLowering : StaticPattern<nn::GeluGradOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::GeluGradOp op, PatternRewriter &b) const override {
+    // gelu = 0.5 x (1 + t), t = tanh(c (x + a x^3)):
+    // d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2).
+    return elementwise(
+        b, op.getLoc(), ty(op.getResult()), {op.getGrad(), op.getInput()},
+        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Type t = a[1].getType();
+          auto c = [&](double v) { return floatConst(nb, l, t, v); };
+          auto mulf = [&](Value x, Value y) -> Value {
+            return arith::MulFOp::create(nb, l, x, y);
+          };
+          auto addf = [&](Value x, Value y) -> Value {
+            return arith::AddFOp::create(nb, l, x, y);
+          };
+          Value x = a[1], x2 = mulf(x, x);
+          Value inner = mulf(c(0.7978845608028654),
+                             addf(x, mulf(c(0.044715), mulf(x2, x))));
+          Value th = math::TanhOp::create(nb, l, inner);
+          Value left = mulf(c(0.5), addf(c(1.0), th));
+          Value sech2 = arith::SubFOp::create(nb, l, c(1.0), mulf(th, th));
+          Value dInner = mulf(c(0.7978845608028654),
+                              addf(c(1.0), mulf(c(3 * 0.044715), x2)));
+          Value right = mulf(mulf(c(0.5), x), mulf(sech2, dInner));
+          return mulf(a[0], addf(left, right));
+        });
+  }
+};
+
+struct SiluGradLowering : StaticPattern<nn::SiluGradOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::SiluGradOp op, PatternRewriter &b) const override {
+    // s = sigmoid(x); d/dx (x s) = s (1 + x (1 - s)).
+    return elementwise(
+        b, op.getLoc(), ty(op.getResult()), {op.getGrad(), op.getInput()},
+        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Type t = a[1].getType();
+          Value one = floatConst(nb, l, t, 1.0);
+          Value e = math::ExpOp::create(nb, l, arith::NegFOp::create(nb, l, a[1]));
+          Value s = arith::DivFOp::create(nb, l, one,
+                                          arith::AddFOp::create(nb, l, one, e));
+          Value oneMinus = arith::SubFOp::create(nb, l, one, s);
+          Value d = arith::MulFOp::create(
+              nb, l, s,
+              arith::AddFOp::create(nb, l, one,
+                                    arith::MulFOp::create(nb, l, a[1], oneMinus)));
+          return arith::MulFOp::create(nb, l, a[0], d);
+        });
+  }
+};
+
+/// Sums `value(inputs)` over the leading `rank - keep` dims of `full` and
+/// returns it with the shape of the trailing dims (a weight's gradient).
+Value sumLeading(PatternRewriter &b, Location loc, RankedTensorType full,
+                 ValueRange inputs, RankedTensorType outType, ElemFn value) {
+  SmallVector<int64_t> lead;
+  for (int64_t i = 0; i < full.getRank() - outType.getRank(); ++i)
+    lead.push_back(i);
+  return dropDims(b, loc,
+                  reduceKeepOf(b, loc, full, inputs, lead, ReduceKind::Sum, value),
+                  outType);
+}
+
+struct LayerNormGradLowering : StaticMultiPattern<nn::LayerNormGradOp> {
+  using StaticMultiPattern::StaticMultiPattern;
+  SmallVector<Value> lower(nn::LayerNormGradOp op,
+                           PatternRewriter &b) const override {
+    // xhat = (x - mean) r, r = 1/sqrt(var + eps), gy = g w:
+    //   dx = r (gy - mean(gy) - xhat mean(gy xhat)),
+    //   dw = sum(g xhat), db = sum(g) over the leading dims.
+    Location loc = op.getLoc();
+    Value g = op.getGrad(), x = op.getInput(), w = op.getWeight();
+    RankedTensorType t = ty(x), wt = ty(w);
+    auto dims = trailingDims(t.getRank(), wt.getRank());
+    double inv = 1.0 / double(countOf(t, dims));
+    double eps = op.getEps().convertToDouble();
+    Value mean = scale(b, loc, reduceKeep(b, loc, x, dims, ReduceKind::Sum), inv);
+    Value var = reduceKeepOf(b, loc, t, {x, mean}, dims, ReduceKind::Sum,
+                             [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                               Value d = arith::SubFOp::create(nb, l, a[0], a[1]);
+                               return arith::MulFOp::create(nb, l, d, d);
+                             });
+    // a = {.., x, mean, var}: the normalized value.
+    auto xhat = [&](OpBuilder &nb, Location l, Value xv, Value m, Value v) -> Value {
+      return arith::MulFOp::create(nb, l, arith::SubFOp::create(nb, l, xv, m),
+                                   rsqrtMean(nb, l, v, inv, eps));
+    };
+    Value sumGy = reduceKeepOf(b, loc, t, {g, w}, dims, ReduceKind::Sum,
+                               [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                                 return arith::MulFOp::create(nb, l, a[0], a[1]);
+                               });
+    Value sumGyX = reduceKeepOf(
+        b, loc, t, {g, w, x, mean, var}, dims, ReduceKind::Sum,
+        [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          return arith::MulFOp::create(nb, l,
+                                       arith::MulFOp::create(nb, l, a[0], a[1]),
+                                       xhat(nb, l, a[2], a[3], a[4]));
+        });
+    Value dx = elementwise(
+        b, loc, t, {g, w, x, mean, var, sumGy, sumGyX},
+        [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Type et = a[0].getType();
+          Value gy = arith::MulFOp::create(nb, l, a[0], a[1]);
+          Value xh = xhat(nb, l, a[2], a[3], a[4]);
+          Value invN = floatConst(nb, l, et, inv);
+          Value centered = arith::SubFOp::create(
+              nb, l, arith::SubFOp::create(nb, l, gy,
+                                           arith::MulFOp::create(nb, l, a[5], invN)),
+              arith::MulFOp::create(nb, l, xh,
+                                    arith::MulFOp::create(nb, l, a[6], invN)));
+          return arith::MulFOp::create(nb, l, centered,
+                                       rsqrtMean(nb, l, a[4], inv, eps));
+        });
+    Value dw = sumLeading(b, loc, t, {g, x, mean, var}, wt,
+                          [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                            return arith::MulFOp::create(
+                                nb, l, a[0], xhat(nb, l, a[1], a[2], a[3]));
+                          });
+    Value db = sumLeading(b, loc, t, {g}, wt,
+                          [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+    return {dx, dw, db};
+  }
+};
+
+struct RMSNormGradLowering : StaticMultiPattern<nn::RMSNormGradOp> {
+  using StaticMultiPattern::StaticMultiPattern;
+  SmallVector<Value> lower(nn::RMSNormGradOp op,
+                           PatternRewriter &b) const override {
+    // r = 1/sqrt(mean(x^2) + eps), gy = g w:
+    //   dx = r gy - x r^3 mean(gy x),  dw = sum(g x r) over the leading dims.
+    Location loc = op.getLoc();
+    Value g = op.getGrad(), x = op.getInput(), w = op.getWeight();
+    RankedTensorType t = ty(x), wt = ty(w);
+    auto dims = trailingDims(t.getRank(), wt.getRank());
+    double inv = 1.0 / double(countOf(t, dims));
+    double eps = op.getEps().convertToDouble();
+    Value ss = reduceKeepOf(b, loc, t, {x}, dims, ReduceKind::Sum,
+                            [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                              return arith::MulFOp::create(nb, l, a[0], a[0]);
+                            });
+    Value dot = reduceKeepOf(b, loc, t, {g, w, x}, dims, ReduceKind::Sum,
+                             [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                               return arith::MulFOp::create(
+                                   nb, l, arith::MulFOp::create(nb, l, a[0], a[1]),
+                                   a[2]);
+                             });
+    Value dx = elementwise(
+        b, loc, t, {g, w, x, ss, dot},
+        [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Value r = rsqrtMean(nb, l, a[3], inv, eps);
+          Value gy = arith::MulFOp::create(nb, l, a[0], a[1]);
+          Value r3 = arith::MulFOp::create(nb, l, r, arith::MulFOp::create(nb, l, r, r));
+          Value corr = arith::MulFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[2], r3),
+              arith::MulFOp::create(nb, l, a[4],
+                                    floatConst(nb, l, a[0].getType(), inv)));
+          return arith::SubFOp::create(nb, l, arith::MulFOp::create(nb, l, r, gy),
+                                       corr);
+        });
+    Value dw = sumLeading(b, loc, t, {g, x, ss}, wt,
+                          [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                            return arith::MulFOp::create(
+                                nb, l, arith::MulFOp::create(nb, l, a[0], a[1]),
+                                rsqrtMean(nb, l, a[2], inv, eps));
+                          });
+    return {dx, dw};
+  }
+};
+
+struct EmbeddingGradLowering : StaticPattern<nn::EmbeddingGradOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::EmbeddingGradOp op, PatternRewriter &b) const override {
+    // Row by row: acc[idx[i], :] += g[i, :]. An scf.for over the N rows with
+    // the accumulator as iteration argument bufferizes to in-place updates,
+    // so this is O(N D), not a one-hot product.
+    Location loc = op.getLoc();
+    RankedTensorType out = ty(op.getResult());
+    int64_t dim = out.getDimSize(1);
+    Value g = flattenLeading(b, loc, op.getGrad()); // [N, D]
+    Value idx = op.getIndices();
+    if (ty(idx).getRank() != 1) {
+      ReassociationIndices all;
+      for (int64_t i = 0; i < ty(idx).getRank(); ++i)
+        all.push_back(i);
+      idx = tensor::CollapseShapeOp::create(b, loc, idx,
+                                            SmallVector<ReassociationIndices>{all});
+    }
+    int64_t n = ty(g).getDimSize(0);
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    Value count = arith::ConstantIndexOp::create(b, loc, n);
+    auto rowType = RankedTensorType::get({1, dim}, out.getElementType());
+    auto loop = scf::ForOp::create(
+        b, loc, zero, count, one, ValueRange{zeroFilled(b, loc, out)},
+        [&](OpBuilder &nb, Location l, Value i, ValueRange iter) {
+          Value acc = iter[0];
+          Value token = tensor::ExtractOp::create(nb, l, idx, ValueRange{i});
+          Value row = arith::IndexCastOp::create(nb, l, nb.getIndexType(), token);
+          SmallVector<OpFoldResult> sizes{nb.getIndexAttr(1), nb.getIndexAttr(dim)};
+          SmallVector<OpFoldResult> strides{nb.getIndexAttr(1), nb.getIndexAttr(1)};
+          Value gRow = tensor::ExtractSliceOp::create(
+              nb, l, rowType, g, SmallVector<OpFoldResult>{i, nb.getIndexAttr(0)},
+              sizes, strides);
+          SmallVector<OpFoldResult> at{row, nb.getIndexAttr(0)};
+          Value accRow = tensor::ExtractSliceOp::create(nb, l, rowType, acc, at,
+                                                        sizes, strides);
+          MLIRContext *ctx = nb.getContext();
+          auto id = AffineMap::getMultiDimIdentityMap(2, ctx);
+          Value sum = linalg::GenericOp::create(
+                          nb, l, TypeRange{rowType}, ValueRange{gRow},
+                          ValueRange{accRow}, SmallVector<AffineMap>{id, id},
+                          SmallVector<utils::IteratorType>(
+                              2, utils::IteratorType::parallel),
+                          [](OpBuilder &bb, Location ll, ValueRange a) {
+                            linalg::YieldOp::create(
+                                bb, ll, arith::AddFOp::create(bb, ll, a[0], a[1])
+                                            .getResult());
+                          })
+                          .getResult(0);
+          Value next = tensor::InsertSliceOp::create(nb, l, sum, acc, at, sizes,
+                                                     strides);
+          scf::YieldOp::create(nb, l, next);
+        });
+    return loop.getResult(0);
+  }
+};
+
+struct CrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::CrossEntropyGradOp op, PatternRewriter &b) const override {
+    // g * (softmax(logits) - onehot(targets)) / N
+    MLIRContext *ctx = b.getContext();
+    Location loc = op.getLoc();
+    RankedTensorType lt = ty(op.getLogits());
+    unsigned r = lt.getRank();
+    Value p = softmax(b, loc, op.getLogits(), r - 1);
+    double invN = 1.0 / double(ty(op.getTargets()).getNumElements());
+    SmallVector<AffineExpr> rowExprs;
+    for (unsigned i = 0; i + 1 < r; ++i)
+      rowExprs.push_back(getAffineDimExpr(i, ctx));
+    auto id = AffineMap::getMultiDimIdentityMap(r, ctx);
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{lt}, ValueRange{p, op.getTargets(), op.getGrad()},
+               ValueRange{emptyLike(b, loc, lt)},
+               SmallVector<AffineMap>{id, AffineMap::get(r, 0, rowExprs, ctx),
+                                      AffineMap::get(r, 0, {}, ctx), id},
+               SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location l, ValueRange a) {
+                 Type et = a[0].getType();
+                 Value c = linalg::IndexOp::create(nb, l, r - 1);
+                 Value t = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[1]);
+                 Value hit = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, c, t);
+                 Value sub = arith::SelectOp::create(nb, l, hit, floatConst(nb, l, et, 1.0),
+                                                     floatConst(nb, l, et, 0.0));
+                 Value d = arith::SubFOp::create(nb, l, a[0], sub);
+                 Value gs = arith::MulFOp::create(nb, l, a[2], floatConst(nb, l, et, invN));
+                 linalg::YieldOp::create(nb, l,
+                                         arith::MulFOp::create(nb, l, d, gs).getResult());
+               })
+        .getResult(0);
+  }
+};
+
+struct SliceGradLowering : StaticPattern<nn::SliceGradOp> {
+  using StaticPattern::StaticPattern;
+  Value lower(nn::SliceGradOp op, PatternRewriter &b) const override {
+    RankedTensorType out = ty(op.getResult()), gt = ty(op.getGrad());
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    for (int64_t i = 0; i < out.getRank(); ++i) {
+      offsets.push_back(b.getIndexAttr(op.getStart()[i]));
+      sizes.push_back(b.getIndexAttr(gt.getDimSize(i)));
+      strides.push_back(b.getIndexAttr(op.getStride()[i]));
+    }
+    return tensor::InsertSliceOp::create(b, op.getLoc(), op.getGrad(),
+                                         zeroFilled(b, op.getLoc(), out),
+                                         offsets, sizes, strides);
+  }
+};
+
 struct ConvertNNToLinalgPass
     : tessera::impl::ConvertNNToLinalgBase<ConvertNNToLinalgPass> {
   using ConvertNNToLinalgBase::ConvertNNToLinalgBase;
@@ -885,7 +1197,10 @@ struct ConvertNNToLinalgPass
                  ReduceLowering<nn::ReduceMaxOp, ReduceKind::Max, false>,
                  SoftmaxLowering, LayerNormLowering, RMSNormLowering,
                  EmbeddingLowering, ArangeLowering, SliceLowering,
-                 ConcatLowering, CrossEntropyLowering>(&getContext());
+                 ConcatLowering, CrossEntropyLowering, ReluGradLowering,
+                 GeluGradLowering, SiluGradLowering, LayerNormGradLowering,
+                 RMSNormGradLowering, EmbeddingGradLowering,
+                 CrossEntropyGradLowering, SliceGradLowering>(&getContext());
     patterns.add<LinearLowering, MatmulLowering, AttentionLowering>(
         &getContext(), useBlas);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {

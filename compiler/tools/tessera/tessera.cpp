@@ -22,6 +22,9 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "dialects/nn/IR/NNDialect.h"
 #include "mlir/IR/Diagnostics.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -63,7 +66,7 @@ cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.tsr>"),
                                cl::sub(dumpAstCmd), cl::sub(compileCmd),
                                cl::cat(tesseraCat));
 cl::opt<std::string> entryName("e", cl::desc("Entry point: a train block"),
-                               cl::value_desc("name"), cl::Required,
+                               cl::value_desc("name"),
                                cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> emitStage(
     "emit",
@@ -89,6 +92,11 @@ cl::opt<int64_t> seedOpt("seed",
                          cl::desc("Seed of parameter initialization (default: "
                                   "the train block's seed, else 0)"),
                          cl::init(-1), cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<bool> withGrad("grad",
+                       cl::desc("With --emit=nn|linalg|llvm: also build "
+                                "`train_step` (the loss and its gradients, "
+                                "by tessera-autodiff); packages always have it"),
+                       cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<bool> noBlas("no-blas",
                      cl::desc("Compile matrix products to loop nests instead "
                               "of calls of the runtime's BLAS kernels"),
@@ -225,27 +233,35 @@ std::string sourceHash(const SourceMgr &sourceMgr) {
   return toHex(sha.final(), /*LowerCase=*/true);
 }
 
-int writeTrainPackage(mlir::ModuleOp module, const CheckedTrain &train,
-                      const SourceMgr &sourceMgr, DiagnosticEngine &diags) {
-  PackageOptions options;
-  options.output = outputFile;
-  options.compilerVersion = TESSERA_VERSION;
-  options.sourceFile = inputFile;
-  options.sourceSha256 = sourceHash(sourceMgr);
-  options.trainName = train.decl->name;
-  options.cpu = cpuName;
-  options.useBlas = !noBlas;
-  if (seedOpt >= 0) {
-    options.seed = uint64_t(seedOpt);
-  } else if (auto it = train.settings.find("seed");
-             it != train.settings.end() && it->second.getInt()) {
-    options.seed = uint64_t(*it->second.getInt());
+/// The output kind --emit/-o ask for ("package", "nn", "linalg", "llvm"), or
+/// "" after reporting an unusable combination.
+std::string resolveEmit(DiagnosticEngine &diags) {
+  std::string emit = emitStage;
+  if (emit.empty())
+    emit = StringRef(outputFile).ends_with(".tsrpkg") ? "package" : "nn";
+  if (emit != "package" && emit != "nn" && emit != "linalg" && emit != "llvm") {
+    diags.errorNoLoc("--emit=" + emit +
+                     " is not available; choose package, nn, linalg or llvm "
+                     "(ptx arrives with the GPU backend)");
+    return "";
   }
-  bool ok = writePackage(module, options, [&](const std::string &msg) {
-    diags.errorNoLoc(outputFile + ": " + msg);
-  });
-  return ok ? 0 : 1;
+  if (targetName != "cpu") {
+    diags.errorNoLoc("--target=" + targetName +
+                     " is not available yet; the GPU backend (sm_80, sm_90) "
+                     "is planned, cpu works today");
+    return "";
+  }
+  if (emit == "package" && outputFile == "-") {
+    diags.errorNoLoc("a package is a directory: give it with -o NAME.tsrpkg "
+                     "(or print IR with --emit=nn|linalg|llvm)");
+    return "";
+  }
+  return emit;
 }
+
+int emitModule(mlir::ModuleOp module, const std::string &emit,
+               const std::string &trainName, std::optional<uint64_t> seed,
+               SourceMgr &sourceMgr, DiagnosticEngine &diags);
 
 int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
   const CheckedTrain *train = nullptr;
@@ -255,47 +271,98 @@ int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
     if (t->decl->name == entryName)
       train = t.get();
   }
+  if (entryName.empty()) {
+    diags.errorNoLoc("give the train block to compile with -e NAME" +
+                     (names.empty() ? std::string(" (this file has none)")
+                                    : " (train blocks: " + join(names, ", ") + ")"));
+    return 1;
+  }
   if (!train) {
     diags.errorNoLoc("no train block named '" + entryName + "' in " +
                      inputFile + (names.empty() ? "" : " (train blocks: " +
                                                           join(names, ", ") + ")"));
     return 1;
   }
-  std::string emit = emitStage;
+  std::string emit = resolveEmit(diags);
   if (emit.empty())
-    emit = StringRef(outputFile).ends_with(".tsrpkg") ? "package" : "nn";
-  if (emit != "package" && emit != "nn" && emit != "linalg" && emit != "llvm") {
-    diags.errorNoLoc("--emit=" + emit +
-                     " is not available; choose package, nn, linalg or llvm "
-                     "(ptx arrives with the GPU backend)");
     return 1;
-  }
-  if (targetName != "cpu") {
-    diags.errorNoLoc("--target=" + targetName +
-                     " is not available yet; the GPU backend (sm_80, sm_90) "
-                     "is planned, cpu works today");
-    return 1;
-  }
-  if (emit == "package" && outputFile == "-") {
-    diags.errorNoLoc("a package is a directory: give it with -o NAME.tsrpkg "
-                     "(or print IR with --emit=nn|linalg|llvm)");
-    return 1;
-  }
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   mlir::MLIRContext context(registry);
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errs());
-  auto module = genTrainForward(context, sema, *train, diags);
+  auto module = genTrainForward(context, sema, *train, diags, /*withLoss=*/true);
   if (!module)
     return 1;
-  if (emit == "package")
-    return writeTrainPackage(*module, *train, sourceMgr, diags);
+  std::optional<uint64_t> seed;
+  if (auto it = train->settings.find("seed");
+      it != train->settings.end() && it->second.getInt())
+    seed = uint64_t(*it->second.getInt());
+  return emitModule(*module, emit, train->decl->name, seed, sourceMgr, diags);
+}
+
+/// `tessera compile FILE.mlir`: an nn-dialect module written by hand (or by
+/// --emit=nn) instead of a .tsr file.
+int compileMLIR() {
+  SourceMgr sourceMgr;
+  DiagnosticEngine diags(sourceMgr);
+  std::string emit = resolveEmit(diags);
+  if (emit.empty())
+    return 1;
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<nn::NNDialect>();
+  mlir::MLIRContext context(registry);
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errs());
+  std::string error;
+  auto file = mlir::openInputFile(inputFile, &error);
+  if (!file) {
+    diags.errorNoLoc(error);
+    return 1;
+  }
+  sourceMgr.AddNewSourceBuffer(std::move(file), SMLoc());
+  auto module = mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return 1;
+  std::optional<uint64_t> seed;
+  return emitModule(*module, emit, "", seed, sourceMgr, diags);
+}
+
+/// Writes `module` (nn dialect) as `emit` says: a package, or IR.
+int emitModule(mlir::ModuleOp module, const std::string &emit,
+               const std::string &trainName, std::optional<uint64_t> seed,
+               SourceMgr &sourceMgr, DiagnosticEngine &diags) {
+  mlir::MLIRContext &context = *module.getContext();
+  // The gradient of the loss (when there is one) becomes `train_step`.
+  bool differentiate = module.lookupSymbol("loss") && !module.lookupSymbol("train_step");
+  if (emit == "package" || (differentiate && withGrad)) {
+    mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
+    if (differentiate && failed(buildAutodiffPipeline(pm)))
+      return 1;
+    if (failed(pm.run(module)))
+      return 1;
+  }
+  if (emit == "package") {
+    PackageOptions options;
+    options.output = outputFile;
+    options.compilerVersion = TESSERA_VERSION;
+    options.sourceFile = inputFile;
+    options.sourceSha256 = sourceHash(sourceMgr);
+    options.trainName = trainName;
+    options.cpu = cpuName;
+    options.useBlas = !noBlas;
+    options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
+    bool ok = writePackage(module, options, [&](const std::string &msg) {
+      diags.errorNoLoc(outputFile + ": " + msg);
+    });
+    return ok ? 0 : 1;
+  }
   if (emit != "nn") {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
     if (failed(emit == "linalg" ? buildNNToLinalgPipeline(pm)
                                 : buildCPULoweringPipeline(pm, !noBlas)) ||
-        failed(pm.run(*module)))
+        failed(pm.run(module)))
       return 1;
   }
   std::string error;
@@ -373,6 +440,8 @@ int main(int argc, char **argv) {
   }
   // Run on a large stack: the parser and Sema recurse over bracket and
   // expression depth, which the front end bounds well within this.
+  if (compileCmd && StringRef(inputFile).ends_with(".mlir"))
+    return compileMLIR();
   int rc = 1;
   llvm::thread worker(std::optional<unsigned>(64u << 20), [&] { rc = runFrontEnd(dumpOnly); });
   worker.join();

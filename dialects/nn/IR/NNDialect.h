@@ -12,6 +12,7 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "dialects/nn/IR/NNDialect.h.inc"
+#include "dialects/nn/IR/NNInterfaces.h.inc"
 
 #define GET_OP_CLASSES
 #include "dialects/nn/IR/NNOps.h.inc"

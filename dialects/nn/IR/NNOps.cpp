@@ -17,6 +17,7 @@ using namespace mlir;
 using namespace tessera::nn;
 
 #include "dialects/nn/IR/NNDialect.cpp.inc"
+#include "dialects/nn/IR/NNInterfaces.cpp.inc"
 
 void NNDialect::initialize() {
   addOperations<

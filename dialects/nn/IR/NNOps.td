@@ -6,13 +6,16 @@
 include "NNDialect.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
+include "NNInterfaces.td"
+
+defvar VJP = DeclareOpInterfaceMethods<NN_DifferentiableOpInterface>;
 
 //===----------------------------------------------------------------------===//
 // Element-wise
 //===----------------------------------------------------------------------===//
 
 class NN_UnaryOp<string mnemonic, string formula>
-    : NN_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+    : NN_Op<mnemonic, [Pure, SameOperandsAndResultType, VJP]> {
   let summary = "element-wise " # mnemonic;
   let description = "Computes `" # formula # "` for every element of a "
     # "floating-point tensor.\n\nExample:\n\n```mlir\n%y = nn." # mnemonic
@@ -29,7 +32,7 @@ def NN_GeluOp : NN_UnaryOp<"gelu",
 def NN_SiluOp : NN_UnaryOp<"silu", "x * sigmoid(x)">;
 
 class NN_BinaryOp<string mnemonic, string sym>
-    : NN_Op<mnemonic, [Pure]> {
+    : NN_Op<mnemonic, [Pure, VJP]> {
   let summary = "element-wise " # mnemonic # " with broadcasting";
   let description = "Computes `lhs " # sym # " rhs` with NumPy broadcasting: "
     # "shapes are aligned from the right and a dimension of size 1 stretches. "
@@ -48,7 +51,7 @@ def NN_SubOp : NN_BinaryOp<"sub", "-">;
 def NN_MulOp : NN_BinaryOp<"mul", "*">;
 def NN_DivOp : NN_BinaryOp<"div", "/">;
 
-def NN_SoftmaxOp : NN_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+def NN_SoftmaxOp : NN_Op<"softmax", [Pure, SameOperandsAndResultType, VJP]> {
   let summary = "softmax along one dimension";
   let description = [{
     `exp(x - max(x)) / sum(exp(x - max(x)))` along `dim` (negative values
@@ -68,7 +71,7 @@ def NN_SoftmaxOp : NN_Op<"softmax", [Pure, SameOperandsAndResultType]> {
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def NN_LinearOp : NN_Op<"linear", [Pure]> {
+def NN_LinearOp : NN_Op<"linear", [Pure, VJP]> {
   let summary = "y = x W^T + b";
   let description = [{
     A fully connected layer in PyTorch's layout: `weight` is `[out, in]`,
@@ -89,7 +92,7 @@ def NN_LinearOp : NN_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
-def NN_MatmulOp : NN_Op<"matmul", [Pure]> {
+def NN_MatmulOp : NN_Op<"matmul", [Pure, VJP]> {
   let summary = "batched matrix product with broadcasting batch dimensions";
   let description = [{
     `[..., M, K] x [..., K, N] -> [..., M, N]`; batch dimensions broadcast.
@@ -110,7 +113,7 @@ def NN_MatmulOp : NN_Op<"matmul", [Pure]> {
 // Normalization, embedding, attention, loss
 //===----------------------------------------------------------------------===//
 
-def NN_LayerNormOp : NN_Op<"layer_norm", [Pure]> {
+def NN_LayerNormOp : NN_Op<"layer_norm", [Pure, VJP]> {
   let summary = "layer normalization over the trailing dimensions";
   let description = [{
     Normalizes over the trailing `rank(weight)` dimensions to zero mean and
@@ -130,7 +133,7 @@ def NN_LayerNormOp : NN_Op<"layer_norm", [Pure]> {
   let hasVerifier = 1;
 }
 
-def NN_RMSNormOp : NN_Op<"rms_norm", [Pure]> {
+def NN_RMSNormOp : NN_Op<"rms_norm", [Pure, VJP]> {
   let summary = "root-mean-square normalization";
   let description = [{
     `x / sqrt(mean(x^2) + eps) * weight` over the trailing `rank(weight)`
@@ -149,7 +152,7 @@ def NN_RMSNormOp : NN_Op<"rms_norm", [Pure]> {
   let hasVerifier = 1;
 }
 
-def NN_EmbeddingOp : NN_Op<"embedding", [Pure]> {
+def NN_EmbeddingOp : NN_Op<"embedding", [Pure, VJP]> {
   let summary = "gathers rows of a table";
   let description = [{
     `result[i..., :] = weight[indices[i...], :]` for a `[num, dim]` table
@@ -167,7 +170,7 @@ def NN_EmbeddingOp : NN_Op<"embedding", [Pure]> {
   let hasVerifier = 1;
 }
 
-def NN_AttentionOp : NN_Op<"attention", [Pure]> {
+def NN_AttentionOp : NN_Op<"attention", [Pure, VJP]> {
   let summary = "scaled dot-product attention, optionally causal";
   let description = [{
     `softmax(q k^T * scale + mask) v` over `[..., T, D]` tensors; `scale`
@@ -189,7 +192,7 @@ def NN_AttentionOp : NN_Op<"attention", [Pure]> {
   let hasVerifier = 1;
 }
 
-def NN_CrossEntropyOp : NN_Op<"cross_entropy", [Pure]> {
+def NN_CrossEntropyOp : NN_Op<"cross_entropy", [Pure, VJP]> {
   let summary = "mean softmax cross-entropy against class indices";
   let description = [{
     `mean(-log_softmax(logits)[..., target])` for logits `[..., C]` and
@@ -211,7 +214,7 @@ def NN_CrossEntropyOp : NN_Op<"cross_entropy", [Pure]> {
 // Shape manipulation
 //===----------------------------------------------------------------------===//
 
-def NN_ReshapeOp : NN_Op<"reshape", [Pure]> {
+def NN_ReshapeOp : NN_Op<"reshape", [Pure, VJP]> {
   let summary = "same elements, new shape";
   let description = [{
     Row-major reshape; the element count must not change.
@@ -227,7 +230,7 @@ def NN_ReshapeOp : NN_Op<"reshape", [Pure]> {
   let hasFolder = 1;
 }
 
-def NN_TransposeOp : NN_Op<"transpose", [Pure]> {
+def NN_TransposeOp : NN_Op<"transpose", [Pure, VJP]> {
   let summary = "swaps two dimensions";
   let description = [{
     ```mlir
@@ -242,7 +245,7 @@ def NN_TransposeOp : NN_Op<"transpose", [Pure]> {
   let hasFolder = 1;
 }
 
-class NN_ReduceOp<string mnemonic, string what> : NN_Op<mnemonic, [Pure]> {
+class NN_ReduceOp<string mnemonic, string what> : NN_Op<mnemonic, [Pure, VJP]> {
   let summary = what # " over one dimension, or all";
   let description = "Reduces `dim` (all dimensions when absent) by " # what
     # "; `keepdim` keeps reduced dimensions as size 1.\n\n```mlir\n%s = nn."
@@ -258,7 +261,7 @@ def NN_ReduceSumOp : NN_ReduceOp<"reduce_sum", "the sum">;
 def NN_ReduceMeanOp : NN_ReduceOp<"reduce_mean", "the mean">;
 def NN_ReduceMaxOp : NN_ReduceOp<"reduce_max", "the maximum">;
 
-def NN_ConcatOp : NN_Op<"concat", [Pure]> {
+def NN_ConcatOp : NN_Op<"concat", [Pure, VJP]> {
   let summary = "joins tensors along one dimension";
   let description = [{
     ```mlir
@@ -272,7 +275,7 @@ def NN_ConcatOp : NN_Op<"concat", [Pure]> {
   let hasVerifier = 1;
 }
 
-def NN_SliceOp : NN_Op<"slice", [Pure]> {
+def NN_SliceOp : NN_Op<"slice", [Pure, VJP]> {
   let summary = "a strided box of a tensor";
   let description = [{
     Takes `[start, limit)` with `stride` in every dimension (all three lists
@@ -303,6 +306,115 @@ def NN_ArangeOp : NN_Op<"arange", [Pure]> {
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "attr-dict `:` type($result)";
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Gradients (built by the VJPs of the ops above)
+//===----------------------------------------------------------------------===//
+
+class NN_ActivationGradOp<string mnemonic, string formula>
+    : NN_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+  let summary = "gradient of an element-wise activation";
+  let description = "`grad * " # formula # "`, element by element, where `x` "
+    # "is the activation's input.\n\n```mlir\n%dx = nn." # mnemonic
+    # " %g, %x : tensor<4x384xf32>\n```";
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$grad `,` $input attr-dict `:` type($grad)";
+}
+
+def NN_ReluGradOp : NN_ActivationGradOp<"relu_grad", "(x > 0)">;
+def NN_GeluGradOp : NN_ActivationGradOp<"gelu_grad", "d/dx gelu_tanh(x)">;
+def NN_SiluGradOp : NN_ActivationGradOp<"silu_grad",
+  "sigmoid(x) (1 + x (1 - sigmoid(x)))">;
+
+def NN_LayerNormGradOp : NN_Op<"layer_norm_grad", [Pure]> {
+  let summary = "gradients of layer_norm";
+  let description = [{
+    Given the gradient of `layer_norm(x, w, b)`, returns the gradients with
+    respect to `x`, `w` and `b` (the statistics are recomputed from `x`).
+
+    ```mlir
+    %dx, %dw, %db = nn.layer_norm_grad %g, %x, %w {eps = 1.0e-05 : f64}
+        : (tensor<8x384xf32>, tensor<8x384xf32>, tensor<384xf32>)
+        -> (tensor<8x384xf32>, tensor<384xf32>, tensor<384xf32>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$input,
+                       AnyRankedTensor:$weight, F64Attr:$eps);
+  let results = (outs AnyRankedTensor:$input_grad, AnyRankedTensor:$weight_grad,
+                      AnyRankedTensor:$bias_grad);
+  let assemblyFormat =
+    "$grad `,` $input `,` $weight attr-dict `:` functional-type(operands, results)";
+}
+
+def NN_RMSNormGradOp : NN_Op<"rms_norm_grad", [Pure]> {
+  let summary = "gradients of rms_norm";
+  let description = [{
+    ```mlir
+    %dx, %dw = nn.rms_norm_grad %g, %x, %w {eps = 1.0e-06 : f64}
+        : (tensor<8x384xf32>, tensor<8x384xf32>, tensor<384xf32>)
+        -> (tensor<8x384xf32>, tensor<384xf32>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$input,
+                       AnyRankedTensor:$weight, F64Attr:$eps);
+  let results = (outs AnyRankedTensor:$input_grad, AnyRankedTensor:$weight_grad);
+  let assemblyFormat =
+    "$grad `,` $input `,` $weight attr-dict `:` functional-type(operands, results)";
+}
+
+def NN_EmbeddingGradOp : NN_Op<"embedding_grad", [Pure]> {
+  let summary = "gradient of embedding: rows scattered and summed";
+  let description = [{
+    `result[v, :] = sum of grad[i..., :] over every i with indices[i...] == v`;
+    the result has the table's shape `[num, dim]`.
+
+    ```mlir
+    %dw = nn.embedding_grad %g, %idx : (tensor<8x256x384xf32>, tensor<8x256xi32>)
+                                       -> tensor<65x384xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$indices);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat =
+    "$grad `,` $indices attr-dict `:` functional-type(operands, results)";
+}
+
+def NN_CrossEntropyGradOp : NN_Op<"cross_entropy_grad", [Pure]> {
+  let summary = "gradient of cross_entropy with respect to the logits";
+  let description = [{
+    `grad * (softmax(logits) - onehot(targets)) / N`, N the number of
+    targets; `grad` is the scalar gradient of the loss.
+
+    ```mlir
+    %dl = nn.cross_entropy_grad %g, %logits, %y
+        : (tensor<f32>, tensor<8x65xf32>, tensor<8xi32>) -> tensor<8x65xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$logits,
+                       AnyRankedTensor:$targets);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat =
+    "$grad `,` $logits `,` $targets attr-dict `:` functional-type(operands, results)";
+}
+
+def NN_SliceGradOp : NN_Op<"slice_grad", [Pure]> {
+  let summary = "gradient of slice: the slice placed into zeros";
+  let description = [{
+    A tensor of the result type, zero except for the box `[start, limit)`
+    with `stride`, which holds `grad`.
+
+    ```mlir
+    %dx = nn.slice_grad %g {start = array<i64: 0, 4>, limit = array<i64: 4, 8>,
+                            stride = array<i64: 1, 1>}
+        : (tensor<4x4xf32>) -> tensor<4x12xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$grad, DenseI64ArrayAttr:$start,
+                       DenseI64ArrayAttr:$limit, DenseI64ArrayAttr:$stride);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$grad attr-dict `:` functional-type(operands, results)";
 }
 
 #endif // TESSERA_NN_OPS
