@@ -203,6 +203,9 @@ private:
 /// zero or more).
 bool globMatches(const ast::Glob &glob, llvm::StringRef path);
 
+/// Splits "blocks.*.weight" into a Glob (for no_decay lists given as strings).
+ast::Glob parseGlobString(llvm::StringRef text, llvm::SMRange range = {});
+
 /// Total element count of a parameter list (saturates at INT64_MAX).
 int64_t countElements(llvm::ArrayRef<const ParamInfo *> params);
 

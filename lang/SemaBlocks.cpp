@@ -288,8 +288,7 @@ static double numArg(const Value &call, StringRef name, double dflt) {
   return v ? v->asDouble() : dflt;
 }
 
-/// Splits "blocks.*.weight" into a Glob (for no_decay lists given as strings).
-static Glob parseGlobString(StringRef text, SMRange range) {
+Glob parseGlobString(StringRef text, SMRange range) {
   Glob g;
   g.range = range;
   SmallVector<StringRef, 8> parts;

@@ -29,6 +29,20 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
                            "mlir::scf::SCFDialect"];
 }
 
+def ConvertOptimToLinalg : Pass<"convert-optim-to-linalg", "mlir::ModuleOp"> {
+  let summary = "Lower optim steps to element-wise linalg.generic over flat buffers";
+  let description = [{
+    `adamw_step`, `sgd_step`: one generic producing every updated buffer in
+    one pass; `clip_by_global_norm` and `global_norm`: a reduction, then (for
+    clipping) one scaling pass. Hyper-parameters are read once, outside the
+    loops; derived scalars are computed in f64.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect",
+                           "mlir::math::MathDialect"];
+}
+
 def ApproximateMath : Pass<"tessera-approximate-math"> {
   let summary = "Replace f32 tanh/exp/log/erf calls by polynomial approximations";
   let description = [{

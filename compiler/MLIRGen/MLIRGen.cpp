@@ -3,6 +3,7 @@
 #include "compiler/MLIRGen/MLIRGen.h"
 
 #include "dialects/nn/IR/NNDialect.h"
+#include "dialects/optim/IR/OptimDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -10,6 +11,9 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Verifier.h"
 
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <deque>
@@ -98,9 +102,21 @@ private:
     return arith::ConstantOp::create(builder, l, cast<TypedAttr>(attr));
   }
 
+  /// Where a parameter lives in the flat buffers of the optimizer, and
+  /// whether it gets weight decay (decayed parameters come first).
+  struct Slot {
+    int64_t offset = 0;
+    bool decay = true;
+  };
+  void computeLayout(const CheckedTrain &train,
+                     llvm::ArrayRef<const ParamInfo *> params);
+  func::FuncOp genOptimizerStep(const CheckedTrain &train, Location l);
+
   MLIRContext &ctx;
   OpBuilder builder;
   DiagnosticEngine &diags;
+  llvm::DenseMap<const ParamInfo *, Slot> layout;
+  int64_t flatSize = 0, decayEnd = 0;
   llvm::DenseMap<const ParamInfo *, mlir::Value> paramArgs;
   std::deque<mlir::Value> handles;
 };
@@ -272,6 +288,10 @@ func::FuncOp Generator::genFunction(
                   builder.getStringAttr(params[i]->path));
     fn.setArgAttr(first + i, "tessera.init",
                   builder.getStringAttr(params[i]->init));
+    const Slot &slot = layout.at(params[i]);
+    fn.setArgAttr(first + i, "tessera.offset",
+                  builder.getI64IntegerAttr(slot.offset));
+    fn.setArgAttr(first + i, "tessera.decay", builder.getBoolAttr(slot.decay));
   }
   Block *entry = fn.addEntryBlock();
   OpBuilder::InsertionGuard guard(builder);
@@ -298,15 +318,126 @@ func::FuncOp Generator::genFunction(
   return fn;
 }
 
+/// The value of argument `name` of a checked setting call, or null.
+const tessera::Value *settingArg(const CheckedTrain &train, llvm::StringRef key,
+                                 llvm::StringRef name) {
+  auto it = train.settings.find(key);
+  if (it == train.settings.end())
+    return nullptr;
+  for (auto &kv : it->second.named)
+    if (kv.first == name)
+      return &kv.second;
+  return nullptr;
+}
+
+void Generator::computeLayout(const CheckedTrain &train,
+                              llvm::ArrayRef<const ParamInfo *> params) {
+  // Weight decay applies to every parameter except those matching a
+  // no_decay pattern; without patterns, tensors of rank < 2 (biases, norm
+  // weights) are not decayed, as is usual for transformers.
+  std::vector<ast::Glob> noDecay;
+  bool explicitList = false;
+  if (const tessera::Value *nd = settingArg(train, "optimizer", "no_decay")) {
+    explicitList = true;
+    for (const tessera::Value &g : nd->elems)
+      noDecay.push_back(parseGlobString(g.s));
+  }
+  layout.clear();
+  for (const ParamInfo *p : params) {
+    bool decay = explicitList
+                     ? llvm::none_of(noDecay, [&](const ast::Glob &g) {
+                         return globMatches(g, p->path);
+                       })
+                     : p->type.rank() >= 2;
+    layout[p].decay = decay;
+  }
+  int64_t offset = 0;
+  for (bool pass : {true, false})
+    for (const ParamInfo *p : params) {
+      Slot &slot = layout[p];
+      if (slot.decay != pass)
+        continue;
+      slot.offset = offset;
+      int64_t n = 1;
+      for (const DimExpr &d : p->type.shape)
+        n *= d.getConstant().value_or(0);
+      offset += n;
+      if (pass)
+        decayEnd = offset;
+    }
+  flatSize = offset;
+}
+
+func::FuncOp Generator::genOptimizerStep(const CheckedTrain &train, Location l) {
+  auto opt = train.settings.find("optimizer");
+  if (opt == train.settings.end())
+    return nullptr;
+  bool adamw = opt->second.s == "AdamW";
+  Type f32 = builder.getF32Type();
+  auto flat = RankedTensorType::get({flatSize}, f32);
+  auto scalar = RankedTensorType::get({}, f32);
+  SmallVector<std::string> names =
+      adamw ? SmallVector<std::string>{"params", "grads", "exp_avg", "exp_avg_sq"}
+            : SmallVector<std::string>{"params", "grads", "momentum_buffer"};
+  SmallVector<Type> types(names.size(), flat);
+  types.push_back(RankedTensorType::get({adamw ? 7 : 3}, f32));
+  names.push_back("hyper");
+  SmallVector<Type> results(names.size() - 2, flat);
+  results.push_back(scalar);
+  auto fn = func::FuncOp::create(builder, l, "optimizer_step",
+                                 builder.getFunctionType(types, results));
+  for (size_t i = 0; i < names.size(); ++i)
+    fn.setArgAttr(i, "tessera.input", builder.getStringAttr(names[i]));
+  for (size_t i = 0; i + 1 < results.size(); ++i)
+    fn.setResultAttr(i, "tessera.output",
+                     builder.getStringAttr(i == 0 ? "params" : names[i + 1]));
+  fn.setResultAttr(results.size() - 1, "tessera.output",
+                   builder.getStringAttr("grad_norm"));
+  Block *entry = fn.addEntryBlock();
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPointToStart(entry);
+  mlir::Value grads = entry->getArgument(1), norm;
+  if (const tessera::Value *maxNorm = settingArg(train, "clip", "max_norm")) {
+    auto clip = optim::ClipByGlobalNormOp::create(
+        builder, l, flat, scalar, grads,
+        builder.getF64FloatAttr(maxNorm->asDouble()));
+    grads = clip.getClipped();
+    norm = clip.getNorm();
+  } else {
+    norm = optim::GlobalNormOp::create(builder, l, scalar, grads);
+  }
+  SmallVector<mlir::Value> out;
+  auto decayAttr = builder.getI64IntegerAttr(decayEnd);
+  if (adamw) {
+    auto step = optim::AdamWStepOp::create(
+        builder, l, TypeRange{flat, flat, flat}, entry->getArgument(0), grads,
+        entry->getArgument(2), entry->getArgument(3), entry->getArgument(4),
+        decayAttr);
+    out.append(step->result_begin(), step->result_end());
+  } else {
+    const tessera::Value *nesterov = settingArg(train, "optimizer", "nesterov");
+    auto step = optim::SGDStepOp::create(
+        builder, l, TypeRange{flat, flat}, entry->getArgument(0), grads,
+        entry->getArgument(2), entry->getArgument(3), decayAttr,
+        nesterov && nesterov->b ? builder.getUnitAttr() : UnitAttr());
+    out.append(step->result_begin(), step->result_end());
+  }
+  out.push_back(norm);
+  func::ReturnOp::create(builder, l, out);
+  return fn;
+}
+
 OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
                                      bool withLoss) {
-  ctx.loadDialect<nn::NNDialect, func::FuncDialect, arith::ArithDialect>();
+  ctx.loadDialect<nn::NNDialect, optim::OptimDialect, func::FuncDialect,
+                  arith::ArithDialect>();
   Location l = loc(train.decl->loc());
   OwningOpRef<ModuleOp> module = ModuleOp::create(l);
   builder.setInsertionPointToEnd(module->getBody());
 
   std::vector<const ParamInfo *> params;
   train.model->collectParams(params);
+  computeLayout(train, params);
   // The input is named as in the model's `forward(name: ...)`.
   std::string inputName = "x";
   auto fwd = train.model->members.find("forward");
@@ -332,6 +463,8 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
         train.decl->loc(), "the loss of train block '" + train.decl->name + "'");
     if (!loss)
       return nullptr;
+    if (!genOptimizerStep(train, l))
+      return nullptr;
   }
   if (failed(verify(*module)))
     return nullptr;
@@ -345,6 +478,98 @@ OwningOpRef<ModuleOp> genTrainForward(MLIRContext &ctx, Sema &sema,
                                       DiagnosticEngine &diags, bool withLoss) {
   Generator gen(ctx, diags);
   return gen.run(sema, train, withLoss);
+}
+
+} // namespace tessera
+
+namespace tessera {
+namespace {
+llvm::json::Value toJSON(const tessera::Value &v) {
+  using Kind = tessera::Value::Kind;
+  switch (v.kind) {
+  case Kind::Int:
+    if (auto i = v.getInt())
+      return *i;
+    return v.str();
+  case Kind::Float:
+    return v.f;
+  case Kind::Bool:
+    return v.b;
+  case Kind::Str:
+  case Kind::Symbol:
+    return v.s;
+  case Kind::DType:
+    return v.str();
+  case Kind::None:
+    return nullptr;
+  case Kind::Tuple:
+  case Kind::List: {
+    llvm::json::Array a;
+    for (const tessera::Value &e : v.elems)
+      a.push_back(toJSON(e));
+    return a;
+  }
+  case Kind::Call: {
+    llvm::json::Object o{{"name", v.s}};
+    for (auto &kv : v.named)
+      o[kv.first] = toJSON(kv.second);
+    return o;
+  }
+  case Kind::Decl:
+    return v.decl ? llvm::json::Value(v.str()) : nullptr;
+  default:
+    return v.str();
+  }
+}
+} // namespace
+
+std::string trainSettingsJSON(const CheckedTrain &train,
+                              llvm::SourceMgr &sourceMgr) {
+  llvm::json::Object o;
+  for (auto &kv : train.settings) {
+    llvm::StringRef key = kv.first();
+    if (key == "model" || key == "data" || key == "loss")
+      continue;
+    o[key] = toJSON(kv.second);
+  }
+  if (const CheckedData *d = train.data) {
+    llvm::json::Object data{{"kind", d->kind}, {"name", d->decl->name}};
+    // Relative paths are relative to the declaring file.
+    unsigned id = sourceMgr.FindBufferContainingLoc(d->decl->loc());
+    llvm::SmallString<256> dir(
+        id ? sourceMgr.getMemoryBuffer(id)->getBufferIdentifier() : "");
+    llvm::sys::path::remove_filename(dir);
+    for (auto &kv : d->source.named) {
+      llvm::json::Value v = toJSON(kv.second);
+      bool isPath = kv.first == "path" || kv.first == "images" ||
+                    kv.first == "labels" || kv.first == "test_images" ||
+                    kv.first == "test_labels";
+      if (isPath && kv.second.kind == tessera::Value::Kind::Str) {
+        llvm::SmallString<256> p(kv.second.s);
+        if (llvm::sys::path::is_relative(p)) {
+          llvm::SmallString<256> full(dir);
+          llvm::sys::path::append(full, p);
+          p = full;
+        }
+        llvm::sys::fs::make_absolute(p);
+        llvm::sys::path::remove_dots(p, /*remove_dot_dot=*/true);
+        v = std::string(p);
+      }
+      data[kv.first] = std::move(v);
+    }
+    llvm::json::Array x, y;
+    for (const DimExpr &dim : d->x.shape)
+      x.push_back(dim.getConstant().value_or(-1));
+    for (const DimExpr &dim : d->y.shape)
+      y.push_back(dim.getConstant().value_or(-1));
+    data["x_shape"] = std::move(x);
+    data["y_shape"] = std::move(y);
+    o["data"] = std::move(data);
+  }
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::json::Value(std::move(o));
+  return text;
 }
 
 } // namespace tessera

@@ -28,6 +28,13 @@ mlir::OwningOpRef<mlir::ModuleOp> genTrainForward(mlir::MLIRContext &ctx,
                                                   DiagnosticEngine &diags,
                                                   bool withLoss = false);
 
+/// The settings of a checked train block and its data as JSON text, for
+/// the package manifest's "train" section: every setting call as
+/// {"name": ..., ARG: VALUE...}; data file paths made absolute (relative
+/// paths are relative to the .tsr file that declares the data).
+std::string trainSettingsJSON(const CheckedTrain &train,
+                              llvm::SourceMgr &sourceMgr);
+
 } // namespace tessera
 
 #endif // TESSERA_COMPILER_MLIRGEN_MLIRGEN_H

@@ -107,6 +107,10 @@ bool collectSignatures(ModuleOp module, rt::Manifest &m, const ErrorFn &error) {
       static_cast<rt::TensorSpec &>(p) = *spec;
       auto init = fn.getArgAttrOfType<StringAttr>(i, "tessera.init");
       p.init = init ? init.str() : "zeros()";
+      if (auto offset = fn.getArgAttrOfType<IntegerAttr>(i, "tessera.offset"))
+        p.offset = offset.getInt();
+      if (auto decay = fn.getArgAttrOfType<BoolAttr>(i, "tessera.decay"))
+        p.decay = decay.getValue();
       m.parameters.push_back(p);
     }
     for (unsigned i = 0; i < fn.getNumResults(); ++i) {
@@ -127,6 +131,19 @@ bool collectSignatures(ModuleOp module, rt::Manifest &m, const ErrorFn &error) {
   if (m.entryPoints.empty()) {
     error("the module has no public function to compile");
     return false;
+  }
+  // Modules written by hand carry no flat layout: lay parameters out in
+  // table order, all decayed.
+  bool haveLayout = false;
+  for (auto fn : module.getOps<func::FuncOp>())
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      haveLayout |= bool(fn.getArgAttr(i, "tessera.offset"));
+  if (!haveLayout) {
+    int64_t offset = 0;
+    for (rt::ParameterSpec &p : m.parameters) {
+      p.offset = offset;
+      offset += int64_t(*rt::elementCount(p.shape));
+    }
   }
   return true;
 }
@@ -348,6 +365,7 @@ bool writePackage(ModuleOp nnModule, const PackageOptions &options,
   m.sourceSha256 = options.sourceSha256;
   m.trainName = options.trainName;
   m.seed = options.seed;
+  m.train = options.trainConfig;
   if (!collectSignatures(nnModule, m, error))
     return false;
 

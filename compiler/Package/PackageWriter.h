@@ -30,6 +30,8 @@ struct PackageOptions {
   uint64_t seed = 0;
   /// An LLVM CPU name, or "native" for the host's.
   std::string cpu = "native";
+  /// The train block's settings as JSON (manifest "train"), or "".
+  std::string trainConfig;
   /// f32 GEMMs through the runtime's BLAS kernels (else loop nests).
   bool useBlas = true;
 };

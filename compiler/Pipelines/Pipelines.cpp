@@ -47,6 +47,8 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
       // GEMMs become runtime kernel calls when BLAS is used (10-30x faster
       // than the scalar loops, bench/RESULTS.md).
       useBlas ? "convert-nn-to-linalg{use-blas}" : "convert-nn-to-linalg",
+      // Optimizer steps: one element-wise pass over the flat buffers.
+      "convert-optim-to-linalg",
       // Fold the element-wise chains the lowering produced.
       "canonicalize",
       // Tensors to buffers, function signatures included.

@@ -109,9 +109,13 @@ std::string Manifest::toJSON() const {
     json pj = tensorJSON(p);
     pj["init"] = p.init;
     pj["trainable"] = p.trainable;
+    pj["offset"] = p.offset;
+    pj["weight_decay"] = p.decay;
     params.push_back(pj);
   }
   j["parameters"] = params;
+  if (!train.empty())
+    j["train"] = json::parse(train);
   return j.dump(2) + "\n";
 }
 
@@ -164,9 +168,22 @@ Expected<Manifest> Manifest::parse(const std::string &text,
       if (!trainable.is_boolean())
         fieldError(where + ".trainable", "must be true or false");
       p.trainable = trainable.get<bool>();
+      const json &offset = field(params[i], "offset", where);
+      if (!offset.is_number_unsigned())
+        fieldError(where + ".offset", "must be a non-negative integer");
+      p.offset = int64_t(offset.get<uint64_t>());
+      const json &decay = field(params[i], "weight_decay", where);
+      if (!decay.is_boolean())
+        fieldError(where + ".weight_decay", "must be true or false");
+      p.decay = decay.get<bool>();
       if (!names.insert(p.name).second)
         fieldError(where, "parameter '" + p.name + "' is listed twice");
       m.parameters.push_back(std::move(p));
+    }
+    if (auto t = j.find("train"); t != j.end()) {
+      if (!t->is_object())
+        fieldError("train", "must be an object");
+      m.train = t->dump();
     }
     const json &entries = array(j, "entry_points", "manifest");
     for (size_t i = 0; i < entries.size(); ++i) {

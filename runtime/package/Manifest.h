@@ -37,6 +37,10 @@ struct TensorSpec {
 struct ParameterSpec : TensorSpec {
   std::string init;
   bool trainable = true;
+  /// Position in the optimizer's flat buffers (elements), and whether the
+  /// parameter gets weight decay (decayed parameters come first).
+  int64_t offset = 0;
+  bool decay = true;
 };
 
 struct EntryPoint {
@@ -55,6 +59,9 @@ struct Manifest {
   uint64_t seed = 0;
   std::vector<EntryPoint> entryPoints;
   std::vector<ParameterSpec> parameters;
+  /// The train block's settings as JSON text (data, optimizer, schedule,
+  /// steps, ...; runtime/train/TrainConfig.h reads them), or "".
+  std::string train;
 
   const EntryPoint *findEntry(const std::string &name) const;
   const ParameterSpec *findParameter(const std::string &name) const;

@@ -29,7 +29,7 @@ nn_ir = subprocess.run([os.path.join(bin_dir, "tessera"), "compile",
 # Parameters in argument order, with their shapes, from the generated IR.
 sig = nn_ir[nn_ir.index("func.func @forward("):]
 sig = sig[:sig.index("{\n")]
-params = re.findall(r"tensor<([0-9x]+)xf32> \{tessera.init = \"[^\"]*\", tessera.param = \"([^\"]+)\"\}", sig)
+params = re.findall(r"tensor<([0-9x]+)xf32> \{[^}]*tessera.param = \"([^\"]+)\"\}", sig)
 
 torch.manual_seed(0)
 weights = {}

@@ -3,6 +3,7 @@
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "dialects/nn/IR/NNDialect.h"
+#include "dialects/optim/IR/OptimDialect.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -12,7 +13,7 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<tessera::nn::NNDialect>();
+  registry.insert<tessera::nn::NNDialect, tessera::optim::OptimDialect>();
   // Upstream dialects and passes, so lit tests can lower all the way to LLVM.
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);

@@ -25,6 +25,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "dialects/nn/IR/NNDialect.h"
+#include "dialects/optim/IR/OptimDialect.h"
 #include "mlir/IR/Diagnostics.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -235,6 +236,9 @@ std::string sourceHash(const SourceMgr &sourceMgr) {
 
 /// The output kind --emit/-o ask for ("package", "nn", "linalg", "llvm"), or
 /// "" after reporting an unusable combination.
+/// The train block's settings for the package (empty for .mlir inputs).
+std::string trainConfig;
+
 std::string resolveEmit(DiagnosticEngine &diags) {
   std::string emit = emitStage;
   if (emit.empty())
@@ -298,6 +302,7 @@ int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
   if (auto it = train->settings.find("seed");
       it != train->settings.end() && it->second.getInt())
     seed = uint64_t(*it->second.getInt());
+  trainConfig = trainSettingsJSON(*train, sourceMgr);
   return emitModule(*module, emit, train->decl->name, seed, sourceMgr, diags);
 }
 
@@ -312,7 +317,7 @@ int compileMLIR() {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  registry.insert<nn::NNDialect>();
+  registry.insert<nn::NNDialect, optim::OptimDialect>();
   mlir::MLIRContext context(registry);
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errs());
   std::string error;
@@ -353,6 +358,7 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     options.cpu = cpuName;
     options.useBlas = !noBlas;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
+    options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {
       diags.errorNoLoc(outputFile + ": " + msg);
     });
