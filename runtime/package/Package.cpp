@@ -119,15 +119,15 @@ Expected<Package> Package::load(const std::string &dir,
     pkg.params[p.name] = *t;
   }
   for (const auto &[name, t] : file->tensors)
-    if (!pkg.info.findParameter(name))
+    if (!pkg.info.findParameter(name) && name.rfind("optim.", 0) != 0)
       return Status::fail(weightsPath + ": tensor '" + name +
                           "' is not a parameter of this package");
   return pkg;
 }
 
-Expected<std::vector<Tensor>>
-Package::run(const std::string &entryName,
-             const std::map<std::string, Tensor> &inputs) {
+Status Package::invoke(const std::string &entryName,
+                       const std::map<std::string, const Tensor *> &inputs,
+                       const std::map<std::string, Tensor *> &outputs) {
   const EntryPoint *entry = info.findEntry(entryName);
   if (!entry) {
     std::string names;
@@ -136,17 +136,24 @@ Package::run(const std::string &entryName,
     return Status::fail("the package has no entry point '" + entryName +
                         "' (it has: " + names + ")");
   }
+  auto check = [&](const TensorSpec &spec, const Tensor *t,
+                   const char *what) -> Status {
+    if (!t)
+      return Status::fail("missing " + std::string(what) + " '" + spec.name +
+                          "' (" + spec.typeString() + ")");
+    if (t->dtype() != spec.dtype || t->shape() != spec.shape)
+      return Status::fail(std::string(what) + " '" + spec.name + "' is " +
+                          t->typeString() + " but '" + entryName +
+                          "' takes " + spec.typeString());
+    return {};
+  };
   std::vector<MemRefDescriptor> descs;
   for (const TensorSpec &spec : entry->inputs) {
     auto it = inputs.find(spec.name);
-    if (it == inputs.end())
-      return Status::fail("missing input '" + spec.name + "' (" +
-                          spec.typeString() + ")");
-    if (it->second.dtype() != spec.dtype || it->second.shape() != spec.shape)
-      return Status::fail("input '" + spec.name + "' is " +
-                          it->second.typeString() + " but '" + entryName +
-                          "' takes " + spec.typeString());
-    descs.emplace_back(it->second);
+    if (Status s = check(spec, it == inputs.end() ? nullptr : it->second, "input");
+        !s)
+      return s;
+    descs.emplace_back(*it->second);
   }
   for (const auto &input : inputs)
     if (std::none_of(entry->inputs.begin(), entry->inputs.end(),
@@ -155,10 +162,13 @@ Package::run(const std::string &entryName,
                           input.first + "'");
   for (const std::string &p : entry->parameters)
     descs.emplace_back(params.at(p));
-  std::vector<Tensor> outputs;
   for (const TensorSpec &spec : entry->outputs) {
-    outputs.push_back(Tensor::zeros(spec.dtype, spec.shape));
-    descs.emplace_back(outputs.back());
+    auto it = outputs.find(spec.name);
+    if (Status s = check(spec, it == outputs.end() ? nullptr : it->second,
+                         "output");
+        !s)
+      return s;
+    descs.emplace_back(*it->second);
   }
   std::vector<void *> args;
   for (MemRefDescriptor &d : descs)
@@ -166,6 +176,27 @@ Package::run(const std::string &entryName,
   auto fn = reinterpret_cast<void (*)(void **)>(
       dlsym(handle, entry->symbol.c_str()));
   fn(args.data());
+  return {};
+}
+
+Expected<std::vector<Tensor>>
+Package::run(const std::string &entryName,
+             const std::map<std::string, Tensor> &inputs) {
+  const EntryPoint *entry = info.findEntry(entryName);
+  if (!entry)
+    return invoke(entryName, {}, {}); // reports the known entry points
+  std::map<std::string, const Tensor *> in;
+  for (const auto &[name, t] : inputs)
+    in[name] = &t;
+  std::vector<Tensor> outputs;
+  std::map<std::string, Tensor *> out;
+  outputs.reserve(entry->outputs.size());
+  for (const TensorSpec &spec : entry->outputs) {
+    outputs.push_back(Tensor::zeros(spec.dtype, spec.shape));
+    out[spec.name] = &outputs.back();
+  }
+  if (Status s = invoke(entryName, in, out); !s)
+    return s;
   return outputs;
 }
 

@@ -30,6 +30,12 @@ public:
   /// and shape exactly) and returns its outputs in manifest order.
   Expected<std::vector<Tensor>> run(const std::string &entry,
                                     const std::map<std::string, Tensor> &inputs);
+  /// Like run(), but writes each output into the tensor given for it (of the
+  /// manifest's dtype and shape; it may alias an input element for element,
+  /// as an optimizer's in-place update does).
+  Status invoke(const std::string &entry,
+                const std::map<std::string, const Tensor *> &inputs,
+                const std::map<std::string, Tensor *> &outputs);
 
 private:
   Package() = default;

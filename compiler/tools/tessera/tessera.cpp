@@ -15,6 +15,7 @@
 #include "lang/Program.h"
 #include "lang/Sema.h"
 #include "runtime/tools/Run.h"
+#include "runtime/train/Trainer.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "mlir/IR/MLIRContext.h"
@@ -34,6 +35,7 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SHA256.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/thread.h"
 #include "llvm/Support/WithColor.h"
@@ -59,15 +61,18 @@ cl::SubCommand dumpAstCmd("dump-ast",
 cl::SubCommand compileCmd("compile",
                           "Compile the forward pass of a train block's model "
                           "into a package (-o NAME.tsrpkg) or print its IR");
+cl::SubCommand trainCmd("train",
+                        "Train a train block (a .tsr file, compiled first, or "
+                        "a package): progress, metrics, checkpoints, resume");
 cl::SubCommand runCmd("run", "Run an entry point of a compiled package on "
                              "NumPy .npy inputs");
 
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.tsr>"),
                                cl::Required, cl::sub(checkCmd),
                                cl::sub(dumpAstCmd), cl::sub(compileCmd),
-                               cl::cat(tesseraCat));
+                               cl::sub(trainCmd), cl::cat(tesseraCat));
 cl::opt<std::string> entryName("e", cl::desc("Entry point: a train block"),
-                               cl::value_desc("name"),
+                               cl::value_desc("name"), cl::sub(trainCmd),
                                cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> emitStage(
     "emit",
@@ -103,6 +108,30 @@ cl::opt<bool> noBlas("no-blas",
                               "of calls of the runtime's BLAS kernels"),
                      cl::sub(compileCmd), cl::cat(tesseraCat));
 
+cl::opt<int64_t> trainSteps("steps", cl::desc("Train this many steps instead "
+                                             "of the train block's"),
+                            cl::init(-1), cl::sub(trainCmd), cl::cat(tesseraCat));
+cl::opt<std::string> trainOut("out", cl::desc("Directory for metrics.jsonl, "
+                                              "loss.png and checkpoints "
+                                              "(default: the checkpoint dir "
+                                              "of the train block, else "
+                                              "runs/NAME)"),
+                              cl::value_desc("dir"), cl::sub(trainCmd),
+                              cl::cat(tesseraCat));
+cl::opt<std::string> trainResume("resume",
+                                 cl::desc("Continue from the latest checkpoint "
+                                          "in this directory; the rest of the "
+                                          "run is identical to an "
+                                          "uninterrupted one"),
+                                 cl::value_desc("dir"), cl::sub(trainCmd),
+                                 cl::cat(tesseraCat));
+cl::opt<int64_t> trainSeed("seed", cl::desc("Seed of initialization and data "
+                                            "order (default: the train "
+                                            "block's)"),
+                           cl::init(-1), cl::sub(trainCmd), cl::cat(tesseraCat));
+cl::opt<bool> trainQuiet("q", cl::desc("No progress output"), cl::sub(trainCmd),
+                         cl::cat(tesseraCat));
+
 cl::opt<std::string> packageDir(cl::Positional, cl::desc("<package.tsrpkg>"),
                                 cl::Required, cl::sub(runCmd),
                                 cl::cat(tesseraCat));
@@ -132,7 +161,7 @@ cl::opt<std::string> runEntry("entry", cl::desc("Entry point (default: forward)"
 cl::list<std::string> importDirs("I", cl::desc("Add <dir> to the import search path"),
                                  cl::value_desc("dir"), cl::Prefix,
                                  cl::sub(checkCmd), cl::sub(dumpAstCmd),
-                                 cl::sub(compileCmd),
+                                 cl::sub(compileCmd), cl::sub(trainCmd),
                                  cl::cat(tesseraCat));
 cl::opt<unsigned> maxErrors("max-errors",
                             cl::desc("Stop after this many errors (default 20)"),
@@ -163,6 +192,10 @@ COMMANDS
                                from the spec with the train block's seed)
   tessera compile FILE.tsr -e TRAIN --emit=nn|linalg|llvm [-o OUT.mlir]
                                print the IR at one stage instead
+  tessera train FILE.tsr -e TRAIN [--steps N] [--out DIR] [--resume DIR]
+                               compile and train: progress bar, validation,
+                               metrics.jsonl, loss.png, atomic checkpoints;
+                               also takes a compiled package instead of FILE
   tessera run PKG --input [NAME=]IN.npy [--output OUT.npy] [--weights W]
                                run the package's forward on NumPy inputs
 
@@ -174,6 +207,8 @@ EXAMPLES
   tessera compile examples/kjv_gpt.tsr -e pretrain --emit=nn
   tessera compile examples/fashion_mlp.tsr -e fit -o mlp.tsrpkg
   tessera run mlp.tsrpkg --input x=batch.npy --output logits.npy
+  tessera train examples/fashion_mlp.tsr -e fit
+  tessera train examples/fashion_mlp.tsr -e fit --resume runs/fashion
 
 Errors are printed as FILE:LINE:COL: error: ... with the source line and a
 caret; the exit code is 1 when any error was reported. Imports are searched
@@ -384,6 +419,48 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
   return 0;
 }
 
+rt::TrainOptions trainOptions(const std::string &package) {
+  rt::TrainOptions o;
+  o.package = package;
+  o.outDir = trainOut;
+  o.resume = trainResume;
+  o.steps = trainSteps;
+  o.seed = trainSeed;
+  o.quiet = trainQuiet;
+  return o;
+}
+
+/// `tessera train FILE.tsr -e NAME`: compiles the package into the run's
+/// directory (OUT/model.tsrpkg), then trains it.
+int compileAndTrain(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
+  std::string out = trainOut.empty() ? std::string(trainResume) : std::string(trainOut);
+  for (const auto &t : sema.getTrains())
+    if (out.empty() && t->decl->name == entryName) {
+      auto it = t->settings.find("checkpoint");
+      std::string dir;
+      if (it != t->settings.end())
+        for (auto &kv : it->second.named)
+          if (kv.first == "dir")
+            dir = kv.second.s;
+      out = dir.empty() ? "runs/" + t->decl->name : dir;
+    }
+  if (out.empty())
+    out = "runs/" + std::string(entryName);
+  if (std::error_code ec = sys::fs::create_directories(out)) {
+    diags.errorNoLoc(out + ": cannot create directory: " + ec.message());
+    return 1;
+  }
+  outputFile = out + "/model.tsrpkg";
+  emitStage = "package";
+  if (trainSeed >= 0)
+    seedOpt = trainSeed;
+  if (int rc = compile(sema, sourceMgr, diags))
+    return rc;
+  rt::TrainOptions o = trainOptions(outputFile);
+  o.outDir = out;
+  return rt::trainCommand(o);
+}
+
 int runFrontEnd(bool dumpOnly) {
   SourceMgr sourceMgr;
   DiagnosticEngine diags(sourceMgr);
@@ -406,6 +483,8 @@ int runFrontEnd(bool dumpOnly) {
     return 1;
   if (compileCmd)
     return compile(sema, sourceMgr, diags);
+  if (trainCmd)
+    return compileAndTrain(sema, sourceMgr, diags);
   if (!quiet) {
     outs() << inputFile << ": ok\n";
     printSummary(sema, outs());
@@ -439,8 +518,10 @@ int main(int argc, char **argv) {
     options.outputs.assign(runOutputs.begin(), runOutputs.end());
     return rt::runCommand(options);
   }
+  if (trainCmd && sys::fs::is_directory(inputFile))
+    return rt::trainCommand(trainOptions(inputFile));
   bool dumpOnly = static_cast<bool>(dumpAstCmd);
-  if (!checkCmd && !dumpAstCmd && !compileCmd) {
+  if (!checkCmd && !dumpAstCmd && !compileCmd && !trainCmd) {
     errs() << "tessera: no command given; see tessera --help\n";
     return 1;
   }
