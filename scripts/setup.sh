@@ -10,7 +10,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(cmake ninja-build ccache g++ python3 clang-22 libclang-rt-22-dev
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools antlr4
   libantlr4-runtime-dev libgtest-dev zlib1g-dev libzstd-dev python3-torch
-  python3-numpy libblas-dev libopenblas0-pthread nlohmann-json3-dev)
+  python3-numpy libblas-dev libopenblas0-pthread nlohmann-json3-dev
+  dataset-fashion-mnist bible-kjv)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

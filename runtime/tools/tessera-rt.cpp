@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/tools/Run.h"
+#include "runtime/train/Trainer.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,7 +17,9 @@
 using namespace tessera::rt;
 
 static const char *usage =
-    "usage: tessera-rt run PKG [--entry NAME] [--weights FILE.safetensors]\n"
+    "usage: tessera-rt train PKG [--out DIR] [--resume DIR] [--steps N] [--seed S] [-q]\n"
+    "       tessera-rt eval PKG [--weights CKPT] [--split val|test] [--batches N]\n"
+    "       tessera-rt run PKG [--entry NAME] [--weights FILE.safetensors]\n"
     "                  [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
     "                  [--repeat N]\n"
     "\n"
@@ -30,12 +33,15 @@ int main(int argc, char **argv) {
     std::fputs(usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 1 : 0;
   }
-  if (std::strcmp(argv[1], "run") != 0) {
+  std::string cmd = argv[1];
+  if (cmd != "run" && cmd != "train" && cmd != "eval") {
     std::fprintf(stderr, "tessera-rt: error: unknown command '%s'\n%s", argv[1],
                  usage);
     return 1;
   }
   RunOptions options;
+  TrainOptions train;
+  EvalOptions eval;
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char *flag) -> const char * {
@@ -50,7 +56,21 @@ int main(int argc, char **argv) {
       }
       return argv[++i];
     };
-    if (const char *v = value("--input"))
+    if (arg == "-q")
+      train.quiet = true;
+    else if (const char *v = value("--out"))
+      train.outDir = v;
+    else if (const char *v = value("--resume"))
+      train.resume = v;
+    else if (const char *v = value("--steps"))
+      train.steps = std::strtoll(v, nullptr, 10);
+    else if (const char *v = value("--seed"))
+      train.seed = std::strtoll(v, nullptr, 10);
+    else if (const char *v = value("--split"))
+      eval.split = v;
+    else if (const char *v = value("--batches"))
+      eval.batches = std::strtoll(v, nullptr, 10);
+    else if (const char *v = value("--input"))
       options.inputs.push_back(v);
     else if (const char *v = value("--output"))
       options.outputs.push_back(v);
@@ -75,6 +95,15 @@ int main(int argc, char **argv) {
   if (options.package.empty()) {
     std::fprintf(stderr, "tessera-rt: error: no package given\n%s", usage);
     return 1;
+  }
+  if (cmd == "train") {
+    train.package = options.package;
+    return trainCommand(train);
+  }
+  if (cmd == "eval") {
+    eval.package = options.package;
+    eval.weights = options.weights;
+    return evalCommand(eval);
   }
   return runCommand(options);
 }

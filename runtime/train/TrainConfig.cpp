@@ -109,6 +109,19 @@ Expected<TrainConfig> TrainConfig::parse(const std::string &text,
     c.keep = integer(j["checkpoint"], "keep", 3);
   }
   c.seed = uint64_t(integer(j, "seed", 0));
+  // Settings the runtime does not carry out yet are refused, not ignored.
+  if (j.contains("precision") && j["precision"].is_object() &&
+      str(j["precision"], "name", "f32") != "f32")
+    return Status::fail(where + ": train.precision: " +
+                        str(j["precision"], "name", "") +
+                        " training is not implemented yet (the precision "
+                        "dialect comes with the GPU backend); use precision = "
+                        "f32");
+  if (j.contains("parallel") && j["parallel"].is_object() &&
+      str(j["parallel"], "name", "none") != "none")
+    return Status::fail(where + ": train.parallel: data parallelism is not "
+                                "implemented yet; remove the setting or use "
+                                "parallel = none");
   if (c.optimizer != "AdamW" && c.optimizer != "SGD")
     return Status::fail(where + ": train.optimizer: unknown optimizer '" +
                         c.optimizer + "'");

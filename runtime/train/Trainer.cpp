@@ -34,8 +34,10 @@ namespace tessera::rt {
 
 namespace {
 
+const char *command = "train";
+
 int fail(const std::string &msg) {
-  std::fprintf(stderr, "tessera train: error: %s\n", msg.c_str());
+  std::fprintf(stderr, "tessera %s: error: %s\n", command, msg.c_str());
   return 1;
 }
 
@@ -90,6 +92,7 @@ public:
   Trainer(Package pkg, TrainConfig cfg, TrainOptions opts)
       : pkg(std::move(pkg)), cfg(std::move(cfg)), opts(std::move(opts)) {}
   int run();
+  int evalOnly(const std::string &split, int64_t batches);
 
 private:
   Status setUp();
@@ -470,7 +473,48 @@ int Trainer::run() {
   return 0;
 }
 
+int Trainer::evalOnly(const std::string &split, int64_t batches) {
+  if (Status s = setUp(); !s)
+    return fail(s.error());
+  if (split != "val" && split != "test")
+    return fail("--split must be val or test, got '" + split + "'");
+  int64_t available = data->numBatches(split);
+  if (available == 0)
+    return fail("data '" + cfg.data.name + "' has no " + split + " batches" +
+                (split == "test" ? " (only idx data with test_images has a "
+                                   "test split)"
+                                 : " (is val = 0?)"));
+  int64_t n = batches > 0 ? std::min(batches, available) : available;
+  double loss, acc;
+  if (Status s = evaluate(split, n, loss, acc); !s)
+    return fail(s.error());
+  std::printf("%s: %lld batches of %lld: loss %.4f", split.c_str(),
+              (long long)n, (long long)cfg.data.batch, loss);
+  if (std::isfinite(acc))
+    std::printf(", accuracy %.2f%%", acc * 100);
+  else
+    std::printf(", perplexity %.3f", std::exp(loss));
+  std::printf("\n");
+  return 0;
+}
+
 } // namespace
+
+int evalCommand(const EvalOptions &options) {
+  command = "eval";
+  Expected<Package> pkg = Package::load(options.package, options.weights);
+  if (!pkg)
+    return fail(pkg.error());
+  if (pkg->manifest().train.empty())
+    return fail(options.package + ": the package has no data settings (it was "
+                                  "not compiled from a train block)");
+  Expected<TrainConfig> cfg = TrainConfig::parse(
+      pkg->manifest().train, joinPath(options.package, "manifest.json"));
+  if (!cfg)
+    return fail(cfg.error());
+  Trainer t(std::move(*pkg), std::move(*cfg), TrainOptions());
+  return t.evalOnly(options.split, options.batches);
+}
 
 int trainCommand(const TrainOptions &options) {
   Expected<Package> pkg = Package::load(options.package);

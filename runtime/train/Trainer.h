@@ -22,6 +22,17 @@ struct TrainOptions {
   bool quiet = false;      // no progress output
 };
 
+struct EvalOptions {
+  std::string package;
+  std::string weights;       // default: the package's weights
+  std::string split = "val"; // val or test
+  int64_t batches = -1;      // default: the whole split
+};
+
+/// Prints the loss (and accuracy for classifiers, perplexity for token
+/// data) of `split`; errors as "tessera eval: error: ...".
+int evalCommand(const EvalOptions &options);
+
 /// Trains; prints errors as "tessera train: error: ..." and returns the exit
 /// code (1 on errors and on a non-finite loss).
 int trainCommand(const TrainOptions &options);

@@ -64,6 +64,8 @@ cl::SubCommand compileCmd("compile",
 cl::SubCommand trainCmd("train",
                         "Train a train block (a .tsr file, compiled first, or "
                         "a package): progress, metrics, checkpoints, resume");
+cl::SubCommand evalCmd("eval", "Evaluate a package on its data's validation "
+                               "or test split (loss, accuracy or perplexity)");
 cl::SubCommand runCmd("run", "Run an entry point of a compiled package on "
                              "NumPy .npy inputs");
 
@@ -133,7 +135,7 @@ cl::opt<bool> trainQuiet("q", cl::desc("No progress output"), cl::sub(trainCmd),
                          cl::cat(tesseraCat));
 
 cl::opt<std::string> packageDir(cl::Positional, cl::desc("<package.tsrpkg>"),
-                                cl::Required, cl::sub(runCmd),
+                                cl::Required, cl::sub(runCmd), cl::sub(evalCmd),
                                 cl::cat(tesseraCat));
 cl::list<std::string> runInputs("input",
                                 cl::desc("An input: NAME=FILE.npy (just "
@@ -148,9 +150,16 @@ cl::list<std::string> runOutputs("output",
                                  cl::sub(runCmd), cl::cat(tesseraCat));
 cl::opt<std::string> runWeights("weights",
                                 cl::desc("Parameters to use instead of the "
-                                         "package's weights.safetensors"),
+                                         "package's weights.safetensors (a "
+                                         "checkpoint works)"),
                                 cl::value_desc("file.safetensors"),
-                                cl::sub(runCmd), cl::cat(tesseraCat));
+                                cl::sub(runCmd), cl::sub(evalCmd), cl::cat(tesseraCat));
+cl::opt<std::string> evalSplit("split", cl::desc("val (default) or test"),
+                               cl::init("val"), cl::sub(evalCmd),
+                               cl::cat(tesseraCat));
+cl::opt<int64_t> evalBatches("batches", cl::desc("Evaluate at most N batches "
+                                                 "(default: the whole split)"),
+                             cl::init(-1), cl::sub(evalCmd), cl::cat(tesseraCat));
 cl::opt<unsigned> runRepeat("repeat",
                             cl::desc("Time N more calls of the entry point and "
                                      "print the median and best latency"),
@@ -198,6 +207,8 @@ COMMANDS
                                also takes a compiled package instead of FILE
   tessera run PKG --input [NAME=]IN.npy [--output OUT.npy] [--weights W]
                                run the package's forward on NumPy inputs
+  tessera eval PKG [--weights CKPT] [--split val|test]
+                               loss and accuracy (or perplexity) on the data
 
 EXAMPLES
   tessera check examples/kjv_gpt.tsr
@@ -517,6 +528,14 @@ int main(int argc, char **argv) {
     options.inputs.assign(runInputs.begin(), runInputs.end());
     options.outputs.assign(runOutputs.begin(), runOutputs.end());
     return rt::runCommand(options);
+  }
+  if (evalCmd) {
+    rt::EvalOptions options;
+    options.package = packageDir;
+    options.weights = runWeights;
+    options.split = evalSplit;
+    options.batches = evalBatches;
+    return rt::evalCommand(options);
   }
   if (trainCmd && sys::fs::is_directory(inputFile))
     return rt::trainCommand(trainOptions(inputFile));
