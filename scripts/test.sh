@@ -28,19 +28,23 @@ f=$(echo "$gt_out" | sed -nE 's/^\[  FAILED  \] ([0-9]+) tests?.*/\1/p')
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 if [ $gt_rc -ne 0 ] && [ -z "$f" ]; then failed=$((failed + 1)); fi
 
+# fuzz_smoke BINARY SECONDS CORPUS: a libFuzzer run that counts as one test.
+fuzz_smoke() {
+  if "$BUILD_DIR/bin/$1" "$3" -max_total_time="$2" -max_len=8192 -timeout=10 \
+       -rss_limit_mb=4096 -print_final_stats=0 >"$3.log" 2>&1; then
+    tail -2 "$3.log"; passed=$((passed + 1))
+  else
+    tail -40 "$3.log"; echo "FAIL: $1"; failed=$((failed + 1))
+  fi
+  rm -rf "$3" "$3.log"
+}
+
 if [ -x "$BUILD_DIR/bin/tessera-fuzz-frontend" ]; then
   echo "== fuzz smoke (60 s of libFuzzer on parser + Sema)"
   corpus=$(mktemp -d)
   cp examples/*.tsr stdlib/*.tsr "$corpus"/
   find tests/lit/lang -name '*.tsr' -exec cp {} "$corpus"/ \; 2>/dev/null
-  if "$BUILD_DIR/bin/tessera-fuzz-frontend" "$corpus" -max_total_time=60 \
-       -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=0 \
-       >"$corpus.log" 2>&1; then
-    tail -2 "$corpus.log"; passed=$((passed + 1))
-  else
-    tail -40 "$corpus.log"; echo "FAIL: fuzz smoke"; failed=$((failed + 1))
-  fi
-  rm -rf "$corpus" "$corpus.log"
+  fuzz_smoke tessera-fuzz-frontend 60 "$corpus"
 fi
 
 if [ -x "$BUILD_DIR/bin/tessera-fuzz-runtime" ]; then
@@ -54,14 +58,7 @@ if [ -x "$BUILD_DIR/bin/tessera-fuzz-runtime" ]; then
     rm -rf "$corpus/p.tsrpkg"
   fi
   { printf '\x01\x93NUMPY\x01\x00\x46\x00'; printf "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n" 10 ''; printf '\0\0\0\0\0\0\0\0'; } > "$corpus/seed1"
-  if "$BUILD_DIR/bin/tessera-fuzz-runtime" "$corpus" -max_total_time=30 \
-       -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=0 \
-       >"$corpus.log" 2>&1; then
-    tail -2 "$corpus.log"; passed=$((passed + 1))
-  else
-    tail -40 "$corpus.log"; echo "FAIL: runtime fuzz smoke"; failed=$((failed + 1))
-  fi
-  rm -rf "$corpus" "$corpus.log"
+  fuzz_smoke tessera-fuzz-runtime 30 "$corpus"
 fi
 
 echo "tests: $passed passed, $failed failed"

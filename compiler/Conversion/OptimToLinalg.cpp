@@ -90,6 +90,14 @@ SmallVector<Value> flatGeneric(OpBuilder &b, Location l, ValueRange ins,
   return SmallVector<Value>(op.getResults());
 }
 
+/// Element-wise f32 arithmetic inside a generic's body.
+struct F32Ops {
+  OpBuilder &b;
+  Location l;
+  Value mul(Value x, Value y) { return arith::MulFOp::create(b, l, x, y); }
+  Value add(Value x, Value y) { return arith::AddFOp::create(b, l, x, y); }
+};
+
 /// index < decayEnd, inside a generic.
 Value decayed(OpBuilder &b, Location l, Value index, int64_t decayEnd) {
   return arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, index,
@@ -155,21 +163,16 @@ struct AdamWLowering : OpRewritePattern<optim::AdamWStepOp> {
     auto results = flatGeneric(
         b, l, {op.getParams(), op.getGrads(), op.getExpAvg(), op.getExpAvgSq()}, 3,
         [&](OpBuilder &nb, Location ll, ValueRange a, Value index) {
-          auto mul = [&](Value x, Value y) -> Value {
-            return arith::MulFOp::create(nb, ll, x, y);
-          };
-          auto add = [&](Value x, Value y) -> Value {
-            return arith::AddFOp::create(nb, ll, x, y);
-          };
+          F32Ops f{nb, ll};
           Value p = arith::SelectOp::create(nb, ll, decayed(nb, ll, index, decayEnd),
-                                            mul(a[0], decay), a[0]);
+                                            f.mul(a[0], decay), a[0]);
           Value g = a[1];
-          Value m = add(mul(a[2], beta1), mul(g, oneMinusB1));
-          Value v = add(mul(a[3], beta2), mul(mul(g, g), oneMinusB2));
-          Value denom = add(arith::DivFOp::create(
+          Value m = f.add(f.mul(a[2], beta1), f.mul(g, oneMinusB1));
+          Value v = f.add(f.mul(a[3], beta2), f.mul(f.mul(g, g), oneMinusB2));
+          Value denom = f.add(arith::DivFOp::create(
                                 nb, ll, math::SqrtOp::create(nb, ll, v), sqrtBc2),
                             eps);
-          Value upd = mul(arith::DivFOp::create(nb, ll, m, denom), stepSize);
+          Value upd = f.mul(arith::DivFOp::create(nb, ll, m, denom), stepSize);
           return SmallVector<Value>{arith::SubFOp::create(nb, ll, p, upd), m, v};
         });
     b.replaceOp(op, results);
@@ -191,17 +194,12 @@ struct SGDLowering : OpRewritePattern<optim::SGDStepOp> {
     auto results = flatGeneric(
         b, l, {op.getParams(), op.getGrads(), op.getMomentumBuffer()}, 2,
         [&](OpBuilder &nb, Location ll, ValueRange a, Value index) {
-          auto mul = [&](Value x, Value y) -> Value {
-            return arith::MulFOp::create(nb, ll, x, y);
-          };
-          auto add = [&](Value x, Value y) -> Value {
-            return arith::AddFOp::create(nb, ll, x, y);
-          };
+          F32Ops f{nb, ll};
           Value d = arith::SelectOp::create(nb, ll, decayed(nb, ll, index, decayEnd),
-                                            add(a[1], mul(wd, a[0])), a[1]);
-          Value buf = add(mul(a[2], mom), d);
-          Value dir = nesterov ? add(d, mul(mom, buf)) : buf;
-          return SmallVector<Value>{arith::SubFOp::create(nb, ll, a[0], mul(lr, dir)),
+                                            f.add(a[1], f.mul(wd, a[0])), a[1]);
+          Value buf = f.add(f.mul(a[2], mom), d);
+          Value dir = nesterov ? f.add(d, f.mul(mom, buf)) : buf;
+          return SmallVector<Value>{arith::SubFOp::create(nb, ll, a[0], f.mul(lr, dir)),
                                     buf};
         });
     b.replaceOp(op, results);

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gpt_spec import gpt_reference
+from gpt_spec import GPT_MODEL, gpt_reference
 from st_io import read_safetensors
 
 bin_dir, work = sys.argv[1:3]
@@ -36,18 +36,7 @@ rng = np.random.default_rng(0)
 # A token stream with structure (a noisy cycle), so the model learns.
 tokens = ((np.arange(5000) % V) + (rng.random(5000) < 0.2) * rng.integers(0, V, 5000)) % V
 tokens.astype("<u2").tofile(f"{work}/tokens.bin")
-open(f"{work}/gpt.tsr", "w").write(f"""
-import nn
-model GPT(vocab: int, ctx: int, dim: int, heads: int, depth: int) {{
-  wte = Embedding(vocab, dim)
-  wpe = Embedding(ctx, dim)
-  blocks = repeat(depth) Block(dim, heads)
-  ln_f = LayerNorm(dim)
-  fn forward(idx: i32[B, T]) -> f32[B, T, vocab] {{
-    let h = wte(idx) + wpe(arange(T))
-    return matmul(ln_f(blocks(h)), transpose(wte.weight))
-  }}
-}}
+open(f"{work}/gpt.tsr", "w").write(GPT_MODEL + f"""
 data toks = tokens("tokens.bin", dtype=u16, seq={T}, batch={B}, val=0.1)
 train t {{
   model = GPT({V}, {T}, {D}, {H}, {L})
