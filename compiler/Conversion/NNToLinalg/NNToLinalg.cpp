@@ -456,6 +456,8 @@ struct LinearLowering : StaticPattern<nn::LinearOp> {
   }
 };
 
+Value flattenBatch(PatternRewriter &b, Location loc, Value x);
+
 struct MatmulLowering : StaticPattern<nn::MatmulOp> {
   MatmulLowering(MLIRContext *ctx, bool useBlas)
       : StaticPattern(ctx), useBlas(useBlas) {}
@@ -481,6 +483,29 @@ struct MatmulLowering : StaticPattern<nn::MatmulOp> {
       return tensor::ExpandShapeOp::create(
           b, loc, out, y,
           SmallVector<ReassociationIndices>{lead, {out.getRank() - 1}});
+    }
+    ArrayRef<int64_t> batch = out.getShape().drop_back(2);
+    if (useBlas && out.getElementType().isF32() && out.getRank() >= 3 &&
+        ty(op.getLhs()).getShape().drop_back(2) == batch &&
+        ty(op.getRhs()).getShape().drop_back(2) == batch) {
+      // Same batch dims on both sides (the products of attention's
+      // gradient): one batched GEMM over the flattened batch.
+      Location loc = op.getLoc();
+      Value a3 = flattenBatch(b, loc, op.getLhs());
+      Value b3 = flattenBatch(b, loc, op.getRhs());
+      int64_t r = out.getRank();
+      auto flatOut = RankedTensorType::get(
+          {ty(a3).getDimSize(0), out.getDimSize(r - 2), out.getDimSize(r - 1)},
+          b.getF32Type());
+      Value y = callKernel(b, loc, "tessera_bmm_f32", a3, b3, flatOut);
+      if (r == 3)
+        return y;
+      ReassociationIndices lead;
+      for (int64_t i = 0; i + 2 < r; ++i)
+        lead.push_back(i);
+      return tensor::ExpandShapeOp::create(
+          b, loc, out, y,
+          SmallVector<ReassociationIndices>{lead, {r - 2}, {r - 1}});
     }
     unsigned r = out.getRank(), n = r + 1;
     AffineExpr k = getAffineDimExpr(r, ctx);

@@ -59,8 +59,8 @@ cl::SubCommand dumpAstCmd("dump-ast",
                           "parsing, before checking)");
 
 cl::SubCommand compileCmd("compile",
-                          "Compile the forward pass of a train block's model "
-                          "into a package (-o NAME.tsrpkg) or print its IR");
+                          "Compile a train block (or an nn-dialect .mlir file) "
+                          "into a package (-o NAME.tsrpkg), or print its IR");
 cl::SubCommand trainCmd("train",
                         "Train a train block (a .tsr file, compiled first, or "
                         "a package): progress, metrics, checkpoints, resume");
@@ -195,10 +195,11 @@ COMMANDS
   tessera check FILE.tsr       parse and check; prints a summary of each block
   tessera dump-ast FILE.tsr    print the syntax tree
   tessera compile FILE.tsr -e TRAIN -o NAME.tsrpkg
-                               compile the forward pass of a train block's
-                               model for this CPU into a package: manifest.json,
-                               code.so and weights.safetensors (initialized
-                               from the spec with the train block's seed)
+                               compile a train block for this CPU into a
+                               package: forward, loss, train_step (autodiff)
+                               and optimizer_step in code.so, manifest.json,
+                               weights.safetensors (initialized from the spec
+                               with the train block's seed)
   tessera compile FILE.tsr -e TRAIN --emit=nn|linalg|llvm [-o OUT.mlir]
                                print the IR at one stage instead
   tessera train FILE.tsr -e TRAIN [--steps N] [--out DIR] [--resume DIR]
