@@ -220,6 +220,11 @@ Status Trainer::writeCheckpoint(int64_t step) {
   if (Status s = writeSafetensors(path, tensors,
                                   {{"step", std::to_string(step)},
                                    {"seed", std::to_string(cfg.seed)},
+                                   // Batches are a function of (seed, step):
+                                   // this is where the data stream stands.
+                                   {"data_position",
+                                    std::to_string(step * cfg.accumulate *
+                                                   cfg.data.batch)},
                                    {"format", "pt"}});
       !s)
     return s;
