@@ -43,6 +43,27 @@ def ConvertOptimToLinalg : Pass<"convert-optim-to-linalg", "mlir::ModuleOp"> {
                            "mlir::math::MathDialect"];
 }
 
+def MergeGPUModules : Pass<"tessera-merge-gpu-modules", "mlir::ModuleOp"> {
+  let summary = "Moves every outlined kernel into one gpu.module";
+  let description = [{
+    `gpu-kernel-outlining` makes one gpu.module per kernel; a package wants
+    one PTX module per function. Kernel names are unique, so the functions
+    move into the first module and each `gpu.launch_func` is re-pointed.
+  }];
+  let dependentDialects = ["mlir::gpu::GPUDialect"];
+}
+
+def GPUMathToPTX : Pass<"tessera-gpu-math-to-ptx", "mlir::gpu::GPUModuleOp"> {
+  let summary = "f32 sqrt/floor/ceil/abs/round in kernels as PTX instructions";
+  let description = [{
+    convert-gpu-to-nvvm sends these to libdevice (`__nv_sqrtf`, ...), which
+    is part of the CUDA toolkit. PTX has them as instructions (`sqrt.rn.f32`
+    is the correctly rounded square root), so they become inline PTX and
+    the kernels need no libdevice: PTX is produced without CUDA.
+  }];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect"];
+}
+
 def ApproximateMath : Pass<"tessera-approximate-math"> {
   let summary = "Replace f32 tanh/exp/log/erf calls by polynomial approximations";
   let description = [{

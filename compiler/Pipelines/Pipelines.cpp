@@ -80,6 +80,29 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
   return parsePassPipeline(llvm::join(passes, ","), pm);
 }
 
+LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
+  registerPassesOnce();
+  const std::vector<std::string> passes = {
+      "convert-nn-to-linalg", "convert-optim-to-linalg", "canonicalize",
+      "one-shot-bufferize{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map}",
+      "buffer-results-to-out-params{modify-public-functions}",
+      // Parallel dimensions become grid/block dimensions, reductions stay
+      // sequential loops inside the kernel.
+      "func.func(convert-linalg-to-parallel-loops,canonicalize,"
+      "gpu-map-parallel-loops,convert-parallel-loops-to-gpu)",
+      "gpu-kernel-outlining", "tessera-merge-gpu-modules", "lower-affine",
+      // No libdevice calls: exp/tanh/log as polynomials, rsqrt as 1/sqrt.
+      "tessera-approximate-math", "math-expand-ops",
+      // sqrt, floor, ... as PTX instructions instead of libdevice calls.
+      "gpu.module(tessera-gpu-math-to-ptx)", "canonicalize",
+      // PTX 8.0 assembles for sm_80 and sm_90 alike (TOOLCHAIN.md).
+      "gpu-lower-to-nvvm-pipeline{cubin-chip=" + chip.str() +
+          " cubin-features=+ptx80 cubin-format=isa}",
+  };
+  return parsePassPipeline(llvm::join(passes, ","), pm);
+}
+
 void registerTesseraPipelines() {
   registerPassesOnce();
   PassPipelineRegistration<>(
@@ -94,6 +117,10 @@ void registerTesseraPipelines() {
       "tessera-lower-to-llvm-loops",
       "Like tessera-lower-to-llvm, but every contraction stays a loop nest",
       [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm, false); });
+  PassPipelineRegistration<>(
+      "tessera-lower-to-nvvm",
+      "Lower Tessera's nn dialect to NVVM and PTX for sm_90 (naive kernels)",
+      [](OpPassManager &pm) { (void)buildGPULoweringPipeline(pm, "sm_90"); });
 }
 
 } // namespace tessera

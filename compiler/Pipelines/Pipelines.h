@@ -17,6 +17,13 @@ mlir::LogicalResult buildNNToLinalgPipeline(mlir::OpPassManager &pm);
 /// `train_step` from `loss` (tessera-autodiff), then canonicalize and CSE.
 mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm);
 
+/// nn to NVVM for `chip` (sm_80, sm_90, ...): every linalg op becomes a
+/// kernel of parallel loops mapped to blocks and threads (no tiling, no
+/// tensor cores yet), all kernels in one gpu.module, compiled to PTX
+/// (`gpu.binary` with the assembly; no CUDA needed).
+mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
+                                             llvm::StringRef chip);
+
 mlir::LogicalResult buildCPULoweringPipeline(mlir::OpPassManager &pm,
                                              bool useBlas = true);
 

@@ -21,3 +21,9 @@ config.substitutions.append(("%tessera_bindir", config.tessera_tools_dir))
 config.substitutions.append(("%tessera", os.path.join(config.tessera_tools_dir, "tessera")))
 config.substitutions.append(("%stdlib", os.path.join(config.tessera_src_root, "stdlib")))
 config.substitutions.append(("%examples", os.path.join(config.tessera_src_root, "examples")))
+
+# ptxas (CUDA toolkit) assembles the PTX tests' output when it is installed.
+ptxas = os.environ.get("PTXAS", "/usr/local/cuda/bin/ptxas")
+if os.access(ptxas, os.X_OK):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))

@@ -24,6 +24,8 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "dialects/nn/IR/NNDialect.h"
 #include "dialects/optim/IR/OptimDialect.h"
@@ -88,7 +90,8 @@ cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout) or "
                                 cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> targetName("target",
                                 cl::desc("Code generation target: cpu (the "
-                                         "host; the default)"),
+                                         "host; the default), or sm_80 / "
+                                         "sm_90 with --emit=ptx"),
                                 cl::init("cpu"), cl::sub(compileCmd),
                                 cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
@@ -202,6 +205,8 @@ COMMANDS
                                with the train block's seed)
   tessera compile FILE.tsr -e TRAIN --emit=nn|linalg|llvm [-o OUT.mlir]
                                print the IR at one stage instead
+  tessera compile FILE.tsr -e TRAIN --target sm_90 --emit=ptx -o OUT.ptx
+                               the kernels as PTX (naive: no tensor cores yet)
   tessera train FILE.tsr -e TRAIN [--steps N] [--out DIR] [--resume DIR]
                                compile and train: progress bar, validation,
                                metrics.jsonl, loss.png, atomic checkpoints;
@@ -290,16 +295,30 @@ std::string resolveEmit(DiagnosticEngine &diags) {
   std::string emit = emitStage;
   if (emit.empty())
     emit = StringRef(outputFile).ends_with(".tsrpkg") ? "package" : "nn";
-  if (emit != "package" && emit != "nn" && emit != "linalg" && emit != "llvm") {
+  if (emit != "package" && emit != "nn" && emit != "linalg" && emit != "llvm" &&
+      emit != "ptx") {
     diags.errorNoLoc("--emit=" + emit +
-                     " is not available; choose package, nn, linalg or llvm "
-                     "(ptx arrives with the GPU backend)");
+                     " is not available; choose package, nn, linalg, llvm or "
+                     "ptx");
     return "";
   }
-  if (targetName != "cpu") {
-    diags.errorNoLoc("--target=" + targetName +
-                     " is not available yet; the GPU backend (sm_80, sm_90) "
-                     "is planned, cpu works today");
+  static const char *const gpuTargets[] = {"sm_80", "sm_86", "sm_89", "sm_90",
+                                           "sm_90a"};
+  bool gpu = llvm::is_contained(gpuTargets, StringRef(targetName));
+  if (targetName != "cpu" && !gpu) {
+    diags.errorNoLoc("unknown --target=" + targetName +
+                     "; choose cpu, sm_80, sm_86, sm_89, sm_90 or sm_90a");
+    return "";
+  }
+  if (gpu && emit != "ptx" && emit != "nn" && emit != "linalg") {
+    diags.errorNoLoc("--target=" + targetName + " --emit=" + emit +
+                     " is not available yet: GPU packages need the CUDA "
+                     "runtime device, which is not built; --emit=ptx writes "
+                     "the kernels");
+    return "";
+  }
+  if (!gpu && emit == "ptx") {
+    diags.errorNoLoc("--emit=ptx needs a GPU target: --target=sm_80 or sm_90");
     return "";
   }
   if (emit == "package" && outputFile == "-") {
@@ -381,6 +400,35 @@ int compileMLIR() {
   return emitModule(*module, emit, "", seed, sourceMgr, diags);
 }
 
+/// Lowers `module` for --target and writes the PTX of its kernels.
+int writePTX(mlir::ModuleOp module, DiagnosticEngine &diags) {
+  mlir::DialectRegistry registry;
+  mlir::registerAllToLLVMIRTranslations(registry);
+  module.getContext()->appendDialectRegistry(registry);
+  mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
+  if (failed(buildGPULoweringPipeline(pm, targetName)) || failed(pm.run(module)))
+    return 1;
+  std::string ptx;
+  module.walk([&](mlir::gpu::BinaryOp binary) {
+    for (mlir::Attribute a : binary.getObjects())
+      if (auto object = dyn_cast<mlir::gpu::ObjectAttr>(a))
+        ptx += object.getObject().getValue().str();
+  });
+  if (ptx.empty()) {
+    diags.errorNoLoc("the module has no kernels to compile");
+    return 1;
+  }
+  std::string error;
+  auto out = mlir::openOutputFile(outputFile, &error);
+  if (!out) {
+    diags.errorNoLoc(error);
+    return 1;
+  }
+  out->os() << ptx;
+  out->keep();
+  return 0;
+}
+
 /// Writes `module` (nn dialect) as `emit` says: a package, or IR.
 int emitModule(mlir::ModuleOp module, const std::string &emit,
                const std::string &trainName, std::optional<uint64_t> seed,
@@ -388,7 +436,7 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
   mlir::MLIRContext &context = *module.getContext();
   // The gradient of the loss (when there is one) becomes `train_step`.
   bool differentiate = module.lookupSymbol("loss") && !module.lookupSymbol("train_step");
-  if (emit == "package" || (differentiate && withGrad)) {
+  if (emit == "package" || emit == "ptx" || (differentiate && withGrad)) {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
     if (differentiate && failed(buildAutodiffPipeline(pm)))
       return 1;
@@ -411,6 +459,8 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     });
     return ok ? 0 : 1;
   }
+  if (emit == "ptx")
+    return writePTX(module, diags);
   if (emit != "nn") {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
     if (failed(emit == "linalg" ? buildNNToLinalgPipeline(pm)

@@ -1,0 +1,56 @@
+//===- MergeGPUModules.cpp - One gpu.module for all kernels ---------------===//
+
+#include "compiler/Conversion/Passes.h"
+
+#include "mlir/IR/SymbolTable.h"
+
+
+using namespace mlir;
+
+namespace tessera {
+#define GEN_PASS_DEF_MERGEGPUMODULES
+#include "compiler/Conversion/Passes.h.inc"
+
+namespace {
+struct MergeGPUModulesPass
+    : impl::MergeGPUModulesBase<MergeGPUModulesPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<gpu::GPUModuleOp> modules(module.getOps<gpu::GPUModuleOp>());
+    if (modules.size() < 2)
+      return;
+    // Outlined kernels are named after their host function, so two
+    // modules may hold the same name; module names are unique, so each
+    // kernel takes "MODULE" or "MODULE_KERNEL" as its new name.
+    gpu::GPUModuleOp target = modules.front();
+    llvm::DenseMap<std::pair<StringAttr, StringAttr>, StringAttr> renamed;
+    MLIRContext *ctx = module.getContext();
+    for (gpu::GPUModuleOp m : modules) {
+      auto funcs = llvm::to_vector(m.getOps<gpu::GPUFuncOp>());
+      for (gpu::GPUFuncOp f : funcs) {
+        StringAttr old = SymbolTable::getSymbolName(f);
+        StringAttr fresh =
+            funcs.size() == 1
+                ? m.getSymNameAttr()
+                : StringAttr::get(ctx, m.getSymName() + "_" + old.getValue());
+        renamed[{m.getSymNameAttr(), old}] = fresh;
+        SymbolTable::setSymbolName(f, fresh);
+      }
+    }
+    for (gpu::GPUModuleOp other : llvm::drop_begin(modules))
+      for (Operation &op :
+           llvm::make_early_inc_range(other.getBody()->getOperations()))
+        op.moveBefore(target.getBody(), target.getBody()->end());
+    StringAttr name = target.getSymNameAttr();
+    module.walk([&](gpu::LaunchFuncOp launch) {
+      StringAttr fresh =
+          renamed.lookup({launch.getKernelModuleName(), launch.getKernelName()});
+      launch.setKernelAttr(
+          SymbolRefAttr::get(name, {FlatSymbolRefAttr::get(fresh)}));
+    });
+    for (gpu::GPUModuleOp other : llvm::drop_begin(modules))
+      other.erase();
+  }
+};
+} // namespace
+} // namespace tessera
