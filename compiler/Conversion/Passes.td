@@ -64,6 +64,13 @@ def GPUMathToPTX : Pass<"tessera-gpu-math-to-ptx", "mlir::gpu::GPUModuleOp"> {
   let dependentDialects = ["mlir::LLVM::LLVMDialect"];
 }
 
+def ConvertPrecisionToLinalg : Pass<"convert-precision-to-linalg", "mlir::ModuleOp"> {
+  let summary = "Lower precision.round to an element-wise truncf/extf generic";
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 def ApproximateMath : Pass<"tessera-approximate-math"> {
   let summary = "Replace f32 tanh/exp/log/erf calls by polynomial approximations";
   let description = [{

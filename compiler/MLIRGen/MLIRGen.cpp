@@ -466,6 +466,20 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
     if (!genOptimizerStep(train, l))
       return nullptr;
   }
+  // precision = bf16(...) / fp16(...): the driver applies the policy
+  // (tessera-mixed-precision) before differentiating.
+  if (auto p = train.settings.find("precision");
+      p != train.settings.end() && p->second.s != "f32") {
+    if (p->second.s != "bf16" && p->second.s != "fp16") {
+      diags.error(train.decl->loc(),
+                  "precision = " + p->second.s +
+                      " cannot be compiled yet; bf16 and fp16 can");
+      return nullptr;
+    }
+    (*module)->setAttr("tessera.precision",
+                       builder.getStringAttr(p->second.s == "bf16" ? "bf16"
+                                                                   : "f16"));
+  }
   if (failed(verify(*module)))
     return nullptr;
   return module;

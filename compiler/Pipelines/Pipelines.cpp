@@ -4,6 +4,7 @@
 
 #include "compiler/Conversion/Passes.h"
 #include "dialects/nn/Transforms/Passes.h"
+#include "dialects/precision/Transforms/Passes.h"
 
 #include "mlir/InitAllPasses.h"
 
@@ -26,12 +27,20 @@ static void registerPassesOnce() {
     registerAllPasses();
     registerTesseraConversionPasses();
     nn::registerTesseraNNPasses();
+    precision::registerTesseraPrecisionPasses();
   });
 }
 
 LogicalResult buildNNToLinalgPipeline(OpPassManager &pm) {
   registerPassesOnce();
   return parsePassPipeline("convert-nn-to-linalg", pm);
+}
+
+LogicalResult buildMixedPrecisionPipeline(OpPassManager &pm,
+                                         llvm::StringRef format) {
+  registerPassesOnce();
+  return parsePassPipeline("tessera-mixed-precision{format=" + format.str() + "}",
+                           pm);
 }
 
 LogicalResult buildAutodiffPipeline(OpPassManager &pm) {
@@ -49,6 +58,8 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
       useBlas ? "convert-nn-to-linalg{use-blas}" : "convert-nn-to-linalg",
       // Optimizer steps: one element-wise pass over the flat buffers.
       "convert-optim-to-linalg",
+      // Mixed precision: roundings to bf16/f16 around the products.
+      "convert-precision-to-linalg",
       // Fold the element-wise chains the lowering produced.
       "canonicalize",
       // Tensors to buffers, function signatures included.
@@ -83,7 +94,8 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
 LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
   registerPassesOnce();
   const std::vector<std::string> passes = {
-      "convert-nn-to-linalg", "convert-optim-to-linalg", "canonicalize",
+      "convert-nn-to-linalg", "convert-optim-to-linalg",
+      "convert-precision-to-linalg", "canonicalize",
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map}",
       "buffer-results-to-out-params{modify-public-functions}",

@@ -14,6 +14,10 @@ mlir::LogicalResult buildNNToLinalgPipeline(mlir::OpPassManager &pm);
 /// LLVM. With `useBlas`, f32 linear/matmul call the runtime's BLAS-backed
 /// kernels (link libtessera_cpu_kernels); other contractions are scalar
 /// loops (see bench/RESULTS.md).
+/// tessera-mixed-precision with `format` (bf16 or f16).
+mlir::LogicalResult buildMixedPrecisionPipeline(mlir::OpPassManager &pm,
+                                                llvm::StringRef format);
+
 /// `train_step` from `loss` (tessera-autodiff), then canonicalize and CSE.
 mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm);
 

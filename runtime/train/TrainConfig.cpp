@@ -110,13 +110,15 @@ Expected<TrainConfig> TrainConfig::parse(const std::string &text,
   }
   c.seed = uint64_t(integer(j, "seed", 0));
   // Settings the runtime does not carry out yet are refused, not ignored.
-  if (j.contains("precision") && j["precision"].is_object() &&
-      str(j["precision"], "name", "f32") != "f32")
-    return Status::fail(where + ": train.precision: " +
-                        str(j["precision"], "name", "") +
-                        " training is not implemented yet (the precision "
-                        "dialect comes with the GPU backend); use precision = "
-                        "f32");
+  // bf16 is compiled into the package (tessera-mixed-precision); fp16 also
+  // needs dynamic loss scaling, which the runtime does not do yet.
+  std::string precision = j.contains("precision") && j["precision"].is_object()
+                              ? str(j["precision"], "name", "f32")
+                              : "f32";
+  if (precision != "f32" && precision != "bf16")
+    return Status::fail(where + ": train.precision: " + precision +
+                        " training is not implemented yet (fp16 needs dynamic "
+                        "loss scaling); use bf16 or f32");
   if (j.contains("parallel") && j["parallel"].is_object() &&
       str(j["parallel"], "name", "none") != "none")
     return Status::fail(where + ": train.parallel: data parallelism is not "

@@ -35,24 +35,29 @@ train t {{
 """
 
 
-def gpt_reference(weights, idx, L, D, H, dtype):
+def gpt_reference(weights, idx, L, D, H, dtype, rnd=lambda t: t):
     """Logits of the GPT of gpt_spec (and examples/kjv_gpt.tsr) in PyTorch,
-    computed in `dtype` from {parameter path: tensor}."""
+    computed in `dtype` from {parameter path: tensor}. `rnd` is applied to
+    the inputs and outputs of every matrix product (mixed precision)."""
     W = {k: v.to(dtype) for k, v in weights.items()}
+
+    def linear(x, w, b):
+        return rnd(F.linear(rnd(x), rnd(w), rnd(b)))
+
     B, T = idx.shape
     h = F.embedding(idx.long(), W["wte.weight"]) + F.embedding(torch.arange(T), W["wpe.weight"])
     for l in range(L):
         p = f"blocks.{l}."
         a = F.layer_norm(h, (D,), W[p + "ln1.weight"], W[p + "ln1.bias"], 1e-5)
-        qkv = F.linear(a, W[p + "attn.qkv.weight"], W[p + "attn.qkv.bias"])
+        qkv = linear(a, W[p + "attn.qkv.weight"], W[p + "attn.qkv.bias"])
         q, k, v = qkv.split(D, dim=-1)
-        q, k, v = (t.reshape(B, T, H, D // H).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (rnd(t.reshape(B, T, H, D // H).transpose(1, 2)) for t in (q, k, v))
         s = q @ k.transpose(-1, -2) / math.sqrt(D // H)
         s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
-        y = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
-        h = h + F.linear(y, W[p + "attn.proj.weight"], W[p + "attn.proj.bias"])
+        y = rnd(s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+        h = h + linear(y, W[p + "attn.proj.weight"], W[p + "attn.proj.bias"])
         m = F.layer_norm(h, (D,), W[p + "ln2.weight"], W[p + "ln2.bias"], 1e-5)
-        m = F.gelu(F.linear(m, W[p + "mlp.fc.weight"], W[p + "mlp.fc.bias"]), approximate="tanh")
-        h = h + F.linear(m, W[p + "mlp.proj.weight"], W[p + "mlp.proj.bias"])
+        m = F.gelu(linear(m, W[p + "mlp.fc.weight"], W[p + "mlp.fc.bias"]), approximate="tanh")
+        h = h + linear(m, W[p + "mlp.proj.weight"], W[p + "mlp.proj.bias"])
     h = F.layer_norm(h, (D,), W["ln_f.weight"], W["ln_f.bias"], 1e-5)
-    return h @ W["wte.weight"].T
+    return rnd(rnd(h) @ rnd(W["wte.weight"].T))

@@ -4,6 +4,7 @@
 #include "compiler/Pipelines/Pipelines.h"
 #include "dialects/nn/IR/NNDialect.h"
 #include "dialects/optim/IR/OptimDialect.h"
+#include "dialects/precision/IR/PrecisionDialect.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -14,7 +15,8 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<tessera::nn::NNDialect, tessera::optim::OptimDialect>();
+  registry.insert<tessera::nn::NNDialect, tessera::optim::OptimDialect,
+                  tessera::precision::PrecisionDialect>();
   // Upstream dialects and passes, so lit tests can lower all the way to LLVM.
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);

@@ -29,6 +29,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "dialects/nn/IR/NNDialect.h"
 #include "dialects/optim/IR/OptimDialect.h"
+#include "dialects/precision/IR/PrecisionDialect.h"
 #include "mlir/IR/Diagnostics.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -383,7 +384,8 @@ int compileMLIR() {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  registry.insert<nn::NNDialect, optim::OptimDialect>();
+  registry.insert<nn::NNDialect, optim::OptimDialect,
+                  precision::PrecisionDialect>();
   mlir::MLIRContext context(registry);
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errs());
   std::string error;
@@ -436,6 +438,13 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
   mlir::MLIRContext &context = *module.getContext();
   // The gradient of the loss (when there is one) becomes `train_step`.
   bool differentiate = module.lookupSymbol("loss") && !module.lookupSymbol("train_step");
+  auto policy = module->getAttrOfType<mlir::StringAttr>("tessera.precision");
+  if (policy) {
+    mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
+    if (failed(buildMixedPrecisionPipeline(pm, policy.getValue())) ||
+        failed(pm.run(module)))
+      return 1;
+  }
   if (emit == "package" || emit == "ptx" || (differentiate && withGrad)) {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
     if (differentiate && failed(buildAutodiffPipeline(pm)))

@@ -1,0 +1,44 @@
+//===- PrecisionDialect.td - The precision dialect ----------*- tablegen -*-===//
+//
+// `precision` records where values change precision and why. Today it holds
+// `round`: a value stored in a lower-precision format (bf16, f16) while the
+// arithmetic around it stays f32 - how a mixed-precision policy with f32
+// master weights and f32 accumulation behaves, expressed on f32 tensors.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TESSERA_PRECISION_DIALECT
+#define TESSERA_PRECISION_DIALECT
+
+include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "dialects/nn/IR/NNInterfaces.td"
+
+def Precision_Dialect : Dialect {
+  let name = "precision";
+  let cppNamespace = "::tessera::precision";
+  let summary = "Where values change precision";
+}
+
+def Precision_RoundOp : Op<Precision_Dialect, "round",
+    [Pure, SameOperandsAndResultType,
+     DeclareOpInterfaceMethods<NN_DifferentiableOpInterface>]> {
+  let summary = "rounds an f32 tensor to a lower-precision format";
+  let description = [{
+    Every element becomes the nearest value of `format` (bf16 or f16,
+    round to nearest even), still held as f32: `extf(truncf(x))`. Its
+    gradient is the incoming gradient rounded the same way, as a cast to
+    the low-precision type and back does under automatic mixed precision.
+
+    ```mlir
+    %y = precision.round %x {format = "bf16"} : tensor<8x384xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$input, StrAttr:$format);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+#endif // TESSERA_PRECISION_DIALECT
