@@ -65,8 +65,8 @@ def GPUMathToPTX : Pass<"tessera-gpu-math-to-ptx", "mlir::gpu::GPUModuleOp"> {
 }
 
 def ConvertPrecisionToLinalg : Pass<"convert-precision-to-linalg", "mlir::ModuleOp"> {
-  let summary = "Lower precision.round to an element-wise truncf/extf generic";
-  let dependentDialects = ["mlir::linalg::LinalgDialect",
+  let summary = "Lower precision ops: round to truncf/extf, unscale_and_check to a scaling pass and a finite-check reduction";
+  let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::math::MathDialect",
                            "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
 }

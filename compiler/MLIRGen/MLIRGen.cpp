@@ -4,6 +4,7 @@
 
 #include "dialects/nn/IR/NNDialect.h"
 #include "dialects/optim/IR/OptimDialect.h"
+#include "dialects/precision/IR/PrecisionDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -111,6 +112,9 @@ private:
   void computeLayout(const CheckedTrain &train,
                      llvm::ArrayRef<const ParamInfo *> params);
   func::FuncOp genOptimizerStep(const CheckedTrain &train, Location l);
+  /// fp16's dynamic loss scaling: `unscale_grads(grads, loss_scale) ->
+  /// (grads, found_inf)` over the flat gradient buffer.
+  void genUnscaleGrads(Location l);
 
   MLIRContext &ctx;
   OpBuilder builder;
@@ -427,9 +431,29 @@ func::FuncOp Generator::genOptimizerStep(const CheckedTrain &train, Location l) 
   return fn;
 }
 
+void Generator::genUnscaleGrads(Location l) {
+  Type f32 = builder.getF32Type();
+  auto flat = RankedTensorType::get({flatSize}, f32);
+  auto scalar = RankedTensorType::get({}, f32);
+  auto fn = func::FuncOp::create(
+      builder, l, "unscale_grads",
+      builder.getFunctionType({flat, scalar}, {flat, scalar}));
+  fn.setArgAttr(0, "tessera.input", builder.getStringAttr("grads"));
+  fn.setArgAttr(1, "tessera.input", builder.getStringAttr("loss_scale"));
+  fn.setResultAttr(0, "tessera.output", builder.getStringAttr("grads"));
+  fn.setResultAttr(1, "tessera.output", builder.getStringAttr("found_inf"));
+  Block *entry = fn.addEntryBlock();
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPointToStart(entry);
+  auto op = precision::UnscaleAndCheckOp::create(
+      builder, l, flat, scalar, entry->getArgument(0), entry->getArgument(1));
+  func::ReturnOp::create(builder, l, op->getResults());
+}
+
 OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
                                      bool withLoss) {
-  ctx.loadDialect<nn::NNDialect, optim::OptimDialect, func::FuncDialect,
+  ctx.loadDialect<nn::NNDialect, optim::OptimDialect,
+                  precision::PrecisionDialect, func::FuncDialect,
                   arith::ArithDialect>();
   Location l = loc(train.decl->loc());
   OwningOpRef<ModuleOp> module = ModuleOp::create(l);
@@ -465,6 +489,9 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
       return nullptr;
     if (!genOptimizerStep(train, l))
       return nullptr;
+    if (auto p = train.settings.find("precision");
+        p != train.settings.end() && p->second.s == "fp16")
+      genUnscaleGrads(l);
   }
   // precision = bf16(...) / fp16(...): the driver applies the policy
   // (tessera-mixed-precision) before differentiating.

@@ -43,10 +43,13 @@ LogicalResult buildMixedPrecisionPipeline(OpPassManager &pm,
                            pm);
 }
 
-LogicalResult buildAutodiffPipeline(OpPassManager &pm) {
+LogicalResult buildAutodiffPipeline(OpPassManager &pm, bool scaleLoss) {
   registerPassesOnce();
   // The backward pass repeats forward values and constants; fold them.
-  return parsePassPipeline("tessera-autodiff,canonicalize,cse", pm);
+  return parsePassPipeline(std::string("tessera-autodiff") +
+                               (scaleLoss ? "{scale-loss}" : "") +
+                               ",canonicalize,cse",
+                           pm);
 }
 
 LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {

@@ -19,7 +19,8 @@ mlir::LogicalResult buildMixedPrecisionPipeline(mlir::OpPassManager &pm,
                                                 llvm::StringRef format);
 
 /// `train_step` from `loss` (tessera-autodiff), then canonicalize and CSE.
-mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm);
+mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
+                                         bool scaleLoss = false);
 
 /// nn to NVVM for `chip` (sm_80, sm_90, ...): every linalg op becomes a
 /// kernel of parallel loops mapped to blocks and threads (no tiling, no

@@ -115,10 +115,20 @@ Expected<TrainConfig> TrainConfig::parse(const std::string &text,
   std::string precision = j.contains("precision") && j["precision"].is_object()
                               ? str(j["precision"], "name", "f32")
                               : "f32";
-  if (precision != "f32" && precision != "bf16")
+  if (precision != "f32" && precision != "bf16" && precision != "fp16")
     return Status::fail(where + ": train.precision: " + precision +
-                        " training is not implemented yet (fp16 needs dynamic "
-                        "loss scaling); use bf16 or f32");
+                        " training is not implemented yet; use f32, bf16 or "
+                        "fp16");
+  c.precision = precision;
+  if (precision == "fp16") {
+    const json &p = j["precision"];
+    auto ls = p.find("loss_scale");
+    if (ls != p.end() && ls->is_number()) {
+      c.lossScale = ls->get<double>();
+      c.dynamicScale = false;
+    }
+    c.growthInterval = integer(p, "growth_interval", 2000);
+  }
   if (j.contains("parallel") && j["parallel"].is_object() &&
       str(j["parallel"], "name", "none") != "none")
     return Status::fail(where + ": train.parallel: data parallelism is not "

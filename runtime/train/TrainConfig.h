@@ -51,6 +51,13 @@ struct TrainConfig {
   int64_t checkpointEvery = 0, keep = 3;
   std::string checkpointDir;
   uint64_t seed = 0;
+  /// "f32", "bf16" (compiled in), or "fp16" with loss scaling: a fixed
+  /// scale, or dynamic (start at 2^16, halve on overflow, double after
+  /// `growthInterval` good steps).
+  std::string precision = "f32";
+  double lossScale = 65536;
+  bool dynamicScale = true;
+  int64_t growthInterval = 2000;
 
   static Expected<TrainConfig> parse(const std::string &json,
                                      const std::string &where);

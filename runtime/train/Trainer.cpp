@@ -75,6 +75,13 @@ std::vector<std::pair<int64_t, std::string>> checkpoints(const std::string &dir)
   return out;
 }
 
+/// A double that reads back exactly.
+std::string exact(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
 std::string human(double seconds) {
   char buf[32];
   if (seconds < 60)
@@ -109,6 +116,11 @@ private:
   std::unique_ptr<Dataset> data;
   int64_t flat = 0;
   Tensor params, grads, state0, state1, microGrads, hyper, gradNorm, lossT;
+  /// fp16: the current loss scale, good steps since the last change.
+  Tensor scaleT, foundInf;
+  double lossScale = 1;
+  int64_t goodSteps = 0;
+  bool skipped = false;
   std::map<std::string, Tensor> gradViews, microViews;
   int64_t startStep = 1;
   std::string outDir;
@@ -151,6 +163,14 @@ Status Trainer::setUp() {
                        shared(microGrads));
   }
   hyper = Tensor::zeros(DType::F32, {cfg.optimizer == "AdamW" ? 7 : 3});
+  scaleT = Tensor::zeros(DType::F32, {});
+  foundInf = Tensor::zeros(DType::F32, {});
+  if (cfg.precision == "fp16") {
+    if (!m.findEntry("unscale_grads"))
+      return Status::fail(pkg.directory() + ": precision fp16 needs the "
+                          "'unscale_grads' entry point; recompile the package");
+    lossScale = cfg.lossScale;
+  }
   gradNorm = Tensor::zeros(DType::F32, {});
   lossT = Tensor::zeros(DType::F32, {});
   classification = cfg.data.kind != "tokens";
@@ -201,6 +221,10 @@ Status Trainer::loadCheckpoint(const std::string &path) {
   if (it == f->metadata.end())
     return Status::fail(path + ": no 'step' in the metadata");
   startStep = std::stoll(it->second) + 1;
+  if (auto ls = f->metadata.find("loss_scale"); ls != f->metadata.end())
+    lossScale = std::stod(ls->second);
+  if (auto gs = f->metadata.find("good_steps"); gs != f->metadata.end())
+    goodSteps = std::stoll(gs->second);
   return {};
 }
 
@@ -225,6 +249,8 @@ Status Trainer::writeCheckpoint(int64_t step) {
                                    {"data_position",
                                     std::to_string(step * cfg.accumulate *
                                                    cfg.data.batch)},
+                                   {"loss_scale", exact(lossScale)},
+                                   {"good_steps", std::to_string(goodSteps)},
                                    {"format", "pt"}});
       !s)
     return s;
@@ -242,7 +268,12 @@ Status Trainer::trainStep(int64_t step, double &loss, double &norm) {
     auto &views = micro == 0 ? gradViews : microViews;
     for (auto &[name, t] : views)
       outs[name] = &t;
-    if (Status s = pkg.invoke("train_step", {{"x", &b.x}, {"y", &b.y}}, outs); !s)
+    std::map<std::string, const Tensor *> ins{{"x", &b.x}, {"y", &b.y}};
+    if (cfg.precision == "fp16") {
+      *scaleT.as<float>() = float(lossScale);
+      ins["loss_scale"] = &scaleT;
+    }
+    if (Status s = pkg.invoke("train_step", ins, outs); !s)
       return s;
     loss += double(*lossT.as<float>());
     if (micro > 0)
@@ -257,6 +288,29 @@ Status Trainer::trainStep(int64_t step, double &loss, double &norm) {
   }
   if (!std::isfinite(loss))
     return {};
+  skipped = false;
+  if (cfg.precision == "fp16") {
+    // Dynamic loss scaling: unscale and check; an overflow skips the step
+    // and halves the scale, `growthInterval` good steps double it.
+    *scaleT.as<float>() = float(lossScale);
+    if (Status s = pkg.invoke("unscale_grads",
+                              {{"grads", &grads}, {"loss_scale", &scaleT}},
+                              {{"grads", &grads}, {"found_inf", &foundInf}});
+        !s)
+      return s;
+    if (*foundInf.as<float>() != 0) {
+      skipped = true;
+      goodSteps = 0;
+      if (cfg.dynamicScale)
+        lossScale *= 0.5;
+      norm = NAN;
+      return {};
+    }
+    if (cfg.dynamicScale && ++goodSteps == cfg.growthInterval) {
+      lossScale *= 2;
+      goodSteps = 0;
+    }
+  }
   double lr = cfg.learningRate(step);
   float *h = hyper.as<float>();
   std::map<std::string, const Tensor *> in{
@@ -404,8 +458,14 @@ int Trainer::run() {
     double rate = double(perStep) * double(done) / busy;
     double lr = cfg.learningRate(step);
     losses.push_back({step, loss});
-    log({{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-         {unit, rate}, {"step_ms", dt * 1e3}});
+    json record{{"step", step}, {"loss", loss}, {"lr", lr},
+                {"grad_norm", std::isfinite(norm) ? json(norm) : json(nullptr)},
+                {unit, rate}, {"step_ms", dt * 1e3}};
+    if (cfg.precision == "fp16") {
+      record["loss_scale"] = lossScale;
+      record["skipped"] = skipped;
+    }
+    log(record);
     double eta = busy / double(done) * double(cfg.steps - step);
     if (tty) {
       int width = 24, filled = int(width * step / cfg.steps);

@@ -447,7 +447,9 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
   }
   if (emit == "package" || emit == "ptx" || (differentiate && withGrad)) {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
-    if (differentiate && failed(buildAutodiffPipeline(pm)))
+    // fp16 needs dynamic loss scaling: train_step takes the scale.
+    bool scaleLoss = policy && policy.getValue() == "f16";
+    if (differentiate && failed(buildAutodiffPipeline(pm, scaleLoss)))
       return 1;
     if (failed(pm.run(module)))
       return 1;

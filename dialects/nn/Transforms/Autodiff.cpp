@@ -83,10 +83,25 @@ struct AutodiffPass : public impl::AutodiffBase<AutodiffPass> {
     OpBuilder b(ret);
     llvm::DenseMap<Value, Value> grads;
     auto lossType = cast<RankedTensorType>(loss.getType());
-    grads[loss] = arith::ConstantOp::create(
-        b, ret.getLoc(),
-        DenseElementsAttr::get(lossType,
-                               b.getFloatAttr(lossType.getElementType(), 1.0)));
+    if (scaleLoss) {
+      // The seed is the loss scale, a new input after the existing ones.
+      unsigned at = 0;
+      for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+        if (fn.getArgAttr(i, "tessera.input"))
+          at = i + 1;
+      if (failed(fn.insertArgument(at, lossType,
+                                   b.getDictionaryAttr(b.getNamedAttr(
+                                       "tessera.input",
+                                       b.getStringAttr("loss_scale"))),
+                                   ret.getLoc())))
+        return failure();
+      grads[loss] = body.getArgument(at);
+    } else {
+      grads[loss] = arith::ConstantOp::create(
+          b, ret.getLoc(),
+          DenseElementsAttr::get(lossType,
+                                 b.getFloatAttr(lossType.getElementType(), 1.0)));
+    }
     for (Operation *op : llvm::reverse(ops)) {
       if (llvm::none_of(op->getResults(), [&](Value r) { return grads.count(r); }))
         continue;

@@ -21,7 +21,11 @@ def Autodiff : Pass<"tessera-autodiff", "mlir::ModuleOp"> {
     Option<"function", "function", "std::string", /*default=*/"\"loss\"",
            "The loss function to differentiate">,
     Option<"output", "output", "std::string", /*default=*/"\"train_step\"",
-           "Name of the generated function">
+           "Name of the generated function">,
+    Option<"scaleLoss", "scale-loss", "bool", /*default=*/"false",
+           "Dynamic loss scaling: the generated function takes a scalar "
+           "input `loss_scale` (after the other inputs) and seeds the "
+           "backward pass with it, so the gradients come out scaled">
   ];
   let dependentDialects = ["::tessera::nn::NNDialect",
                            "mlir::arith::ArithDialect",

@@ -41,4 +41,23 @@ def Precision_RoundOp : Op<Precision_Dialect, "round",
   let hasVerifier = 1;
 }
 
+def Precision_UnscaleAndCheckOp : Op<Precision_Dialect, "unscale_and_check",
+    [Pure]> {
+  let summary = "divides scaled gradients by the loss scale; flags inf/NaN";
+  let description = [{
+    Dynamic loss scaling's second half: `grads / scale`, and `found_inf`
+    = 1.0 when any gradient is infinite or NaN (else 0.0), so the runtime
+    skips the step and halves the scale.
+
+    ```mlir
+    %g, %inf = precision.unscale_and_check %grads, %scale
+        : (tensor<1000xf32>, tensor<f32>) -> (tensor<1000xf32>, tensor<f32>)
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$grads, RankedTensorOf<[F32]>:$scale);
+  let results = (outs RankedTensorOf<[F32]>:$unscaled, RankedTensorOf<[F32]>:$found_inf);
+  let assemblyFormat =
+    "$grads `,` $scale attr-dict `:` functional-type(operands, results)";
+}
+
 #endif // TESSERA_PRECISION_DIALECT

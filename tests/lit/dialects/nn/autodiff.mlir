@@ -1,4 +1,5 @@
 // RUN: tessera-opt %s --tessera-autodiff --split-input-file -verify-diagnostics | FileCheck %s
+// RUN: tessera-opt %s --tessera-autodiff=scale-loss --split-input-file -verify-diagnostics | FileCheck %s --check-prefix=SCALE
 
 // The backward pass of a linear layer + cross-entropy: one VJP per op, last
 // op first; results are the loss, then one gradient per parameter.
@@ -12,6 +13,9 @@
 // CHECK: %[[DW:.*]] = nn.matmul %[[DYT]], %arg0
 // CHECK: %[[DB:.*]] = nn.reduce_sum %[[DY]] {dim = 0 : i64}
 // CHECK: return %[[L]], %[[DW]], %[[DB]]
+// With scale-loss the seed is a new input after the others (fp16).
+// SCALE-LABEL: func.func @train_step(%arg0: tensor<2x4xf32> {tessera.input = "x"}, %arg1: tensor<2xi32> {tessera.input = "y"}, %arg2: tensor<f32> {tessera.input = "loss_scale"}
+// SCALE: nn.cross_entropy_grad %arg2,
 func.func @loss(%x: tensor<2x4xf32> {tessera.input = "x"}, %y: tensor<2xi32> {tessera.input = "y"},
                 %w: tensor<3x4xf32> {tessera.param = "w"}, %b: tensor<3xf32> {tessera.param = "b"}) -> tensor<f32> {
   %0 = nn.linear %x, %w, %b : (tensor<2x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<2x3xf32>
