@@ -226,6 +226,11 @@ Value rsqrtMean(OpBuilder &b, Location l, Value sum, double inv, double eps) {
       b, l, arith::AddFOp::create(b, l, mean, floatConst(b, l, et, eps)));
 }
 
+/// Layer norm's statistics over `dims`: the mean (kept dims of size 1) and
+/// the sum of squared deviations from it (two passes over x).
+std::pair<Value, Value> meanAndSquares(PatternRewriter &b, Location loc, Value x,
+                                       ArrayRef<int64_t> dims, double inv);
+
 SmallVector<int64_t> trailingDims(int64_t rank, int64_t count) {
   SmallVector<int64_t> dims;
   for (int64_t i = rank - count; i < rank; ++i)
@@ -240,6 +245,17 @@ int64_t countOf(RankedTensorType t, ArrayRef<int64_t> dims) {
   return n;
 }
 
+
+std::pair<Value, Value> meanAndSquares(PatternRewriter &b, Location loc, Value x,
+                                       ArrayRef<int64_t> dims, double inv) {
+  Value mean = scale(b, loc, reduceKeep(b, loc, x, dims, ReduceKind::Sum), inv);
+  Value squares = reduceKeepOf(b, loc, ty(x), {x, mean}, dims, ReduceKind::Sum,
+                               [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                                 Value d = arith::SubFOp::create(nb, l, a[0], a[1]);
+                                 return arith::MulFOp::create(nb, l, d, d);
+                               });
+  return {mean, squares};
+}
 
 /// Calls `_mlir_ciface_<name>(lhs, rhs, out)` of the runtime kernels on f32
 /// tensors of one rank (2 or 3) and returns the result as a tensor.
@@ -607,12 +623,7 @@ struct LayerNormLowering : StaticPattern<nn::LayerNormOp> {
     RankedTensorType t = ty(x);
     auto dims = trailingDims(t.getRank(), ty(op.getWeight()).getRank());
     double inv = 1.0 / double(countOf(t, dims));
-    Value mean = scale(b, loc, reduceKeep(b, loc, x, dims, ReduceKind::Sum), inv);
-    Value var = reduceKeepOf(b, loc, t, {x, mean}, dims, ReduceKind::Sum,
-                             [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                               Value d = arith::SubFOp::create(nb, l, a[0], a[1]);
-                               return arith::MulFOp::create(nb, l, d, d);
-                             });
+    auto [mean, var] = meanAndSquares(b, loc, x, dims, inv);
     double eps = op.getEps().convertToDouble();
     return elementwise(
         b, loc, t, {x, mean, var, op.getWeight(), op.getBias()},
@@ -1005,12 +1016,7 @@ struct LayerNormGradLowering : StaticMultiPattern<nn::LayerNormGradOp> {
     auto dims = trailingDims(t.getRank(), wt.getRank());
     double inv = 1.0 / double(countOf(t, dims));
     double eps = op.getEps().convertToDouble();
-    Value mean = scale(b, loc, reduceKeep(b, loc, x, dims, ReduceKind::Sum), inv);
-    Value var = reduceKeepOf(b, loc, t, {x, mean}, dims, ReduceKind::Sum,
-                             [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                               Value d = arith::SubFOp::create(nb, l, a[0], a[1]);
-                               return arith::MulFOp::create(nb, l, d, d);
-                             });
+    auto [mean, var] = meanAndSquares(b, loc, x, dims, inv);
     // a = {.., x, mean, var}: the normalized value.
     auto xhat = [&](OpBuilder &nb, Location l, Value xv, Value m, Value v) -> Value {
       return arith::MulFOp::create(nb, l, arith::SubFOp::create(nb, l, xv, m),
