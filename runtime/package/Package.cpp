@@ -2,6 +2,7 @@
 
 #include "runtime/package/Package.h"
 
+#include "runtime/cuda/CudaDevice.h"
 #include "runtime/io/Safetensors.h"
 #include "runtime/support/File.h"
 
@@ -179,6 +180,10 @@ Status Package::invoke(const std::string &entryName,
   auto fn = reinterpret_cast<void (*)(void **)>(
       dlsym(handle, entry->symbol.c_str()));
   fn(args.data());
+  // The C entry points that compiled GPU code calls cannot return errors;
+  // they leave the first one for the runtime to take here.
+  if (Status s = cuda::takeError(); !s)
+    return std::move(s).within("running '" + entryName + "'");
   return {};
 }
 

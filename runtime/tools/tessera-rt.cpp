@@ -2,10 +2,11 @@
 //
 // On a machine without LLVM/MLIR (a GPU box), this runs packages compiled
 // elsewhere: `tessera-rt run PKG --input x=in.npy --output out.npy`. It is the
-// same code as `tessera run`.
+// same code as `tessera run`. `tessera-rt devices` lists what it can run on.
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/tools/Devices.h"
 #include "runtime/tools/Run.h"
 #include "runtime/train/Trainer.h"
 
@@ -22,11 +23,17 @@ static const char *usage =
     "       tessera-rt run PKG [--entry NAME] [--weights FILE.safetensors]\n"
     "                  [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
     "                  [--repeat N]\n"
+    "       tessera-rt devices\n"
     "\n"
     "Runs an entry point (default: forward) of a package made by\n"
     "`tessera compile ... -o PKG.tsrpkg`. Inputs and outputs are NumPy .npy\n"
     "files; an output without --output is summarized on stdout. --repeat N\n"
-    "times N more calls of the entry point (median and best latency).\n";
+    "times N more calls of the entry point (median and best latency).\n"
+    "\n"
+    "`devices` prints the CPU and each CUDA device (name, compute capability\n"
+    "sm_XY, memory, SM count). It loads the NVIDIA driver's libcuda.so.1\n"
+    "($TESSERA_LIBCUDA overrides the path); without one it prints\n"
+    "`cuda: unavailable: REASON` and still succeeds.\n";
 
 int main(int argc, char **argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
@@ -34,6 +41,14 @@ int main(int argc, char **argv) {
     return argc < 2 ? 1 : 0;
   }
   std::string cmd = argv[1];
+  if (cmd == "devices") {
+    if (argc > 2) {
+      std::fprintf(stderr, "tessera-rt: error: unexpected argument '%s'\n",
+                   argv[2]);
+      return 1;
+    }
+    return devicesCommand();
+  }
   if (cmd != "run" && cmd != "train" && cmd != "eval") {
     std::fprintf(stderr, "tessera-rt: error: unknown command '%s'\n%s", argv[1],
                  usage);

@@ -1,0 +1,437 @@
+//===- FakeCuda.cpp - A CUDA driver on host memory, for the unit tests ----===//
+//
+// libtessera_fake_cuda.so exports the driver entry points that the runtime
+// resolves (runtime/cuda/CudaDriver.cpp), with the signatures and error codes
+// of cuda.h, so that the CUDA runtime is tested on machines without a GPU
+// (TESSERA_LIBCUDA points the runtime at it).
+//
+// It has two devices, "Tessera Fake GPU 0" (sm_90, 132 SMs, 80 GiB) and
+// "Tessera Fake GPU 1" (sm_80, 108 SMs, 40 GiB). Device memory is host
+// memory, so copies are memcpy. One kernel does something:
+// `fake_add_one_f32(float *data, int64_t n)` adds 1 to n floats; every
+// launch is recorded. The `fakeCuda*` functions let a test fail the next
+// launch or synchronization with a chosen error, limit memory, and inspect
+// what happened.
+//
+//===----------------------------------------------------------------------===//
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace {
+
+using CUresult = int;
+using CUdeviceptr = unsigned long long;
+
+// Error codes of cuda.h, with the driver's names and descriptions.
+enum : CUresult {
+  CUDA_SUCCESS = 0,
+  CUDA_ERROR_INVALID_VALUE = 1,
+  CUDA_ERROR_OUT_OF_MEMORY = 2,
+  CUDA_ERROR_INVALID_DEVICE = 101,
+  CUDA_ERROR_INVALID_IMAGE = 200,
+  CUDA_ERROR_INVALID_PTX = 218,
+  CUDA_ERROR_INVALID_HANDLE = 400,
+  CUDA_ERROR_NOT_FOUND = 500,
+  CUDA_ERROR_ILLEGAL_ADDRESS = 700,
+  CUDA_ERROR_LAUNCH_FAILED = 719,
+};
+
+struct ErrorText {
+  CUresult code;
+  const char *name;
+  const char *description;
+};
+constexpr ErrorText errorTexts[] = {
+    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
+    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE",
+     "invalid device ordinal"},
+    {CUDA_ERROR_INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE",
+     "device kernel image is invalid"},
+    {CUDA_ERROR_INVALID_PTX, "CUDA_ERROR_INVALID_PTX",
+     "a PTX JIT compilation failed"},
+    {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE",
+     "invalid resource handle"},
+    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS",
+     "an illegal memory access was encountered"},
+    {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED",
+     "unspecified launch failure"},
+};
+
+struct Device {
+  const char *name;
+  int major, minor, multiprocessors, sharedMemoryOptIn;
+  size_t memory;
+};
+constexpr Device devices[] = {
+    {"Tessera Fake GPU 0", 9, 0, 132, 232448, size_t(80) << 30},
+    {"Tessera Fake GPU 1", 8, 0, 108, 166912, size_t(40) << 30},
+};
+constexpr int deviceCount = 2;
+
+struct Module {};
+struct Stream {};
+struct Event {};
+struct Function {
+  std::string name;
+  int maxDynamicSharedMemory = 48 << 10;
+};
+
+/// What the fake has seen and what it was told to do.
+struct State {
+  std::mutex mutex;
+  std::map<CUdeviceptr, size_t> allocations;
+  uint64_t bytesAllocated = 0;
+  uint64_t memoryLimit = uint64_t(1) << 30;
+  int managedAllocations = 0;
+  int launches = 0;
+  int sharedMemoryAttributeSets = 0;
+  CUresult nextLaunchResult = CUDA_SUCCESS;
+  CUresult nextSyncResult = CUDA_SUCCESS;
+};
+
+State &state() {
+  static State *s = new State();
+  return *s;
+}
+
+CUresult takeSyncResult() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  CUresult result = state().nextSyncResult;
+  state().nextSyncResult = CUDA_SUCCESS;
+  return result;
+}
+
+CUresult allocate(CUdeviceptr *ptr, size_t bytes, bool managed) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!ptr || bytes == 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (s.bytesAllocated + bytes > s.memoryLimit)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  void *memory = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  if (!memory)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  *ptr = reinterpret_cast<CUdeviceptr>(memory);
+  s.allocations[*ptr] = bytes;
+  s.bytesAllocated += bytes;
+  s.managedAllocations += managed;
+  return CUDA_SUCCESS;
+}
+
+CUresult loadModule(void **module, const void *image) {
+  if (!module || !image)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (std::strncmp(static_cast<const char *>(image), "bad", 3) == 0)
+    return CUDA_ERROR_INVALID_IMAGE;
+  *module = new Module();
+  return CUDA_SUCCESS;
+}
+
+} // namespace
+
+extern "C" {
+
+// --- The driver API -------------------------------------------------------
+
+CUresult cuInit(unsigned flags) {
+  return flags == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuDriverGetVersion(int *version) {
+  *version = 13000;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuGetErrorName(CUresult error, const char **name) {
+  for (const ErrorText &e : errorTexts)
+    if (e.code == error) {
+      *name = e.name;
+      return CUDA_SUCCESS;
+    }
+  *name = nullptr;
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuGetErrorString(CUresult error, const char **description) {
+  for (const ErrorText &e : errorTexts)
+    if (e.code == error) {
+      *description = e.description;
+      return CUDA_SUCCESS;
+    }
+  *description = nullptr;
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuDeviceGetCount(int *count) {
+  *count = deviceCount;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGet(int *device, int ordinal) {
+  if (ordinal < 0 || ordinal >= deviceCount)
+    return CUDA_ERROR_INVALID_DEVICE;
+  *device = ordinal;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetName(char *name, int length, int device) {
+  if (device < 0 || device >= deviceCount || length <= 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  std::strncpy(name, devices[device].name, size_t(length));
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
+  if (device < 0 || device >= deviceCount)
+    return CUDA_ERROR_INVALID_DEVICE;
+  const Device &d = devices[device];
+  switch (attribute) {
+  case 16: // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+    *value = d.multiprocessors;
+    return CUDA_SUCCESS;
+  case 75: // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+    *value = d.major;
+    return CUDA_SUCCESS;
+  case 76: // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
+    *value = d.minor;
+    return CUDA_SUCCESS;
+  case 97: // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
+    *value = d.sharedMemoryOptIn;
+    return CUDA_SUCCESS;
+  default:
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+}
+
+CUresult cuDeviceTotalMem_v2(size_t *bytes, int device) {
+  if (device < 0 || device >= deviceCount)
+    return CUDA_ERROR_INVALID_DEVICE;
+  *bytes = devices[device].memory;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxRetain(void **context, int device) {
+  if (device < 0 || device >= deviceCount)
+    return CUDA_ERROR_INVALID_DEVICE;
+  *context = reinterpret_cast<void *>(uintptr_t(0x1000 + device));
+  return CUDA_SUCCESS;
+}
+
+CUresult cuCtxSetCurrent(void *context) {
+  return context ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuCtxSynchronize() { return takeSyncResult(); }
+
+CUresult cuModuleLoadData(void **module, const void *image) {
+  return loadModule(module, image);
+}
+
+CUresult cuModuleLoadDataEx(void **module, const void *image,
+                            unsigned numOptions, int *options,
+                            void **optionValues) {
+  CUresult result = loadModule(module, image);
+  if (result != CUDA_SUCCESS)
+    for (unsigned i = 0; i < numOptions; ++i)
+      if (options[i] == 5) // CU_JIT_ERROR_LOG_BUFFER
+        std::strcpy(static_cast<char *>(optionValues[i]),
+                    "ptxas fatal: fake syntax error");
+  return result == CUDA_ERROR_INVALID_IMAGE ? CUDA_ERROR_INVALID_PTX : result;
+}
+
+CUresult cuModuleUnload(void *module) {
+  if (!module)
+    return CUDA_ERROR_INVALID_HANDLE;
+  delete static_cast<Module *>(module);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
+  if (!module)
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (std::strcmp(name, "missing") == 0)
+    return CUDA_ERROR_NOT_FOUND;
+  *function = new Function{name};
+  return CUDA_SUCCESS;
+}
+
+CUresult cuFuncSetAttribute(void *function, int attribute, int value) {
+  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, up to device 0's limit.
+  if (!function || attribute != 8 || value < 0 ||
+      value > devices[0].sharedMemoryOptIn)
+    return CUDA_ERROR_INVALID_VALUE;
+  static_cast<Function *>(function)->maxDynamicSharedMemory = value;
+  std::lock_guard<std::mutex> lock(state().mutex);
+  ++state().sharedMemoryAttributeSets;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
+                        unsigned gridZ, unsigned blockX, unsigned blockY,
+                        unsigned blockZ, unsigned sharedMemBytes, void *stream,
+                        void **params, void **extra) {
+  if (!function)
+    return CUDA_ERROR_INVALID_HANDLE;
+  auto *f = static_cast<Function *>(function);
+  if (int64_t(sharedMemBytes) > f->maxDynamicSharedMemory)
+    return CUDA_ERROR_INVALID_VALUE;
+  State &s = state();
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    ++s.launches;
+    if (CUresult result = s.nextLaunchResult) {
+      s.nextLaunchResult = CUDA_SUCCESS;
+      return result;
+    }
+  }
+  if (f->name == "fake_add_one_f32") {
+    float *data = *static_cast<float **>(params[0]);
+    int64_t n = *static_cast<int64_t *>(params[1]);
+    for (int64_t i = 0; i < n; ++i)
+      data[i] += 1.0f;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
+  return allocate(ptr, bytes, /*managed=*/false);
+}
+
+CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes, unsigned flags) {
+  return flags == 1 ? allocate(ptr, bytes, /*managed=*/true)
+                    : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuMemFree_v2(CUdeviceptr ptr) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto it = s.allocations.find(ptr);
+  if (it == s.allocations.end())
+    return CUDA_ERROR_INVALID_VALUE;
+  s.bytesAllocated -= it->second;
+  s.allocations.erase(it);
+  std::free(reinterpret_cast<void *>(ptr));
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+  std::memmove(reinterpret_cast<void *>(dst), reinterpret_cast<void *>(src),
+               bytes);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
+                       void *stream) {
+  return cuMemcpy(dst, src, bytes);
+}
+
+CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value, size_t count,
+                          void *stream) {
+  auto *words = reinterpret_cast<uint32_t *>(dst);
+  for (size_t i = 0; i < count; ++i)
+    words[i] = value;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short value, size_t count,
+                          void *stream) {
+  auto *halves = reinterpret_cast<uint16_t *>(dst);
+  for (size_t i = 0; i < count; ++i)
+    halves[i] = value;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuStreamCreate(void **stream, unsigned flags) {
+  *stream = new Stream();
+  return CUDA_SUCCESS;
+}
+
+CUresult cuStreamDestroy_v2(void *stream) {
+  if (!stream)
+    return CUDA_ERROR_INVALID_HANDLE;
+  delete static_cast<Stream *>(stream);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuStreamSynchronize(void *stream) { return takeSyncResult(); }
+
+CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags) {
+  return event ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult cuEventCreate(void **event, unsigned flags) {
+  *event = new Event();
+  return CUDA_SUCCESS;
+}
+
+CUresult cuEventDestroy_v2(void *event) {
+  if (!event)
+    return CUDA_ERROR_INVALID_HANDLE;
+  delete static_cast<Event *>(event);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuEventRecord(void *event, void *stream) {
+  return event ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult cuEventSynchronize(void *event) {
+  return event ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+// --- Control of the fake, for the tests -----------------------------------
+
+/// The next launch fails with `result` (without running).
+void fakeCudaFailNextLaunch(CUresult result) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().nextLaunchResult = result;
+}
+
+/// The next stream or context synchronization fails with `result`, as an
+/// asynchronous fault of a kernel would.
+void fakeCudaFailNextSync(CUresult result) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().nextSyncResult = result;
+}
+
+/// Allocations that would bring the total above `bytes` fail with
+/// CUDA_ERROR_OUT_OF_MEMORY.
+void fakeCudaSetMemoryLimit(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().memoryLimit = bytes;
+}
+
+uint64_t fakeCudaBytesAllocated() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return state().bytesAllocated;
+}
+
+int fakeCudaAllocationCount() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return int(state().allocations.size());
+}
+
+int fakeCudaManagedAllocations() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return state().managedAllocations;
+}
+
+int fakeCudaLaunchCount() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return state().launches;
+}
+
+int fakeCudaSharedMemoryAttributeSets() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return state().sharedMemoryAttributeSets;
+}
+
+} // extern "C"
