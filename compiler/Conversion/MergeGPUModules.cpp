@@ -16,6 +16,14 @@ struct MergeGPUModulesPass
     : impl::MergeGPUModulesBase<MergeGPUModulesPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // Shared-memory buffers are byte arrays (promoted tiles are views of
+    // them); cp.async and ldmatrix need 16-byte aligned addresses.
+    module.walk([](gpu::GPUFuncOp f) {
+      for (unsigned i = 0, e = f.getNumWorkgroupAttributions(); i < e; ++i)
+        f.setWorkgroupAttributionAttr(
+            i, LLVM::LLVMDialect::getAlignAttrName(),
+            IntegerAttr::get(IntegerType::get(f.getContext(), 64), 16));
+    });
     SmallVector<gpu::GPUModuleOp> modules(module.getOps<gpu::GPUModuleOp>());
     if (modules.size() < 2)
       return;

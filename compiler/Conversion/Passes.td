@@ -49,8 +49,10 @@ def MergeGPUModules : Pass<"tessera-merge-gpu-modules", "mlir::ModuleOp"> {
     `gpu-kernel-outlining` makes one gpu.module per kernel; a package wants
     one PTX module per function. Kernel names are unique, so the functions
     move into the first module and each `gpu.launch_func` is re-pointed.
+    Workgroup (shared-memory) buffers get 16-byte alignment, which
+    cp.async and ldmatrix need.
   }];
-  let dependentDialects = ["mlir::gpu::GPUDialect"];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::LLVM::LLVMDialect"];
 }
 
 def GPUMathToPTX : Pass<"tessera-gpu-math-to-ptx", "mlir::gpu::GPUModuleOp"> {
@@ -82,6 +84,54 @@ def ApproximateMath : Pass<"tessera-approximate-math"> {
   let dependentDialects = ["mlir::arith::ArithDialect",
                            "mlir::math::MathDialect",
                            "mlir::vector::VectorDialect"];
+}
+
+def GPUSelectTensorCoreMatmuls
+    : Pass<"tessera-gpu-select-tensor-cores", "mlir::ModuleOp"> {
+  let summary = "Rewrite half-precision-exact f32 contractions as f16/bf16 "
+                "matmuls with f32 accumulation, marked for tensor cores";
+  let description = [{
+    Runs on linalg-on-tensors, before `convert-precision-to-linalg`. A
+    contraction (`linalg.generic`: out[m, n] += a[m, k] * b[k, n] or
+    b[n, k], leading dimensions of `a` flattened into m) whose operands are
+    `precision.round` results in one format, possibly through transposes and
+    reshapes, is rebuilt on half-precision operands: the values are the
+    same, so the result is too. The new contraction carries
+    `tessera.mma = "bf16"|"f16"`; `tessera-gpu-tensor-core-matmuls` turns it
+    into an mma.sync kernel. bf16 operands travel as f16-typed tensors
+    holding bf16 bits, bitcast back to bf16 in the contraction's body (the
+    IR stays exact and runs on the CPU too); MLIR 22's vector-to-nvgpu path
+    only knows f16, so the kernel is generated as f16 and its mma.sync
+    instructions are retyped to bf16. Shapes must tile: m and n multiples of 128, k of 32; other
+    contractions keep the SIMT lowering.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
+def GPUTensorCoreMatmuls
+    : Pass<"tessera-gpu-tensor-core-matmuls", "mlir::ModuleOp"> {
+  let summary = "Generate mma.sync kernels for contractions marked tessera.mma";
+  let description = [{
+    Runs on buffers, before the remaining linalg ops become parallel loops.
+    Each marked contraction gets a transform-dialect schedule (TOOLCHAIN.md):
+    128x128 block tiles, a K loop in steps of 32 whose A/B tiles are staged
+    in shared memory with 16-byte cp.async copies, 2x2 warps of 64x64,
+    vector contractions unrolled to m16n8k16, then ldmatrix + mma.sync
+    through `nvgpu`. The accumulators live in registers across the K loop.
+    Shared buffers become workgroup attributions of the generated
+    gpu.launch, and bf16 contractions get bf16 mma.sync instructions.
+  }];
+  let dependentDialects = ["mlir::transform::TransformDialect",
+                           "mlir::gpu::GPUDialect",
+                           "mlir::nvgpu::NVGPUDialect",
+                           "mlir::NVVM::NVVMDialect",
+                           "mlir::LLVM::LLVMDialect",
+                           "mlir::vector::VectorDialect",
+                           "mlir::scf::SCFDialect",
+                           "mlir::affine::AffineDialect",
+                           "mlir::memref::MemRefDialect"];
 }
 
 #endif // TESSERA_CONVERSION_PASSES

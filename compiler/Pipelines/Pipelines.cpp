@@ -98,10 +98,15 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
   registerPassesOnce();
   const std::vector<std::string> passes = {
       "convert-nn-to-linalg", "convert-optim-to-linalg",
+      // Contractions on bf16/f16-rounded operands become half-precision
+      // matmuls for the tensor cores (before the roundings are lowered).
+      "tessera-gpu-select-tensor-cores",
       "convert-precision-to-linalg", "canonicalize",
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map}",
       "buffer-results-to-out-params{modify-public-functions}",
+      // Marked contractions: tiled mma.sync kernels (gpu.launch).
+      "tessera-gpu-tensor-core-matmuls",
       // Parallel dimensions become grid/block dimensions, reductions stay
       // sequential loops inside the kernel.
       "func.func(convert-linalg-to-parallel-loops,canonicalize,"
@@ -134,7 +139,8 @@ void registerTesseraPipelines() {
       [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm, false); });
   PassPipelineRegistration<>(
       "tessera-lower-to-nvvm",
-      "Lower Tessera's nn dialect to NVVM and PTX for sm_90 (naive kernels)",
+      "Lower Tessera's nn dialect to NVVM and PTX for sm_90 (mma.sync "
+      "kernels for half-precision matmuls, naive kernels elsewhere)",
       [](OpPassManager &pm) { (void)buildGPULoweringPipeline(pm, "sm_90"); });
 }
 

@@ -60,7 +60,8 @@ def run(bin_dir, lib_dir, module_text, fn, inputs, out_shape, out_dtype=torch.fl
         text = "module {\n" + module_text + "\n" + "\n".join(main) + "\n}\n"
     else:
         text = module_text[:end] + "\n" + "\n".join(main) + module_text[end:]
-    llvm_ir = subprocess.run([os.path.join(bin_dir, "tessera-opt"), pipeline],
+    passes = [pipeline] if isinstance(pipeline, str) else list(pipeline)
+    llvm_ir = subprocess.run([os.path.join(bin_dir, "tessera-opt")] + passes,
                              input=text, check=True, capture_output=True, text=True).stdout
     runner = os.path.join(os.path.dirname(lib_dir), "bin", "mlir-runner")
     out = subprocess.run([runner, "-e", "main", "-entry-point-result=void",

@@ -207,7 +207,8 @@ COMMANDS
   tessera compile FILE.tsr -e TRAIN --emit=nn|linalg|llvm [-o OUT.mlir]
                                print the IR at one stage instead
   tessera compile FILE.tsr -e TRAIN --target sm_90 --emit=ptx -o OUT.ptx
-                               the kernels as PTX (naive: no tensor cores yet)
+                               the kernels as PTX; bf16/f16 matmuls that tile
+                               run on tensor cores (mma.sync), the rest naive
   tessera train FILE.tsr -e TRAIN [--steps N] [--out DIR] [--resume DIR]
                                compile and train: progress bar, validation,
                                metrics.jsonl, loss.png, atomic checkpoints;

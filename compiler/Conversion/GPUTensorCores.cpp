@@ -1,0 +1,562 @@
+//===- GPUTensorCores.cpp - Tensor-core matmul kernels --------------------===//
+//
+// Two passes. `tessera-gpu-select-tensor-cores` (tensors) finds the
+// contractions whose operands are exactly representable in bf16/f16 - the
+// products of the mixed-precision policy - and rebuilds them on
+// half-precision operands. `tessera-gpu-tensor-core-matmuls` (buffers) gives
+// each of them a tiled schedule that ends in ldmatrix + mma.sync.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/Passes.h"
+
+#include "dialects/precision/IR/PrecisionDialect.h"
+
+#include "mlir/Conversion/VectorToGPU/VectorToGPU.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Transform/Interfaces/TransformInterfaces.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+
+using namespace mlir;
+
+namespace tessera {
+#define GEN_PASS_DEF_GPUSELECTTENSORCOREMATMULS
+#define GEN_PASS_DEF_GPUTENSORCOREMATMULS
+#include "compiler/Conversion/Passes.h.inc"
+
+namespace {
+
+/// The attribute that marks a contraction for the mma.sync schedule; its
+/// value is the format of the operands' bits ("bf16" or "f16").
+constexpr llvm::StringLiteral kMmaAttr = "tessera.mma";
+/// Set by the schedule on the gpu.launch it generates.
+constexpr llvm::StringLiteral kMmaLaunchAttr = "tessera.mma_launch";
+
+/// Block tile (M x N), K step and warp tile of the schedule. 128 x 128 with
+/// 2 x 2 warps of 64 x 64 keeps 64 accumulators of m16n8 per warp in
+/// registers (ptxas: 168-216 registers, no spills).
+constexpr int64_t kTileM = 128, kTileN = 128, kTileK = 32, kWarpTile = 64;
+constexpr int64_t kThreads = 128;
+/// Halves per 16-byte cp.async.
+constexpr int64_t kVectorHalves = 8;
+
+//===----------------------------------------------------------------------===//
+// Selection (tensors)
+//===----------------------------------------------------------------------===//
+
+/// A contraction out[lead..., n] = sum_k a[lead..., k] * b[k, n] (or
+/// b[n, k]), seen as an M x N x K matmul once the leading dims are
+/// flattened.
+struct Contraction {
+  linalg::GenericOp op;
+  bool rhsTransposed;
+  int64_t m, n, k;
+};
+
+bool isZero(Value v) {
+  return matchPattern(v, m_AnyZeroFloat());
+}
+
+/// Matches the contractions convert-nn-to-linalg builds for linear and
+/// rank-2-weight matmuls: a zero-filled f32 accumulator and a body
+/// `acc + a * b`.
+std::optional<Contraction> matchContraction(linalg::GenericOp g) {
+  if (g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1 ||
+      g.getNumResults() != 1)
+    return std::nullopt;
+  auto out = dyn_cast<RankedTensorType>(g.getResult(0).getType());
+  if (!out || !out.hasStaticShape() || !out.getElementType().isF32() ||
+      out.getRank() < 2)
+    return std::nullopt;
+  unsigned r = out.getRank();
+  auto iters = g.getIteratorTypesArray();
+  if (iters.size() != r + 1 || iters.back() != utils::IteratorType::reduction ||
+      llvm::count(iters, utils::IteratorType::reduction) != 1)
+    return std::nullopt;
+
+  MLIRContext *ctx = g.getContext();
+  auto dims = [&](ArrayRef<unsigned> ds) {
+    SmallVector<AffineExpr> e;
+    for (unsigned d : ds)
+      e.push_back(getAffineDimExpr(d, ctx));
+    return AffineMap::get(r + 1, 0, e, ctx);
+  };
+  SmallVector<unsigned> outDims, lhsDims;
+  for (unsigned i = 0; i < r; ++i)
+    outDims.push_back(i);
+  for (unsigned i = 0; i + 1 < r; ++i)
+    lhsDims.push_back(i);
+  lhsDims.push_back(r);
+  auto maps = g.getIndexingMapsArray();
+  if (maps[0] != dims(lhsDims) || maps[2] != dims(outDims))
+    return std::nullopt;
+  bool transposed;
+  if (maps[1] == dims({r - 1, r}))
+    transposed = true;
+  else if (maps[1] == dims({r, r - 1}))
+    transposed = false;
+  else
+    return std::nullopt;
+
+  // Body: yield acc + a * b (either operand order).
+  Block &body = g.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add || body.getOperations().size() != 3)
+    return std::nullopt;
+  Value acc = body.getArgument(2);
+  Value prod = add.getLhs() == acc ? add.getRhs() : add.getLhs();
+  auto mul = prod.getDefiningOp<arith::MulFOp>();
+  if (!mul || (add.getLhs() != acc && add.getRhs() != acc))
+    return std::nullopt;
+  auto isArg = [&](Value v, unsigned i) { return v == body.getArgument(i); };
+  if (!((isArg(mul.getLhs(), 0) && isArg(mul.getRhs(), 1)) ||
+        (isArg(mul.getLhs(), 1) && isArg(mul.getRhs(), 0))))
+    return std::nullopt;
+
+  auto fill = g.getDpsInits()[0].getDefiningOp<linalg::FillOp>();
+  if (!fill || !isZero(fill.getInputs()[0]))
+    return std::nullopt;
+
+  int64_t m = 1;
+  for (int64_t d : out.getShape().drop_back())
+    m *= d;
+  int64_t k = cast<RankedTensorType>(g.getDpsInputs()[0].getType())
+                  .getShape()
+                  .back();
+  return Contraction{g, transposed, m, out.getShape().back(), k};
+}
+
+/// Builds, next to each f32 value that holds exactly representable
+/// half-precision numbers, an f16-typed tensor with the same values' bits.
+class HalfOperands {
+public:
+  explicit HalfOperands(MLIRContext *ctx) : b(ctx) {}
+
+  /// The half-precision twin of `v`, or null when `v` is not known to be
+  /// representable. `format` ("bf16"/"f16") is set by the first rounding
+  /// met and must match the later ones.
+  Value get(Value v, std::string &format) {
+    auto it = cache.find(v);
+    if (it != cache.end()) {
+      auto [half, known] = it->second;
+      if (!format.empty() && format != known)
+        return {};
+      format = known;
+      return half;
+    }
+    Value half = build(v, format);
+    if (half)
+      cache[v] = {half, format};
+    return half;
+  }
+
+private:
+  RankedTensorType halfType(Type t) {
+    auto rt = cast<RankedTensorType>(t);
+    return RankedTensorType::get(rt.getShape(), b.getF16Type());
+  }
+
+  Value build(Value v, std::string &format) {
+    Operation *def = v.getDefiningOp();
+    if (!def)
+      return {};
+    Location loc = def->getLoc();
+    if (auto round = dyn_cast<precision::RoundOp>(def)) {
+      if (!format.empty() && format != round.getFormat())
+        return {};
+      format = round.getFormat().str();
+      bool bf16 = format == "bf16";
+      auto t = cast<RankedTensorType>(round.getType());
+      b.setInsertionPointAfter(round);
+      auto id = AffineMap::getMultiDimIdentityMap(t.getRank(), b.getContext());
+      Value empty =
+          tensor::EmptyOp::create(b, loc, t.getShape(), b.getF16Type());
+      return linalg::GenericOp::create(
+                 b, loc, TypeRange{halfType(t)}, ValueRange{round.getInput()},
+                 ValueRange{empty}, SmallVector<AffineMap>{id, id},
+                 SmallVector<utils::IteratorType>(
+                     t.getRank(), utils::IteratorType::parallel),
+                 [&](OpBuilder &nb, Location l, ValueRange a) {
+                   Value h = arith::TruncFOp::create(
+                       nb, l, bf16 ? nb.getBF16Type() : nb.getF16Type(), a[0]);
+                   if (bf16)
+                     h = arith::BitcastOp::create(nb, l, nb.getF16Type(), h);
+                   linalg::YieldOp::create(nb, l, h);
+                 })
+          .getResult(0);
+    }
+    if (auto tr = dyn_cast<linalg::TransposeOp>(def)) {
+      Value src = get(tr.getInput(), format);
+      if (!src)
+        return {};
+      b.setInsertionPointAfter(tr);
+      auto t = halfType(tr.getResult()[0].getType());
+      Value empty = tensor::EmptyOp::create(b, loc, t.getShape(), t.getElementType());
+      return linalg::TransposeOp::create(b, loc, src, empty, tr.getPermutation())
+          .getResult()[0];
+    }
+    if (auto rs = dyn_cast<tensor::ReshapeOp>(def)) {
+      Value src = get(rs.getSource(), format);
+      if (!src)
+        return {};
+      b.setInsertionPointAfter(rs);
+      return tensor::ReshapeOp::create(b, loc, halfType(rs.getType()), src,
+                                       rs.getShape());
+    }
+    if (auto cs = dyn_cast<tensor::CollapseShapeOp>(def)) {
+      Value src = get(cs.getSrc(), format);
+      if (!src)
+        return {};
+      b.setInsertionPointAfter(cs);
+      return tensor::CollapseShapeOp::create(b, loc, halfType(cs.getType()),
+                                             src, cs.getReassociationIndices());
+    }
+    if (auto es = dyn_cast<tensor::ExpandShapeOp>(def)) {
+      Value src = get(es.getSrc(), format);
+      if (!src)
+        return {};
+      b.setInsertionPointAfter(es);
+      return tensor::ExpandShapeOp::create(b, loc, halfType(es.getType()), src,
+                                           es.getReassociationIndices());
+    }
+    return {};
+  }
+
+  OpBuilder b;
+  llvm::DenseMap<Value, std::pair<Value, std::string>> cache;
+};
+
+/// Rebuilds `c` on half-precision operands; returns false (and changes
+/// nothing that matters: unused twins are erased by DCE) when an operand
+/// has no twin.
+bool rewriteOnHalves(const Contraction &c, HalfOperands &halves) {
+  linalg::GenericOp g = c.op;
+  std::string format;
+  Value lhs = halves.get(g.getDpsInputs()[0], format);
+  Value rhs = lhs ? halves.get(g.getDpsInputs()[1], format) : Value();
+  if (!lhs || !rhs)
+    return false;
+
+  OpBuilder b(g);
+  Location loc = g.getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto out = cast<RankedTensorType>(g.getResult(0).getType());
+  int64_t r = out.getRank();
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < r; ++i)
+    lead.push_back(i);
+  SmallVector<ReassociationIndices> flatten = {lead, {r - 1}};
+  if (r > 2)
+    lhs = tensor::CollapseShapeOp::create(b, loc, lhs, flatten);
+
+  auto flatOut = RankedTensorType::get({c.m, c.n}, b.getF32Type());
+  Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
+  Value init = linalg::FillOp::create(
+                   b, loc, zero,
+                   ValueRange{tensor::EmptyOp::create(b, loc, flatOut.getShape(),
+                                                      b.getF32Type())})
+                   .getResult(0);
+  AffineExpr m = getAffineDimExpr(0, ctx), n = getAffineDimExpr(1, ctx),
+             k = getAffineDimExpr(2, ctx);
+  auto map = [&](AffineExpr x, AffineExpr y) {
+    return AffineMap::get(3, 0, {x, y}, ctx);
+  };
+  auto mm = linalg::GenericOp::create(
+      b, loc, TypeRange{flatOut}, ValueRange{lhs, rhs}, ValueRange{init},
+      SmallVector<AffineMap>{map(m, k), c.rhsTransposed ? map(n, k) : map(k, n),
+                             map(m, n)},
+      SmallVector<utils::IteratorType>{utils::IteratorType::parallel,
+                                       utils::IteratorType::parallel,
+                                       utils::IteratorType::reduction},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        // bf16 bits travel in f16-typed tensors; read them back as bf16.
+        auto widen = [&](Value h) -> Value {
+          if (format == "bf16")
+            h = arith::BitcastOp::create(nb, l, nb.getBF16Type(), h);
+          return arith::ExtFOp::create(nb, l, nb.getF32Type(), h);
+        };
+        Value x = widen(a[0]);
+        Value y = widen(a[1]);
+        Value p = arith::MulFOp::create(nb, l, x, y);
+        linalg::YieldOp::create(nb, l,
+                                arith::AddFOp::create(nb, l, a[2], p).getResult());
+      });
+  mm->setAttr(kMmaAttr, b.getStringAttr(format));
+  Value result = mm.getResult(0);
+  if (r > 2)
+    result = tensor::ExpandShapeOp::create(b, loc, out, result, flatten);
+  g.getResult(0).replaceAllUsesWith(result);
+  g.erase();
+  return true;
+}
+
+struct GPUSelectTensorCoreMatmulsPass
+    : impl::GPUSelectTensorCoreMatmulsBase<GPUSelectTensorCoreMatmulsPass> {
+  void runOnOperation() override {
+    SmallVector<Contraction> candidates;
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (auto c = matchContraction(g))
+        if (c->m % kTileM == 0 && c->n % kTileN == 0 && c->k % kTileK == 0)
+          candidates.push_back(*c);
+    });
+    HalfOperands halves(&getContext());
+    for (const Contraction &c : candidates)
+      (void)rewriteOnHalves(c, halves);
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Schedule (buffers)
+//===----------------------------------------------------------------------===//
+
+/// Threads per dimension that copy a `rows` x `cols` tile (cols contiguous)
+/// in 16-byte pieces with kThreads threads.
+std::pair<int64_t, int64_t> copyThreads(int64_t rows, int64_t cols) {
+  int64_t across = cols / kVectorHalves;
+  return {kThreads / across, across};
+}
+
+/// The transform-dialect schedule of one marked contraction (the recipe in
+/// TOOLCHAIN.md). `%mm` is the contraction, `%root` its function.
+std::string scheduleFor(bool rhsTransposed) {
+  auto [a0, a1] = copyThreads(kTileM, kTileK);
+  auto [b0, b1] = rhsTransposed ? copyThreads(kTileN, kTileK)
+                                : copyThreads(kTileK, kTileN);
+  std::string text = R"mlir(
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(
+      %root: !transform.any_op {transform.readonly},
+      %mm: !transform.any_op {transform.consumed}) {
+    %t1, %blocks = transform.structured.tile_using_forall %mm
+        tile_sizes [$TILE_M, $TILE_N] (mapping = [#gpu.block<y>, #gpu.block<x>])
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %t2, %kloop = transform.structured.tile_using_for %t1 tile_sizes [0, 0, $TILE_K]
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %p = transform.structured.promote %t2 { operands_to_promote = [0, 1],
+        memory_space = #gpu.address_space<workgroup> }
+        : (!transform.any_op) -> !transform.any_op
+    transform.apply_patterns to %blocks {
+      transform.apply_patterns.canonicalization
+    } : !transform.any_op
+    transform.apply_cse to %blocks : !transform.any_op
+    %t3, %warps = transform.structured.tile_using_forall %p
+        tile_sizes [$WARP_TILE, $WARP_TILE]
+        (mapping = [#gpu.warp<linear_dim_1>, #gpu.warp<linear_dim_0>])
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %copies = transform.structured.match ops{["linalg.copy"]} in %blocks
+        : (!transform.any_op) -> !transform.any_op
+    %ca, %cb = transform.split_handle %copies
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %ta, %fa = transform.structured.tile_using_forall %ca num_threads [$A0, $A1]
+        (mapping = [#gpu.thread<linear_dim_1>, #gpu.thread<linear_dim_0>])
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %tb, %fb = transform.structured.tile_using_forall %cb num_threads [$B0, $B1]
+        (mapping = [#gpu.thread<linear_dim_1>, #gpu.thread<linear_dim_0>])
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.structured.vectorize %ta : !transform.any_op
+    transform.structured.vectorize %tb : !transform.any_op
+    transform.apply_patterns to %blocks {
+      transform.apply_patterns.vector.transfer_to_scf max_transfer_rank = 1 full_unroll = true
+    } : !transform.any_op
+    transform.structured.vectorize %t3 : !transform.any_op
+    transform.apply_patterns to %blocks {
+      transform.apply_patterns.vector.transfer_permutation_patterns
+      transform.apply_patterns.vector.reduction_to_contract
+      transform.apply_patterns.vector.fold_arith_extension
+      transform.apply_patterns.canonicalization
+    } : !transform.any_op
+    transform.apply_patterns to %blocks {
+      transform.apply_patterns.gpu.unroll_vectors_subgroup_mma [16, 8, 16]
+    } : !transform.any_op
+    %launch = transform.gpu.map_forall_to_blocks %blocks generate_gpu_launch
+        : (!transform.any_op) -> !transform.any_op
+    %mapped = transform.gpu.map_nested_forall_to_threads %launch
+        block_dims = [$THREADS, 1, 1] : (!transform.any_op) -> !transform.any_op
+    transform.annotate %mapped "$LAUNCH_ATTR" : !transform.any_op
+    transform.apply_patterns to %mapped {
+      transform.apply_patterns.memref.fold_memref_alias_ops
+      transform.apply_patterns.canonicalization
+    } : !transform.any_op
+    transform.apply_cse to %mapped : !transform.any_op
+    %func = transform.get_parent_op %mapped {op_name = "func.func"}
+        : (!transform.any_op) -> !transform.any_op
+    %hoisted = transform.structured.hoist_redundant_vector_transfers %func
+        : (!transform.any_op) -> !transform.any_op
+    %async = transform.nvgpu.create_async_groups %hoisted {bypass_l1}
+        : (!transform.any_op) -> !transform.any_op
+    transform.yield
+  }
+}
+)mlir";
+  const std::pair<llvm::StringRef, std::string> values[] = {
+      {"$TILE_M", std::to_string(kTileM)},
+      {"$TILE_N", std::to_string(kTileN)},
+      {"$TILE_K", std::to_string(kTileK)},
+      {"$WARP_TILE", std::to_string(kWarpTile)},
+      {"$A0", std::to_string(a0)},
+      {"$A1", std::to_string(a1)},
+      {"$B0", std::to_string(b0)},
+      {"$B1", std::to_string(b1)},
+      {"$THREADS", std::to_string(kThreads)},
+      {"$LAUNCH_ATTR", kMmaLaunchAttr.str()}};
+  for (const auto &[key, value] : values)
+    for (size_t at; (at = text.find(key.str())) != std::string::npos;)
+      text.replace(at, key.size(), value);
+  return text;
+}
+
+/// Moves the launch's workgroup-memory allocations into workgroup
+/// attributions (static shared memory); nothing upstream does this for a
+/// gpu.launch.
+void allocsToAttributions(gpu::LaunchOp launch) {
+  SmallVector<memref::AllocOp> allocs;
+  launch.getBody().walk([&](memref::AllocOp alloc) {
+    if (auto space = dyn_cast_or_null<gpu::AddressSpaceAttr>(
+            alloc.getType().getMemorySpace()))
+      if (space.getValue() == gpu::AddressSpace::Workgroup)
+        allocs.push_back(alloc);
+  });
+  for (memref::AllocOp alloc : allocs) {
+    BlockArgument shared =
+        launch.addWorkgroupAttribution(alloc.getType(), alloc.getLoc());
+    for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
+      if (isa<memref::DeallocOp>(user))
+        user->erase();
+    alloc.replaceAllUsesWith(shared);
+    alloc.erase();
+  }
+}
+
+/// nvgpu.mma.sync on f16-typed operands holding bf16 bits -> nvvm.mma.sync
+/// of type bf16. The fragment layouts of m16n8k16 are the same for both
+/// types; only the operand registers are i32 (two bf16 each) instead of
+/// vector<2xf16>.
+LogicalResult retypeMmaToBF16(gpu::LaunchOp launch) {
+  SmallVector<nvgpu::MmaSyncOp> mmas;
+  launch.getBody().walk([&](nvgpu::MmaSyncOp op) { mmas.push_back(op); });
+  for (nvgpu::MmaSyncOp op : mmas) {
+    if (op.getMmaShapeAsArray() != std::array<int64_t, 3>{16, 8, 16})
+      return op.emitOpError("bf16 retyping expects m16n8k16");
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Type i32 = b.getI32Type(), f32 = b.getF32Type();
+    auto registers = [&](Value frag) {
+      // vector<Rx2xf16> -> R x i32.
+      SmallVector<Value> regs;
+      auto t = cast<VectorType>(frag.getType());
+      for (int64_t i = 0; i < t.getDimSize(0); ++i) {
+        Value row = vector::ExtractOp::create(b, loc, frag, i);
+        Value asInt = vector::BitCastOp::create(
+            b, loc, VectorType::get({1}, i32), row);
+        regs.push_back(vector::ExtractOp::create(b, loc, asInt, 0));
+      }
+      return regs;
+    };
+    SmallVector<Value> a = registers(op.getMatrixA());
+    SmallVector<Value> bm = registers(op.getMatrixB());
+    SmallVector<Value> c;
+    auto cType = cast<VectorType>(op.getMatrixC().getType());
+    for (int64_t i = 0; i < cType.getDimSize(0); ++i)
+      for (int64_t j = 0; j < cType.getDimSize(1); ++j)
+        c.push_back(vector::ExtractOp::create(b, loc, op.getMatrixC(),
+                                              ArrayRef<int64_t>{i, j}));
+    auto resultType = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(c.size(), f32));
+    Value d = NVVM::MmaOp::create(
+        b, loc, resultType, a, bm, c, ArrayRef<int64_t>{16, 8, 16},
+        /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                      NVVM::MMATypes::bf16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    SmallVector<Value> elems;
+    for (int64_t i = 0; i < static_cast<int64_t>(c.size()); ++i)
+      elems.push_back(LLVM::ExtractValueOp::create(b, loc, d, i));
+    Value result = vector::FromElementsOp::create(b, loc, cType, elems);
+    op.getResult().replaceAllUsesWith(result);
+    op.erase();
+  }
+  return success();
+}
+
+/// Drops the f16 -> bf16 bitcasts of a bf16 contraction's body, so that it
+/// reads as an f16 contraction: MLIR 22's vector-to-nvgpu conversion only
+/// handles f16. retypeMmaToBF16 restores the meaning on the mma.sync
+/// instructions, the only place where the type of the bits matters (the
+/// copies and ldmatrix move 16-bit values untouched).
+void punAsF16(linalg::GenericOp g) {
+  SmallVector<arith::BitcastOp> casts;
+  g.getRegion().walk([&](arith::BitcastOp c) { casts.push_back(c); });
+  for (arith::BitcastOp c : casts) {
+    for (Operation *user : llvm::make_early_inc_range(c->getUsers())) {
+      auto ext = cast<arith::ExtFOp>(user);
+      OpBuilder b(ext);
+      ext.replaceAllUsesWith(
+          arith::ExtFOp::create(b, ext.getLoc(), ext.getType(), c.getIn())
+              .getResult());
+      ext.erase();
+    }
+    c.erase();
+  }
+}
+
+struct GPUTensorCoreMatmulsPass
+    : impl::GPUTensorCoreMatmulsBase<GPUTensorCoreMatmulsPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    SmallVector<linalg::GenericOp> marked;
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (g->hasAttr(kMmaAttr))
+        marked.push_back(g);
+    });
+    for (linalg::GenericOp g : marked) {
+      auto format = g->getAttrOfType<StringAttr>(kMmaAttr).getValue().str();
+      if (format == "bf16")
+        punAsF16(g);
+      auto func = g->getParentOfType<func::FuncOp>();
+      AffineMap rhsMap = g.getIndexingMapsArray()[1];
+      bool rhsTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
+      OwningOpRef<ModuleOp> script =
+          parseSourceString<ModuleOp>(scheduleFor(rhsTransposed), ctx);
+      if (!script) {
+        g.emitError("internal error: the tensor-core schedule does not parse");
+        return signalPassFailure();
+      }
+      auto entry = script->lookupSymbol<transform::TransformOpInterface>(
+          "__transform_main");
+      transform::TransformOptions options;
+      RaggedArray<transform::MappedValue> extra;
+      extra.push_back(ArrayRef<transform::MappedValue>{g.getOperation()});
+      if (failed(transform::applyTransforms(func, entry, extra, options,
+                                            /*enforceToplevelTransformOp=*/
+                                            false)))
+        return signalPassFailure();
+
+      SmallVector<gpu::LaunchOp> launches;
+      func.walk([&](gpu::LaunchOp l) {
+        if (l->hasAttr(kMmaLaunchAttr))
+          launches.push_back(l);
+      });
+      for (gpu::LaunchOp launch : launches) {
+        launch->removeAttr(kMmaLaunchAttr);
+        allocsToAttributions(launch);
+        RewritePatternSet prepare(ctx);
+        populatePrepareVectorToMMAPatterns(prepare, /*useNvGpu=*/true);
+        if (failed(applyPatternsGreedily(launch, std::move(prepare))))
+          return signalPassFailure();
+        IRRewriter rewriter(ctx);
+        if (failed(convertVectorToNVVMCompatibleMMASync(rewriter, launch)))
+          return signalPassFailure();
+        if (format == "bf16" && failed(retypeMmaToBF16(launch)))
+          return signalPassFailure();
+      }
+    }
+  }
+};
+
+} // namespace
+} // namespace tessera
