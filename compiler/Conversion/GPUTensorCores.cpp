@@ -504,6 +504,82 @@ void punAsF16(linalg::GenericOp g) {
   }
 }
 
+/// Points every later use of `g`'s output buffer at a placeholder while the
+/// schedule runs, and back afterwards. The schedule's transfer hoisting
+/// keeps the accumulators in memory when the buffer has any other use (a
+/// reshape of the result, say), which costs a load and a store of every
+/// accumulator per K step.
+class HiddenUses {
+public:
+  explicit HiddenUses(linalg::GenericOp g) : out(g.getDpsInits()[0]) {
+    Block *block = g->getBlock();
+    SmallVector<OpOperand *> uses;
+    for (OpOperand &use : out.getUses()) {
+      Operation *user = block->findAncestorOpInBlock(*use.getOwner());
+      if (user == g)
+        continue;
+      if (!user || !g->isBeforeInBlock(user))
+        return; // used before the kernel: leave everything as it is
+      uses.push_back(&use);
+    }
+    if (uses.empty() || !isa<MemRefType>(out.getType()))
+      return;
+    OpBuilder b(g);
+    placeholder = memref::AllocOp::create(b, g.getLoc(),
+                                          cast<MemRefType>(out.getType()));
+    for (OpOperand *use : uses)
+      use->set(placeholder);
+  }
+  ~HiddenUses() {
+    if (!placeholder)
+      return;
+    placeholder.getResult().replaceAllUsesWith(out);
+    placeholder.erase();
+  }
+
+private:
+  Value out;
+  memref::AllocOp placeholder;
+};
+
+/// The linalg.fill of zeros into `g`'s accumulator just before `g`, which
+/// the selection pass creates, or null.
+linalg::FillOp zeroFillBefore(linalg::GenericOp g) {
+  auto fill = dyn_cast_or_null<linalg::FillOp>(g->getPrevNode());
+  if (!fill || fill.getOutputs()[0] != g.getDpsInits()[0] ||
+      !isZero(fill.getInputs()[0]))
+    return {};
+  return fill;
+}
+
+/// Starts the accumulators of `launch` at zero instead of reading them
+/// from `out`. Only reads before the K loop may be replaced; returns false,
+/// changing nothing, if a read of `out` sits inside a loop.
+bool zeroAccumulators(gpu::LaunchOp launch, Value out) {
+  SmallVector<vector::TransferReadOp> reads;
+  bool inLoop = false;
+  launch.getBody().walk([&](vector::TransferReadOp read) {
+    if (read.getBase() != out)
+      return;
+    auto loop = read->getParentOfType<scf::ForOp>();
+    inLoop |= loop && launch->isProperAncestor(loop);
+    reads.push_back(read);
+  });
+  if (inLoop)
+    return false;
+  for (vector::TransferReadOp read : reads) {
+    OpBuilder b(read);
+    auto type = cast<VectorType>(read.getType());
+    read.replaceAllUsesWith(
+        arith::ConstantOp::create(
+            b, read.getLoc(), type,
+            DenseElementsAttr::get(type, b.getZeroAttr(type.getElementType())))
+            .getResult());
+    read.erase();
+  }
+  return true;
+}
+
 struct GPUTensorCoreMatmulsPass
     : impl::GPUTensorCoreMatmulsBase<GPUTensorCoreMatmulsPass> {
   void runOnOperation() override {
@@ -518,8 +594,19 @@ struct GPUTensorCoreMatmulsPass
       if (format == "bf16")
         punAsF16(g);
       auto func = g->getParentOfType<func::FuncOp>();
+      // The zero fill of the accumulator goes first: a use of the output
+      // before the kernel would keep the accumulators from being hoisted
+      // out of the K loop. The kernel then starts them at zero (one pass
+      // over the output less), or the fill comes back.
+      Value zero, filled;
+      if (linalg::FillOp fill = zeroFillBefore(g)) {
+        zero = fill.getInputs()[0];
+        filled = fill.getOutputs()[0];
+        fill.erase();
+      }
       AffineMap rhsMap = g.getIndexingMapsArray()[1];
       bool rhsTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
+      HiddenUses hidden(g);
       OwningOpRef<ModuleOp> script =
           parseSourceString<ModuleOp>(scheduleFor(rhsTransposed), ctx);
       if (!script) {
@@ -544,6 +631,11 @@ struct GPUTensorCoreMatmulsPass
       for (gpu::LaunchOp launch : launches) {
         launch->removeAttr(kMmaLaunchAttr);
         allocsToAttributions(launch);
+        if (filled && !zeroAccumulators(launch, filled)) {
+          OpBuilder b(launch);
+          linalg::FillOp::create(b, launch.getLoc(), zero, filled);
+        }
+        filled = {};
         RewritePatternSet prepare(ctx);
         populatePrepareVectorToMMAPatterns(prepare, /*useNvGpu=*/true);
         if (failed(applyPatternsGreedily(launch, std::move(prepare))))
