@@ -45,10 +45,24 @@ struct MergeGPUModulesPass
         SymbolTable::setSymbolName(f, fresh);
       }
     }
+    // Outlining copied the host globals each kernel uses into its module:
+    // one copy of each is kept.
+    SymbolTable targetSymbols(target);
     for (gpu::GPUModuleOp other : llvm::drop_begin(modules))
       for (Operation &op :
-           llvm::make_early_inc_range(other.getBody()->getOperations()))
+           llvm::make_early_inc_range(other.getBody()->getOperations())) {
+        if (!isa<gpu::GPUFuncOp>(op))
+          if (auto name = op.getAttrOfType<StringAttr>(
+                  SymbolTable::getSymbolAttrName()))
+            if (targetSymbols.lookup(name)) {
+              op.erase();
+              continue;
+            }
         op.moveBefore(target.getBody(), target.getBody()->end());
+        if (!isa<gpu::GPUFuncOp>(op) &&
+            op.hasAttr(SymbolTable::getSymbolAttrName()))
+          targetSymbols.insert(&op);
+      }
     StringAttr name = target.getSymNameAttr();
     module.walk([&](gpu::LaunchFuncOp launch) {
       StringAttr fresh =

@@ -56,7 +56,7 @@ def MergeGPUModules : Pass<"tessera-merge-gpu-modules", "mlir::ModuleOp"> {
 }
 
 def GPUMathToPTX : Pass<"tessera-gpu-math-to-ptx", "mlir::gpu::GPUModuleOp"> {
-  let summary = "f32 sqrt/floor/ceil/abs/round in kernels as PTX instructions";
+  let summary = "f32/f64 sqrt/floor/ceil/abs/round in kernels as PTX instructions";
   let description = [{
     convert-gpu-to-nvvm sends these to libdevice (`__nv_sqrtf`, ...), which
     is part of the CUDA toolkit. PTX has them as instructions (`sqrt.rn.f32`
@@ -132,6 +132,54 @@ def GPUTensorCoreMatmuls
                            "mlir::scf::SCFDialect",
                            "mlir::affine::AffineDialect",
                            "mlir::memref::MemRefDialect"];
+}
+
+def GPUCopiesToLinalg : Pass<"tessera-gpu-copies-to-linalg", "mlir::func::FuncOp"> {
+  let summary = "memref.copy on the host to linalg.copy, so copies become kernels";
+  let description = [{
+    Bufferization and `buffer-results-to-out-params` copy buffers with
+    `memref.copy`, which the host would execute on device memory. As
+    `linalg.copy` they become parallel loops and then kernels like every
+    other structured op.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
+def GPULegalizeHost : Pass<"tessera-gpu-legalize-host", "mlir::ModuleOp"> {
+  let summary = "Keep the host code of GPU functions off device memory";
+  let description = [{
+    Runs after `convert-parallel-loops-to-gpu`, before outlining. The host
+    side of a GPU function may only allocate, free, describe buffers and
+    launch kernels; it never reads or writes their contents, which live in
+    device memory:
+    - scalars that kernels take from buffers (a `memref.load` and the
+      arithmetic on it, e.g. optimizer hyper-parameters) are recomputed
+      inside each kernel that uses them, after checking that no kernel in
+      between writes that buffer;
+    - constant globals used by kernels are referenced from the kernels, so
+      outlining copies them into the GPU module (device constants);
+    - what is left of host code touching memory (reductions without a
+      parallel dimension, rank-0 updates) is wrapped in one-thread
+      kernels, in order;
+    - `memref.alloc`/`memref.dealloc` become `gpu.alloc`/`gpu.dealloc`.
+    What cannot be legalized is reported as an error at the operation.
+  }];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::arith::ArithDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
+def GPUTileParallelLoops : Pass<"tessera-gpu-tile-parallel-loops", "mlir::func::FuncOp"> {
+  let summary = "Collapse each host-level scf.parallel and split it into thread blocks";
+  let description = [{
+    Before `gpu-map-parallel-loops`: every outermost scf.parallel that is
+    not inside a kernel is collapsed into one dimension and tiled by
+    `block-size`, so the outer loop becomes the grid and the inner one the
+    threads of a block (consecutive threads touch consecutive elements).
+  }];
+  let options = [Option<"blockSize", "block-size", "int64_t", "256",
+                        "Threads per block">];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::arith::ArithDialect",
+                           "mlir::affine::AffineDialect"];
 }
 
 #endif // TESSERA_CONVERSION_PASSES

@@ -226,10 +226,18 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
       fn->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                   UnitAttr::get(ctx));
   PassManager pm(ctx, ModuleOp::getOperationName());
-  if (failed(buildCPULoweringPipeline(pm, options.useBlas)) ||
+  bool gpu = !options.gpuChip.empty();
+  if (failed(gpu ? buildGPULoweringPipeline(pm, options.gpuChip)
+                 : buildCPULoweringPipeline(pm, options.useBlas)) ||
       failed(pm.run(*module))) {
     error("lowering to the LLVM dialect failed");
     return false;
+  }
+  if (gpu) {
+    // The kernels travel as PTX inside code.so; the driver compiles them
+    // for the GPU it runs on when the package is loaded.
+    m.targetKind = "cuda";
+    m.targetChip = options.gpuChip;
   }
 
   std::unique_ptr<llvm::TargetMachine> tm =

@@ -34,6 +34,9 @@ struct PackageOptions {
   std::string trainConfig;
   /// f32 GEMMs through the runtime's BLAS kernels (else loop nests).
   bool useBlas = true;
+  /// A CUDA GPU (sm_80, sm_90, ...) to compile the kernels for; empty for
+  /// a CPU package. The host code is compiled for `cpu` either way.
+  std::string gpuChip;
 };
 
 /// Writes the package; reports failures through `error` and returns false.

@@ -105,13 +105,24 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map}",
       "buffer-results-to-out-params{modify-public-functions}",
+      // Temporaries are freed (gpu.dealloc once on the device).
+      "ownership-based-buffer-deallocation", "canonicalize",
+      "buffer-deallocation-simplification",
+      "bufferization-lower-deallocations",
       // Marked contractions: tiled mma.sync kernels (gpu.launch).
       "tessera-gpu-tensor-core-matmuls",
       // Parallel dimensions become grid/block dimensions, reductions stay
-      // sequential loops inside the kernel.
-      "func.func(convert-linalg-to-parallel-loops,canonicalize,"
+      // sequential loops inside the kernel. Copies are kernels too.
+      "func.func(tessera-gpu-copies-to-linalg,"
+      "convert-linalg-to-parallel-loops,canonicalize,"
+      "tessera-gpu-tile-parallel-loops,"
       "gpu-map-parallel-loops,convert-parallel-loops-to-gpu)",
-      "gpu-kernel-outlining", "tessera-merge-gpu-modules", "lower-affine",
+      // The host side only allocates, frees and launches.
+      "tessera-gpu-legalize-host",
+      "gpu-kernel-outlining", "tessera-merge-gpu-modules",
+      // One stream per call: allocations, frees and launches are queued in
+      // order and the host waits once, at the end.
+      "func.func(gpu-async-region)", "lower-affine",
       // No libdevice calls: exp/tanh/log as polynomials, rsqrt as 1/sqrt.
       "tessera-approximate-math", "math-expand-ops",
       // sqrt, floor, ... as PTX instructions instead of libdevice calls.

@@ -90,6 +90,8 @@ std::string Manifest::toJSON() const {
                  {"train", trainName}};
   j["target"] = {{"kind", targetKind}, {"triple", targetTriple},
                  {"cpu", targetCpu}};
+  if (!targetChip.empty())
+    j["target"]["chip"] = targetChip;
   j["code"] = code;
   j["weights"] = weights;
   j["seed"] = seed;
@@ -146,6 +148,8 @@ Expected<Manifest> Manifest::parse(const std::string &text,
     m.targetKind = str(target, "kind", "target");
     m.targetTriple = str(target, "triple", "target");
     m.targetCpu = str(target, "cpu", "target");
+    if (m.targetKind == "cuda")
+      m.targetChip = str(target, "chip", "target");
     m.code = str(j, "code", "manifest");
     m.weights = str(j, "weights", "manifest");
     for (const std::string *file : {&m.code, &m.weights})

@@ -55,6 +55,9 @@ struct Manifest {
   std::string compilerVersion;
   std::string sourceFile, sourceSha256, trainName;
   std::string targetKind = "cpu", targetTriple, targetCpu;
+  /// For targetKind "cuda": the GPU the kernels were compiled for (sm_80,
+  /// sm_90, ...); the host code runs on targetTriple/targetCpu.
+  std::string targetChip;
   std::string code = "code.so", weights = "weights.safetensors";
   uint64_t seed = 0;
   std::vector<EntryPoint> entryPoints;

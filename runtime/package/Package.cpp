@@ -20,7 +20,7 @@ namespace tessera::rt {
 /// symbol it exports).
 static constexpr int packageAbi = 1;
 
-MemRefDescriptor::MemRefDescriptor(const Tensor &t) {
+MemRefDescriptor::MemRefDescriptor(const Tensor &t) : bytes(t.byteSize()) {
   int64_t rank = t.rank();
   words.resize(3 + 2 * size_t(rank));
   void *data = const_cast<void *>(t.data());
@@ -33,6 +33,17 @@ MemRefDescriptor::MemRefDescriptor(const Tensor &t) {
     words[3 + rank + i] = stride;
     stride *= t.shape()[i];
   }
+}
+
+void *MemRefDescriptor::data() const {
+  void *ptr;
+  std::memcpy(&ptr, &words[1], sizeof(void *));
+  return ptr;
+}
+
+void MemRefDescriptor::setData(void *ptr) {
+  std::memcpy(&words[0], &ptr, sizeof(void *));
+  std::memcpy(&words[1], &ptr, sizeof(void *));
 }
 
 Package::Package(Package &&other) noexcept { *this = std::move(other); }
@@ -84,9 +95,10 @@ Expected<Package> Package::load(const std::string &dir,
   if (!manifest)
     return std::move(manifest).takeStatus();
   pkg.info = std::move(*manifest);
-  if (pkg.info.targetKind != "cpu")
+  if (pkg.info.targetKind != "cpu" && pkg.info.targetKind != "cuda")
     return Status::fail(manifestPath + ": target.kind is '" +
-                        pkg.info.targetKind + "'; this runtime runs 'cpu'");
+                        pkg.info.targetKind +
+                        "'; this runtime runs 'cpu' and 'cuda'");
 
   // The compiled code calls the runtime's kernels; make sure they are the
   // ones it was built for.
@@ -174,17 +186,81 @@ Status Package::invoke(const std::string &entryName,
       return s;
     descs.emplace_back(*it->second);
   }
+  auto fn = reinterpret_cast<void (*)(void **)>(
+      dlsym(handle, entry->symbol.c_str()));
+  if (info.targetKind == "cuda") {
+    if (Status s = invokeOnDevice(fn, descs, entry->outputs.size()); !s)
+      return std::move(s).within("running '" + entryName + "' on the GPU");
+    return {};
+  }
   std::vector<void *> args;
   for (MemRefDescriptor &d : descs)
     args.push_back(d.get());
-  auto fn = reinterpret_cast<void (*)(void **)>(
-      dlsym(handle, entry->symbol.c_str()));
   fn(args.data());
   // The C entry points that compiled GPU code calls cannot return errors;
   // they leave the first one for the runtime to take here.
   if (Status s = cuda::takeError(); !s)
     return std::move(s).within("running '" + entryName + "'");
   return {};
+}
+
+Status Package::invokeOnDevice(void (*fn)(void **),
+                               std::vector<MemRefDescriptor> &descs,
+                               size_t numOutputs) {
+  // Every argument gets a device copy; arguments that share host memory
+  // (an output updated in place) share it. Outputs come back after the
+  // call.
+  struct Staged {
+    void *host;
+    uint64_t bytes;
+    void *device;
+  };
+  std::vector<Staged> staged;
+  auto release = [&] {
+    for (Staged &b : staged)
+      (void)cuda::deallocate(b.device);
+  };
+  std::vector<void *> devicePtrs;
+  size_t firstOutput = descs.size() - numOutputs;
+  for (size_t i = 0; i < descs.size(); ++i) {
+    void *host = descs[i].data();
+    uint64_t bytes = descs[i].byteSize();
+    auto same = std::find_if(staged.begin(), staged.end(), [&](const Staged &b) {
+      return b.host == host && b.bytes == bytes;
+    });
+    if (same != staged.end()) {
+      devicePtrs.push_back(same->device);
+      continue;
+    }
+    Expected<void *> device = cuda::allocate(std::max<uint64_t>(bytes, 1));
+    if (!device) {
+      release();
+      return std::move(device).takeStatus();
+    }
+    staged.push_back({host, bytes, *device});
+    devicePtrs.push_back(*device);
+    // Outputs are written completely; only inputs and parameters go up.
+    if (i < firstOutput) {
+      if (Status s = cuda::copyToDevice(*device, host, bytes); !s) {
+        release();
+        return s;
+      }
+    }
+  }
+  std::vector<void *> hostPtrs, args;
+  for (size_t i = 0; i < descs.size(); ++i) {
+    hostPtrs.push_back(descs[i].data());
+    descs[i].setData(devicePtrs[i]);
+    args.push_back(descs[i].get());
+  }
+  fn(args.data());
+  // The C entry points that compiled GPU code calls cannot return errors;
+  // they leave the first one for the runtime to take here.
+  Status status = cuda::takeError();
+  for (size_t i = firstOutput; status && i < descs.size(); ++i)
+    status = cuda::copyToHost(hostPtrs[i], devicePtrs[i], descs[i].byteSize());
+  release();
+  return status;
 }
 
 Expected<std::vector<Tensor>>

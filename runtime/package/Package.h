@@ -7,8 +7,11 @@
 
 #include <map>
 #include <memory>
+#include <vector>
 
 namespace tessera::rt {
+
+class MemRefDescriptor;
 
 /// A loaded package: its manifest, its code (dlopen'ed) and its parameters.
 class Package {
@@ -39,6 +42,10 @@ public:
 
 private:
   Package() = default;
+  /// Calls a CUDA package's entry point: its arguments are copied to the
+  /// device, its outputs back.
+  Status invokeOnDevice(void (*fn)(void **), std::vector<MemRefDescriptor> &descs,
+                        size_t numOutputs);
   Manifest info;
   std::string dir;
   void *handle = nullptr;
@@ -51,9 +58,14 @@ class MemRefDescriptor {
 public:
   explicit MemRefDescriptor(const Tensor &t);
   void *get() { return words.data(); }
+  /// The described memory (the tensor's, unless setData changed it).
+  void *data() const;
+  void setData(void *ptr);
+  uint64_t byteSize() const { return bytes; }
 
 private:
   std::vector<int64_t> words;
+  uint64_t bytes;
 };
 
 } // namespace tessera::rt

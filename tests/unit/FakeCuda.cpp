@@ -16,11 +16,14 @@
 //===----------------------------------------------------------------------===//
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace {
 
@@ -88,6 +91,8 @@ struct Function {
 struct State {
   std::mutex mutex;
   std::map<CUdeviceptr, size_t> allocations;
+  std::map<CUdeviceptr, void *> shadows;
+  std::map<std::string, int> launchesByKernel;
   uint64_t bytesAllocated = 0;
   uint64_t memoryLimit = uint64_t(1) << 30;
   int managedAllocations = 0;
@@ -109,6 +114,23 @@ CUresult takeSyncResult() {
   return result;
 }
 
+/// With FAKE_CUDA_GUARD=1, device memory is mapped twice: the address
+/// handed out is inaccessible, so host code that dereferences a device
+/// pointer faults at once; the fake itself copies through a second,
+/// writable mapping of the same pages.
+bool guarded() {
+  static bool on = [] {
+    const char *v = std::getenv("FAKE_CUDA_GUARD");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+size_t pageRound(size_t bytes) {
+  size_t page = size_t(sysconf(_SC_PAGESIZE));
+  return (bytes + page - 1) / page * page;
+}
+
 CUresult allocate(CUdeviceptr *ptr, size_t bytes, bool managed) {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
@@ -116,7 +138,21 @@ CUresult allocate(CUdeviceptr *ptr, size_t bytes, bool managed) {
     return CUDA_ERROR_INVALID_VALUE;
   if (s.bytesAllocated + bytes > s.memoryLimit)
     return CUDA_ERROR_OUT_OF_MEMORY;
-  void *memory = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  void *memory = nullptr;
+  if (guarded() && !managed) {
+    size_t size = pageRound(bytes);
+    int fd = memfd_create("fake-cuda", 0);
+    if (fd < 0 || ftruncate(fd, off_t(size)) != 0)
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    memory = mmap(nullptr, size, PROT_NONE, MAP_SHARED, fd, 0);
+    void *shadow = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (memory == MAP_FAILED || shadow == MAP_FAILED)
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    s.shadows[reinterpret_cast<CUdeviceptr>(memory)] = shadow;
+  } else {
+    memory = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  }
   if (!memory)
     return CUDA_ERROR_OUT_OF_MEMORY;
   *ptr = reinterpret_cast<CUdeviceptr>(memory);
@@ -124,6 +160,21 @@ CUresult allocate(CUdeviceptr *ptr, size_t bytes, bool managed) {
   s.bytesAllocated += bytes;
   s.managedAllocations += managed;
   return CUDA_SUCCESS;
+}
+
+/// Where the fake reads and writes `ptr`: its writable twin for guarded
+/// device memory, else `ptr` itself (host or managed memory).
+void *access(CUdeviceptr ptr) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto it = s.allocations.upper_bound(ptr);
+  if (it != s.allocations.begin()) {
+    --it;
+    auto shadow = s.shadows.find(it->first);
+    if (shadow != s.shadows.end() && ptr < it->first + pageRound(it->second))
+      return static_cast<char *>(shadow->second) + (ptr - it->first);
+  }
+  return reinterpret_cast<void *>(ptr);
 }
 
 CUresult loadModule(void **module, const void *image) {
@@ -141,7 +192,23 @@ extern "C" {
 
 // --- The driver API -------------------------------------------------------
 
+/// With FAKE_CUDA_SUMMARY=1, prints at exit how many launches the process
+/// made, of how many distinct kernels.
+void printSummary() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  std::fprintf(stderr, "fake-cuda: %d launches of %zu kernels\n", s.launches,
+               s.launchesByKernel.size());
+}
+
 CUresult cuInit(unsigned flags) {
+  static bool summary = [] {
+    const char *v = std::getenv("FAKE_CUDA_SUMMARY");
+    if (v && std::strcmp(v, "1") == 0)
+      std::atexit(printSummary);
+    return true;
+  }();
+  (void)summary;
   return flags == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
@@ -287,13 +354,15 @@ CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     ++s.launches;
+    ++s.launchesByKernel[f->name];
     if (CUresult result = s.nextLaunchResult) {
       s.nextLaunchResult = CUDA_SUCCESS;
       return result;
     }
   }
   if (f->name == "fake_add_one_f32") {
-    float *data = *static_cast<float **>(params[0]);
+    auto *data = static_cast<float *>(
+        access(reinterpret_cast<CUdeviceptr>(*static_cast<float **>(params[0]))));
     int64_t n = *static_cast<int64_t *>(params[1]);
     for (int64_t i = 0; i < n; ++i)
       data[i] += 1.0f;
@@ -317,14 +386,20 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
   if (it == s.allocations.end())
     return CUDA_ERROR_INVALID_VALUE;
   s.bytesAllocated -= it->second;
+  auto shadow = s.shadows.find(ptr);
+  if (shadow != s.shadows.end()) {
+    munmap(reinterpret_cast<void *>(ptr), pageRound(it->second));
+    munmap(shadow->second, pageRound(it->second));
+    s.shadows.erase(shadow);
+  } else {
+    std::free(reinterpret_cast<void *>(ptr));
+  }
   s.allocations.erase(it);
-  std::free(reinterpret_cast<void *>(ptr));
   return CUDA_SUCCESS;
 }
 
 CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-  std::memmove(reinterpret_cast<void *>(dst), reinterpret_cast<void *>(src),
-               bytes);
+  std::memmove(access(dst), access(src), bytes);
   return CUDA_SUCCESS;
 }
 
@@ -335,7 +410,7 @@ CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
 
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value, size_t count,
                           void *stream) {
-  auto *words = reinterpret_cast<uint32_t *>(dst);
+  auto *words = static_cast<uint32_t *>(access(dst));
   for (size_t i = 0; i < count; ++i)
     words[i] = value;
   return CUDA_SUCCESS;
@@ -343,7 +418,7 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value, size_t count,
 
 CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short value, size_t count,
                           void *stream) {
-  auto *halves = reinterpret_cast<uint16_t *>(dst);
+  auto *halves = static_cast<uint16_t *>(access(dst));
   for (size_t i = 0; i < count; ++i)
     halves[i] = value;
   return CUDA_SUCCESS;

@@ -91,8 +91,10 @@ cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout) or "
                                 cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> targetName("target",
                                 cl::desc("Code generation target: cpu (the "
-                                         "host; the default), or sm_80 / "
-                                         "sm_90 with --emit=ptx"),
+                                         "host; the default), or a CUDA GPU "
+                                         "(sm_80, sm_86, sm_89, sm_90, "
+                                         "sm_90a) for packages and "
+                                         "--emit=ptx"),
                                 cl::init("cpu"), cl::sub(compileCmd),
                                 cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
@@ -208,7 +210,10 @@ COMMANDS
                                print the IR at one stage instead
   tessera compile FILE.tsr -e TRAIN --target sm_90 --emit=ptx -o OUT.ptx
                                the kernels as PTX; bf16/f16 matmuls that tile
-                               run on tensor cores (mma.sync), the rest naive
+                               run on tensor cores (mma.sync), the rest simple
+  tessera compile FILE.tsr -e TRAIN --target sm_80 -o NAME.tsrpkg
+                               a GPU package (host code + PTX) that run, train
+                               and eval execute through the CUDA driver
   tessera train FILE.tsr -e TRAIN [--steps N] [--out DIR] [--resume DIR]
                                compile and train: progress bar, validation,
                                metrics.jsonl, loss.png, atomic checkpoints;
@@ -312,11 +317,10 @@ std::string resolveEmit(DiagnosticEngine &diags) {
                      "; choose cpu, sm_80, sm_86, sm_89, sm_90 or sm_90a");
     return "";
   }
-  if (gpu && emit != "ptx" && emit != "nn" && emit != "linalg") {
-    diags.errorNoLoc("--target=" + targetName + " --emit=" + emit +
-                     " is not available yet: GPU packages need the CUDA "
-                     "runtime device, which is not built; --emit=ptx writes "
-                     "the kernels");
+  if (gpu && emit == "llvm") {
+    diags.errorNoLoc("--target=" + targetName + " --emit=llvm: the LLVM "
+                     "dialect is printed for CPU packages only; --emit=ptx "
+                     "writes the kernels");
     return "";
   }
   if (!gpu && emit == "ptx") {
@@ -464,6 +468,8 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     options.trainName = trainName;
     options.cpu = cpuName;
     options.useBlas = !noBlas;
+    if (targetName != "cpu")
+      options.gpuChip = targetName;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {
