@@ -1,5 +1,12 @@
 //===- GPUParallelLoops.cpp - Parallel loops shaped for GPU blocks --------===//
 //
+// `tessera-gpu-split-reductions` gives full reductions (a sum over every
+// gradient) parallel work: a one-dimensional reduction of N elements
+// becomes d partial reductions of N/d elements each (thread p sums
+// elements p, p + d, ..., so neighbouring threads read neighbouring
+// elements) and a reduction of the d partials, which is split again while
+// it is large. Without it, such a reduction ran in one GPU thread.
+//
 // `gpu-map-parallel-loops` maps the outermost scf.parallel to the grid and
 // a nested one to the threads of a block. The loops linalg produces are not
 // nested, so each kernel would get one thread per block: a 32nd of every
@@ -13,11 +20,16 @@
 
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
 
 using namespace mlir;
 
 namespace tessera {
+#define GEN_PASS_DEF_GPUSPLITREDUCTIONS
 #define GEN_PASS_DEF_GPUTILEPARALLELLOOPS
 #include "compiler/Conversion/Passes.h.inc"
 
@@ -37,6 +49,51 @@ std::optional<int64_t> tripCount(scf::ParallelOp loop) {
   }
   return count;
 }
+
+/// The divisor of `n` closest to its square root (in ratio), between 32
+/// and 65536; 0 when there is none.
+int64_t divisorNearSqrt(int64_t n) {
+  double target = std::sqrt(double(n));
+  int64_t best = 0;
+  double bestDistance = 0;
+  for (int64_t d = 32; d <= 65536 && d < n; ++d) {
+    if (n % d)
+      continue;
+    double distance = std::abs(std::log(double(d) / target));
+    if (!best || distance < bestDistance) {
+      best = d;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+struct GPUSplitReductionsPass
+    : impl::GPUSplitReductionsBase<GPUSplitReductionsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    int64_t threshold = minSize;
+    auto control = [threshold](linalg::LinalgOp op) {
+      linalg::SplitReductionOptions options;
+      // One reduction dimension and nothing parallel: a full reduction.
+      if (op.getNumLoops() != 1 || op.getNumReductionLoops() != 1 ||
+          op.getNumDpsInits() != 1)
+        return options;
+      SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+      if (ShapedType::isDynamic(ranges[0]) || ranges[0] < threshold)
+        return options;
+      options.ratio = divisorNearSqrt(ranges[0]);
+      options.index = 0;
+      options.innerParallel = true;
+      return options;
+    };
+    RewritePatternSet patterns(&getContext());
+    linalg::populateSplitReductionPattern(patterns, control);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
 
 struct GPUTileParallelLoopsPass
     : impl::GPUTileParallelLoopsBase<GPUTileParallelLoopsPass> {

@@ -182,4 +182,19 @@ def GPUTileParallelLoops : Pass<"tessera-gpu-tile-parallel-loops", "mlir::func::
                            "mlir::affine::AffineDialect"];
 }
 
+def GPUSplitReductions : Pass<"tessera-gpu-split-reductions", "mlir::func::FuncOp"> {
+  let summary = "Split large one-dimensional full reductions into partial reductions";
+  let description = [{
+    On tensors, before bufferization. A `linalg.generic` that reduces N
+    >= `min-size` elements to a scalar becomes d partial reductions (d the
+    divisor of N closest to sqrt(N); partial p takes elements p, p + d, ...)
+    and a reduction of the partials, split again while it is large. On a
+    GPU the partials run in parallel threads instead of one.
+  }];
+  let options = [Option<"minSize", "min-size", "int64_t", "4096",
+                        "Smallest reduction that is split">];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect"];
+}
+
 #endif // TESSERA_CONVERSION_PASSES

@@ -102,6 +102,8 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
       // matmuls for the tensor cores (before the roundings are lowered).
       "tessera-gpu-select-tensor-cores",
       "convert-precision-to-linalg", "canonicalize",
+      // Full reductions (the gradient norm) get parallel partial sums.
+      "func.func(tessera-gpu-split-reductions)",
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map}",
       "buffer-results-to-out-params{modify-public-functions}",
