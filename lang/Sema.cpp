@@ -1059,10 +1059,13 @@ ModuleInstance *Sema::Impl::instantiate(const ModelDecl *decl,
   unsigned depth = 0;
   for (const Frame &f : frames)
     depth += StringRef(f.what).starts_with("in instantiation");
+  if (runawayDecls.contains(decl))
+    return nullptr;
   if (depth >= kMaxInstanceDepth) {
     error(args.callLoc, formatv("model instantiation nested more than {0} "
                                 "levels deep; is '{1}' recursive?",
                                 kMaxInstanceDepth, decl->name));
+    runawayDecls.insert(decl);
     return nullptr;
   }
   if (++instanceCount > kMaxInstances) {

@@ -139,6 +139,10 @@ public:
   llvm::StringSet<> checkedSignatures;     // instance fns already checked
   llvm::StringMap<Value> fnResultCache;     // signature+fn+arg types -> result
   llvm::DenseSet<const ast::ModelDecl *> instantiatedDecls;
+  /// Models whose instantiation hit kMaxInstanceDepth: every other pending
+  /// instantiation of them fails at once (silently), or a model that
+  /// instantiates itself twice would fill the whole instance budget.
+  llvm::DenseSet<const ast::ModelDecl *> runawayDecls;
 
   /// What is being instantiated or called, innermost last, for notes.
   struct Frame {
