@@ -253,12 +253,21 @@ private:
            !isa<gpu::LaunchOp>(op);
   }
 
+  /// Whether `use` of a value defined in the run `inRun` (ops of `block`)
+  /// lies outside the run.
+  static bool usedOutside(OpOperand &use, Block *block,
+                          const llvm::SmallPtrSetImpl<Operation *> &inRun) {
+    Operation *top = block->findAncestorOpInBlock(*use.getOwner());
+    return !top || !inRun.contains(top);
+  }
+
   /// Passes the scalar results of `op` (in a run about to become a kernel)
   /// to their users after the run through device memory: a rank-0 buffer
-  /// written in the kernel and read right before each later user (which
-  /// then moves into its own kernel).
+  /// written in the kernel (the store is appended to `stores`) and read
+  /// right before each later user (which then moves into its own kernel).
   LogicalResult spill(Operation *op,
-                      const llvm::SmallPtrSetImpl<Operation *> &inRun) {
+                      const llvm::SmallPtrSetImpl<Operation *> &inRun,
+                      SmallVectorImpl<Operation *> &stores) {
     Block *block = op->getBlock();
     for (Value result : op->getResults()) {
       if (!result.getType().isIntOrIndexOrFloat())
@@ -266,11 +275,9 @@ private:
                              "is used outside the kernels; Tessera cannot "
                              "compile it for the GPU yet");
       SmallVector<OpOperand *> outside;
-      for (OpOperand &use : result.getUses()) {
-        Operation *top = block->findAncestorOpInBlock(*use.getOwner());
-        if (!top || !inRun.contains(top))
+      for (OpOperand &use : result.getUses())
+        if (usedOutside(use, block, inRun))
           outside.push_back(&use);
-      }
       if (outside.empty())
         continue;
       OpBuilder b(&block->front());
@@ -279,7 +286,7 @@ private:
       b.setInsertionPoint(block->getTerminator());
       memref::DeallocOp::create(b, op->getLoc(), slot);
       b.setInsertionPointAfter(op);
-      memref::StoreOp::create(b, op->getLoc(), result, slot);
+      stores.push_back(memref::StoreOp::create(b, op->getLoc(), result, slot));
       for (OpOperand *use : outside) {
         b.setInsertionPoint(block->findAncestorOpInBlock(*use->getOwner()));
         use->set(memref::LoadOp::create(b, op->getLoc(), slot));
@@ -291,15 +298,15 @@ private:
   /// Moves `run` (consecutive host ops) into a one-thread kernel.
   LogicalResult wrap(ArrayRef<Operation *> run) {
     llvm::SmallPtrSet<Operation *, 16> inRun(run.begin(), run.end());
+    Block *block = run.front()->getBlock();
     // Pure values the rest of the function needs are computed before the
-    // kernel when they can be; anything else would have to come back from
-    // the device.
+    // kernel when they can be; anything else comes back through device
+    // memory.
+    SmallVector<Operation *> stores;
     for (Operation *op : run) {
-      bool usedAfter = llvm::any_of(op->getUsers(), [&](Operation *user) {
-        Operation *top = op->getBlock()->findAncestorOpInBlock(*user);
-        return !top || !inRun.contains(top);
-      });
-      if (!usedAfter)
+      if (llvm::none_of(op->getUses(), [&](OpOperand &use) {
+            return usedOutside(use, block, inRun);
+          }))
         continue;
       bool fromOutside = llvm::none_of(op->getOperands(), [&](Value v) {
         Operation *d = v.getDefiningOp();
@@ -310,22 +317,21 @@ private:
         inRun.erase(op);
         continue;
       }
-      if (failed(spill(op, inRun)))
+      if (failed(spill(op, inRun, stores)))
         return failure();
     }
-    // The run is contiguous; spilled stores joined it.
+    // The run is contiguous, and the spill stores sit right after their
+    // values, so they are part of it.
     Operation *first = nullptr, *last = nullptr;
-    for (Operation *op : run)
-      if (inRun.contains(op)) {
-        first = first ? first : op;
-        last = op;
+    for (Operation *op : llvm::concat<Operation *const>(run, stores))
+      if (inRun.contains(op) || llvm::is_contained(stores, op)) {
+        if (!first || op->isBeforeInBlock(first))
+          first = op;
+        if (!last || last->isBeforeInBlock(op))
+          last = op;
       }
     if (!first)
       return success();
-    while (isa<memref::StoreOp>(last->getNextNode()) &&
-           last->getNextNode()->getOperand(0).getDefiningOp() &&
-           inRun.contains(last->getNextNode()->getOperand(0).getDefiningOp()))
-      last = last->getNextNode();
     OpBuilder b(first);
     Location loc = first->getLoc();
     Value one = arith::ConstantIndexOp::create(b, loc, 1);

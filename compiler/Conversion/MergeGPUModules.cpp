@@ -51,16 +51,16 @@ struct MergeGPUModulesPass
     for (gpu::GPUModuleOp other : llvm::drop_begin(modules))
       for (Operation &op :
            llvm::make_early_inc_range(other.getBody()->getOperations())) {
-        if (!isa<gpu::GPUFuncOp>(op))
-          if (auto name = op.getAttrOfType<StringAttr>(
-                  SymbolTable::getSymbolAttrName()))
-            if (targetSymbols.lookup(name)) {
-              op.erase();
-              continue;
-            }
+        auto global =
+            isa<gpu::GPUFuncOp>(op)
+                ? StringAttr()
+                : op.getAttrOfType<StringAttr>(SymbolTable::getSymbolAttrName());
+        if (global && targetSymbols.lookup(global)) {
+          op.erase();
+          continue;
+        }
         op.moveBefore(target.getBody(), target.getBody()->end());
-        if (!isa<gpu::GPUFuncOp>(op) &&
-            op.hasAttr(SymbolTable::getSymbolAttrName()))
+        if (global)
           targetSymbols.insert(&op);
       }
     StringAttr name = target.getSymNameAttr();

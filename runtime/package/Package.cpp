@@ -220,37 +220,31 @@ Status Package::invokeOnDevice(void (*fn)(void **),
     for (Staged &b : staged)
       (void)cuda::deallocate(b.device);
   };
-  std::vector<void *> devicePtrs;
+  std::vector<void *> hostPtrs, args;
   size_t firstOutput = descs.size() - numOutputs;
   for (size_t i = 0; i < descs.size(); ++i) {
     void *host = descs[i].data();
     uint64_t bytes = descs[i].byteSize();
+    hostPtrs.push_back(host);
     auto same = std::find_if(staged.begin(), staged.end(), [&](const Staged &b) {
       return b.host == host && b.bytes == bytes;
     });
-    if (same != staged.end()) {
-      devicePtrs.push_back(same->device);
-      continue;
-    }
-    Expected<void *> device = cuda::allocate(std::max<uint64_t>(bytes, 1));
-    if (!device) {
-      release();
-      return std::move(device).takeStatus();
-    }
-    staged.push_back({host, bytes, *device});
-    devicePtrs.push_back(*device);
-    // Outputs are written completely; only inputs and parameters go up.
-    if (i < firstOutput) {
-      if (Status s = cuda::copyToDevice(*device, host, bytes); !s) {
+    if (same == staged.end()) {
+      Expected<void *> device = cuda::allocate(std::max<uint64_t>(bytes, 1));
+      if (!device) {
         release();
-        return s;
+        return std::move(device).takeStatus();
+      }
+      same = staged.insert(staged.end(), {host, bytes, *device});
+      // Outputs are written completely; only inputs and parameters go up.
+      if (i < firstOutput) {
+        if (Status s = cuda::copyToDevice(*device, host, bytes); !s) {
+          release();
+          return s;
+        }
       }
     }
-  }
-  std::vector<void *> hostPtrs, args;
-  for (size_t i = 0; i < descs.size(); ++i) {
-    hostPtrs.push_back(descs[i].data());
-    descs[i].setData(devicePtrs[i]);
+    descs[i].setData(same->device);
     args.push_back(descs[i].get());
   }
   fn(args.data());
@@ -258,7 +252,7 @@ Status Package::invokeOnDevice(void (*fn)(void **),
   // they leave the first one for the runtime to take here.
   Status status = cuda::takeError();
   for (size_t i = firstOutput; status && i < descs.size(); ++i)
-    status = cuda::copyToHost(hostPtrs[i], devicePtrs[i], descs[i].byteSize());
+    status = cuda::copyToHost(hostPtrs[i], descs[i].data(), descs[i].byteSize());
   release();
   return status;
 }
