@@ -197,4 +197,19 @@ def GPUSplitReductions : Pass<"tessera-gpu-split-reductions", "mlir::func::FuncO
                            "mlir::tensor::TensorDialect"];
 }
 
+def FuseElementwise : Pass<"tessera-fuse-elementwise", "mlir::func::FuncOp"> {
+  let summary = "Fuse element-wise linalg.generic chains into their consumers";
+  let description = [{
+    On tensors, before bufferization. Each element-wise `linalg.generic`
+    whose only user is another `linalg.generic` (element-wise or a
+    reduction) is merged into it, so a chain becomes one loop nest: one
+    kernel on a GPU, no temporaries on the CPU. Contractions marked
+    `tessera.mma` are left alone, and a producer with math-dialect ops is
+    not fused into a consumer that broadcasts it (it would be recomputed
+    per broadcast element).
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect"];
+}
+
 #endif // TESSERA_CONVERSION_PASSES

@@ -63,8 +63,9 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
       "convert-optim-to-linalg",
       // Mixed precision: roundings to bf16/f16 around the products.
       "convert-precision-to-linalg",
-      // Fold the element-wise chains the lowering produced.
-      "canonicalize",
+      // Fold the element-wise chains the lowering produced, then fuse each
+      // into one loop nest (no temporaries between them).
+      "canonicalize", "func.func(tessera-fuse-elementwise)", "canonicalize",
       // Tensors to buffers, function signatures included.
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map}",
@@ -102,6 +103,9 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
       // matmuls for the tensor cores (before the roundings are lowered).
       "tessera-gpu-select-tensor-cores",
       "convert-precision-to-linalg", "canonicalize",
+      // Element-wise chains become one loop nest each, and element-wise
+      // producers join the reductions that read them: fewer kernels.
+      "func.func(tessera-fuse-elementwise)", "canonicalize",
       // Full reductions (the gradient norm) get parallel partial sums.
       "func.func(tessera-gpu-split-reductions)",
       "one-shot-bufferize{bufferize-function-boundaries "
