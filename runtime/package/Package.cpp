@@ -50,11 +50,14 @@ Package::Package(Package &&other) noexcept { *this = std::move(other); }
 
 Package &Package::operator=(Package &&other) noexcept {
   if (this != &other) {
+    releaseResidents();
     if (handle)
       dlclose(handle);
     info = std::move(other.info);
     dir = std::move(other.dir);
     params = std::move(other.params);
+    residents = std::move(other.residents);
+    other.residents.clear();
     handle = other.handle;
     other.handle = nullptr;
   }
@@ -62,9 +65,57 @@ Package &Package::operator=(Package &&other) noexcept {
 }
 
 Package::~Package() {
+  releaseResidents();
   // Parameters may view memory of the weights mapping, not of the code.
   if (handle)
     dlclose(handle);
+}
+
+void Package::releaseResidents() {
+  for (Resident &r : residents)
+    (void)cuda::deallocate(r.device);
+  residents.clear();
+}
+
+Package::Resident *Package::findResident(const void *ptr, uint64_t bytes) {
+  auto *p = static_cast<const char *>(ptr);
+  for (Resident &r : residents)
+    if (p >= r.host && p + bytes <= r.host + r.bytes)
+      return &r;
+  return nullptr;
+}
+
+Status Package::keepOnDevice(const Tensor &t) {
+  if (info.targetKind != "cuda" || findResident(t.data(), t.byteSize()))
+    return {};
+  auto *host = static_cast<const char *>(t.data());
+  for (const Resident &r : residents)
+    if (host < r.host + r.bytes && r.host < host + t.byteSize())
+      return Status::fail("keepOnDevice: a tensor of " + t.typeString() +
+                          " overlaps another resident tensor");
+  Expected<void *> device = cuda::allocate(std::max<uint64_t>(t.byteSize(), 1));
+  if (!device)
+    return std::move(device).takeStatus();
+  residents.push_back({host, t.byteSize(), *device, /*hostNewer=*/true,
+                       /*deviceNewer=*/false, t});
+  return {};
+}
+
+void Package::hostWrote(const Tensor &t) {
+  if (Resident *r = findResident(t.data(), t.byteSize()))
+    r->hostNewer = true;
+}
+
+Status Package::syncToHost() {
+  for (Resident &r : residents) {
+    if (!r.deviceNewer)
+      continue;
+    if (Status s = cuda::copyToHost(const_cast<char *>(r.host), r.device, r.bytes);
+        !s)
+      return std::move(s).within("copying resident buffers back from the GPU");
+    r.deviceNewer = false;
+  }
+  return {};
 }
 
 /// Compiled code allocates its temporaries with malloc and frees them before
@@ -207,8 +258,9 @@ Status Package::invoke(const std::string &entryName,
 Status Package::invokeOnDevice(void (*fn)(void **),
                                std::vector<MemRefDescriptor> &descs,
                                size_t numOutputs) {
-  // Every argument gets a device copy; arguments that share host memory
-  // (an output updated in place) share it. Outputs come back after the
+  // Arguments inside resident tensors use their device copies. Every other
+  // argument gets a device copy; arguments that share host memory (an
+  // output updated in place) share it. Those outputs come back after the
   // call.
   struct Staged {
     void *host;
@@ -226,6 +278,21 @@ Status Package::invokeOnDevice(void (*fn)(void **),
     void *host = descs[i].data();
     uint64_t bytes = descs[i].byteSize();
     hostPtrs.push_back(host);
+    if (Resident *r = findResident(host, bytes)) {
+      if (r->hostNewer) {
+        if (Status s = cuda::copyToDevice(r->device, r->host, r->bytes); !s) {
+          release();
+          return s;
+        }
+        r->hostNewer = false;
+      }
+      r->deviceNewer |= i >= firstOutput;
+      descs[i].setData(static_cast<char *>(r->device) +
+                       (static_cast<const char *>(host) - r->host));
+      hostPtrs.back() = nullptr; // stays on the device
+      args.push_back(descs[i].get());
+      continue;
+    }
     auto same = std::find_if(staged.begin(), staged.end(), [&](const Staged &b) {
       return b.host == host && b.bytes == bytes;
     });
@@ -252,7 +319,8 @@ Status Package::invokeOnDevice(void (*fn)(void **),
   // they leave the first one for the runtime to take here.
   Status status = cuda::takeError();
   for (size_t i = firstOutput; status && i < descs.size(); ++i)
-    status = cuda::copyToHost(hostPtrs[i], descs[i].data(), descs[i].byteSize());
+    if (hostPtrs[i])
+      status = cuda::copyToHost(hostPtrs[i], descs[i].data(), descs[i].byteSize());
   release();
   return status;
 }

@@ -40,16 +40,42 @@ public:
                 const std::map<std::string, const Tensor *> &inputs,
                 const std::map<std::string, Tensor *> &outputs);
 
+  /// CUDA packages: keeps the memory of `t` on the device between calls.
+  /// Arguments that lie inside it (views included) are not copied: the
+  /// device copy is uploaded on the first call that uses it, or after
+  /// hostWrote(), and outputs written into it stay on the device until
+  /// syncToHost(). Does nothing for CPU packages.
+  Status keepOnDevice(const Tensor &t);
+  /// The host changed a resident tensor (or a view into one): the next call
+  /// that uses it uploads it first.
+  void hostWrote(const Tensor &t);
+  /// Copies every resident tensor that calls changed back to the host.
+  Status syncToHost();
+
 private:
   Package() = default;
   /// Calls a CUDA package's entry point: its arguments are copied to the
-  /// device, its outputs back.
+  /// device (unless resident), its outputs back.
   Status invokeOnDevice(void (*fn)(void **), std::vector<MemRefDescriptor> &descs,
                         size_t numOutputs);
+  /// A host tensor's memory kept on the device (keepOnDevice).
+  struct Resident {
+    const char *host;
+    uint64_t bytes;
+    void *device;
+    /// The host copy changed since the last upload / calls changed the
+    /// device copy since the last download.
+    bool hostNewer, deviceNewer;
+    /// Keeps the host memory alive as long as its device copy.
+    Tensor owner;
+  };
+  Resident *findResident(const void *ptr, uint64_t bytes);
+  void releaseResidents();
   Manifest info;
   std::string dir;
   void *handle = nullptr;
   std::map<std::string, Tensor> params;
+  std::vector<Resident> residents;
 };
 
 /// The argument of compiled code: an MLIR strided memref descriptor of a

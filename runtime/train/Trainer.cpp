@@ -229,6 +229,8 @@ Status Trainer::loadCheckpoint(const std::string &path) {
 }
 
 Status Trainer::writeCheckpoint(int64_t step) {
+  if (Status s = pkg.syncToHost(); !s)
+    return s;
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const ParameterSpec &p : pkg.manifest().parameters)
     tensors.push_back({p.name, pkg.parameters().at(p.name)});
@@ -434,6 +436,17 @@ int Trainer::run() {
                  pkg.manifest().trainName.c_str(), (long long)flat,
                  data->describe().c_str(), (long long)cfg.steps,
                  (long long)perStep, cfg.data.kind == "tokens" ? "tokens" : "samples");
+  // On a GPU, parameters, optimizer state and (without accumulation, which
+  // adds micro-batch gradients on the host) gradients stay on the device;
+  // checkpoints copy them back.
+  std::vector<Tensor *> resident = {&params, &state0};
+  if (cfg.optimizer == "AdamW")
+    resident.push_back(&state1);
+  if (cfg.accumulate == 1)
+    resident.push_back(&grads);
+  for (Tensor *t : resident)
+    if (Status s = pkg.keepOnDevice(*t); !s)
+      return fail(s.error());
   auto clock = [] { return std::chrono::steady_clock::now(); };
   auto started = clock();
   double busy = 0;

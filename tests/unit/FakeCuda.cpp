@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -97,6 +98,8 @@ struct State {
   uint64_t memoryLimit = uint64_t(1) << 30;
   int managedAllocations = 0;
   int launches = 0;
+  /// Bytes copied from host to device memory and back (FAKE_CUDA_SUMMARY).
+  uint64_t bytesUp = 0, bytesDown = 0;
   int sharedMemoryAttributeSets = 0;
   CUresult nextLaunchResult = CUDA_SUCCESS;
   CUresult nextSyncResult = CUDA_SUCCESS;
@@ -177,6 +180,15 @@ void *access(CUdeviceptr ptr) {
   return reinterpret_cast<void *>(ptr);
 }
 
+/// Whether `ptr` lies in an allocation of the fake.
+bool isDevice(CUdeviceptr ptr) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto it = s.allocations.upper_bound(ptr);
+  return it != s.allocations.begin() && ptr < std::prev(it)->first +
+                                                  std::prev(it)->second;
+}
+
 CUresult loadModule(void **module, const void *image) {
   if (!module || !image)
     return CUDA_ERROR_INVALID_VALUE;
@@ -193,12 +205,16 @@ extern "C" {
 // --- The driver API -------------------------------------------------------
 
 /// With FAKE_CUDA_SUMMARY=1, prints at exit how many launches the process
-/// made, of how many distinct kernels.
+/// made, of how many distinct kernels, and how many bytes it copied between
+/// host and device.
 void printSummary() {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  std::fprintf(stderr, "fake-cuda: %d launches of %zu kernels\n", s.launches,
-               s.launchesByKernel.size());
+  std::fprintf(stderr,
+               "fake-cuda: %d launches of %zu kernels, %llu bytes to the "
+               "device, %llu bytes to the host\n",
+               s.launches, s.launchesByKernel.size(),
+               (unsigned long long)s.bytesUp, (unsigned long long)s.bytesDown);
 }
 
 CUresult cuInit(unsigned flags) {
@@ -399,6 +415,13 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
 }
 
 CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+  bool up = isDevice(dst) && !isDevice(src);
+  bool down = !isDevice(dst) && isDevice(src);
+  {
+    std::lock_guard<std::mutex> lock(state().mutex);
+    state().bytesUp += up ? bytes : 0;
+    state().bytesDown += down ? bytes : 0;
+  }
   std::memmove(access(dst), access(src), bytes);
   return CUDA_SUCCESS;
 }

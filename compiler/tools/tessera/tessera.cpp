@@ -168,7 +168,8 @@ cl::opt<int64_t> evalBatches("batches", cl::desc("Evaluate at most N batches "
                              cl::init(-1), cl::sub(evalCmd), cl::cat(tesseraCat));
 cl::opt<unsigned> runRepeat("repeat",
                             cl::desc("Time N more calls of the entry point and "
-                                     "print the median and best latency"),
+                                     "print the median and best latency (GPU "
+                                     "packages: arguments stay on the device)"),
                             cl::init(0), cl::sub(runCmd), cl::cat(tesseraCat));
 cl::opt<std::string> runEntry("entry", cl::desc("Entry point (default: forward)"),
                               cl::init("forward"), cl::sub(runCmd),
