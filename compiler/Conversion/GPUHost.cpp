@@ -15,6 +15,7 @@
 
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Iterators.h"
+#include "mlir/IR/OperationSupport.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Transforms/RegionUtils.h"
@@ -40,6 +41,22 @@ bool insideKernel(Operation *op) {
 // memref.copy -> linalg.copy
 //===----------------------------------------------------------------------===//
 
+/// Whether `copy` copies memory onto itself: the same value, or two
+/// identical subviews (bufferization leaves these after in-place updates of
+/// a slice).
+bool isSelfCopy(memref::CopyOp copy) {
+  Value from = copy.getSource(), to = copy.getTarget();
+  if (from == to)
+    return true;
+  auto x = from.getDefiningOp<memref::SubViewOp>();
+  auto y = to.getDefiningOp<memref::SubViewOp>();
+  return x && y &&
+         OperationEquivalence::isEquivalentTo(
+             x, y, OperationEquivalence::exactValueMatch,
+             OperationEquivalence::ignoreValueEquivalence,
+             OperationEquivalence::IgnoreLocations);
+}
+
 struct GPUCopiesToLinalgPass
     : impl::GPUCopiesToLinalgBase<GPUCopiesToLinalgPass> {
   void runOnOperation() override {
@@ -49,6 +66,10 @@ struct GPUCopiesToLinalgPass
         copies.push_back(copy);
     });
     for (memref::CopyOp copy : copies) {
+      if (isSelfCopy(copy)) {
+        copy.erase();
+        continue;
+      }
       OpBuilder b(copy);
       linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(),
                              copy.getTarget());

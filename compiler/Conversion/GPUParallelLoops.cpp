@@ -14,11 +14,27 @@
 // one dimension (consecutive iterations touch consecutive elements of the
 // innermost dimension) and split into blocks of up to 256 iterations.
 //
+// `tessera-gpu-parallel-dims-outermost` reorders the loops of a generic so
+// that its parallel dimensions come first. `convert-linalg-to-parallel-loops`
+// emits one loop per dimension in order, so a reduction over leading
+// dimensions (a bias gradient sums [B, T, D] over B and T) became a host
+// loop of B * T kernel launches, each adding one row. Now each thread owns
+// an output element and loops over the reduced dimensions.
+//
+// `tessera-gpu-interchange-row-loops` turns a host loop over rows around a
+// parallel row update (the embedding gradient: acc[idx[i], :] += g[i, :])
+// into one kernel whose threads each own a column and loop over the rows.
+// Before, each of the N rows was a kernel launch of its own (two, with the
+// self-copy bufferization left behind, which tessera-gpu-copies-to-linalg
+// now drops).
+//
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/Passes.h"
 
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/IR/PatternMatch.h"
@@ -29,6 +45,8 @@
 using namespace mlir;
 
 namespace tessera {
+#define GEN_PASS_DEF_GPUINTERCHANGEROWLOOPS
+#define GEN_PASS_DEF_GPUPARALLELDIMSOUTERMOST
 #define GEN_PASS_DEF_GPUSPLITREDUCTIONS
 #define GEN_PASS_DEF_GPUTILEPARALLELLOOPS
 #include "compiler/Conversion/Passes.h.inc"
@@ -124,6 +142,95 @@ struct GPUTileParallelLoopsPass
       int64_t tile = std::min<int64_t>(blockSize, *count);
       (void)scf::tileParallelLoop(loop, {tile}, /*noMinMaxBounds=*/true);
     }
+  }
+};
+
+/// Interchanges `loop` (marked `tessera.columns_independent`) with the one
+/// scf.parallel in its body. The other ops of the body may only compute
+/// values and read memory (the row index, subviews); they are repeated per
+/// column. Returns failure, changing nothing, when the body has another
+/// shape.
+LogicalResult interchange(scf::ForOp loop, RewriterBase &rewriter) {
+  if (loop.getNumResults() != 0)
+    return failure();
+  scf::ParallelOp inner;
+  for (Operation &op : loop.getBody()->without_terminator()) {
+    if (auto p = dyn_cast<scf::ParallelOp>(op)) {
+      if (inner || !p.getInitVals().empty())
+        return failure();
+      inner = p;
+      continue;
+    }
+    if (isa<memref::SubViewOp, memref::LoadOp>(op) || isPure(&op))
+      continue;
+    return failure();
+  }
+  if (!inner)
+    return failure();
+  for (Value bound : llvm::concat<Value>(inner.getLowerBound(),
+                                         inner.getUpperBound(), inner.getStep()))
+    if (!bound.getParentRegion()->isProperAncestor(&loop.getRegion()))
+      return failure();
+
+  // parallel (cols) { for (rows) { <row ops>; <column update> } }
+  rewriter.setInsertionPoint(loop);
+  auto outer = scf::ParallelOp::create(rewriter, loop.getLoc(),
+                                       inner.getLowerBound(),
+                                       inner.getUpperBound(), inner.getStep());
+  rewriter.setInsertionPointToStart(outer.getBody());
+  auto rows = scf::ForOp::create(rewriter, loop.getLoc(), loop.getLowerBound(),
+                                 loop.getUpperBound(), loop.getStep());
+  IRMapping map;
+  map.map(loop.getInductionVar(), rows.getInductionVar());
+  map.map(inner.getInductionVars(), outer.getInductionVars());
+  rewriter.setInsertionPointToStart(rows.getBody());
+  for (Operation &op : loop.getBody()->without_terminator()) {
+    if (&op != inner.getOperation()) {
+      rewriter.clone(op, map);
+      continue;
+    }
+    for (Operation &nested : inner.getBody()->without_terminator())
+      rewriter.clone(nested, map);
+  }
+  rewriter.eraseOp(loop);
+  return success();
+}
+
+struct GPUParallelDimsOutermostPass
+    : impl::GPUParallelDimsOutermostBase<GPUParallelDimsOutermostPass> {
+  void runOnOperation() override {
+    SmallVector<linalg::GenericOp> generics;
+    getOperation().walk([&](linalg::GenericOp g) { generics.push_back(g); });
+    IRRewriter rewriter(&getContext());
+    for (linalg::GenericOp g : generics) {
+      // Old loop indices in their new order: parallel ones, then the rest,
+      // each group in its original order.
+      SmallVector<unsigned> order;
+      SmallVector<utils::IteratorType> iterators = g.getIteratorTypesArray();
+      for (bool parallel : {true, false})
+        for (unsigned i = 0; i < iterators.size(); ++i)
+          if ((iterators[i] == utils::IteratorType::parallel) == parallel)
+            order.push_back(i);
+      if (llvm::equal(order, llvm::seq<unsigned>(0, order.size())))
+        continue;
+      rewriter.setInsertionPoint(g);
+      if (failed(linalg::interchangeGenericOp(rewriter, g, order)))
+        return signalPassFailure();
+    }
+  }
+};
+
+struct GPUInterchangeRowLoopsPass
+    : impl::GPUInterchangeRowLoopsBase<GPUInterchangeRowLoopsPass> {
+  void runOnOperation() override {
+    SmallVector<scf::ForOp> loops;
+    getOperation().walk([&](scf::ForOp loop) {
+      if (loop->hasAttr("tessera.columns_independent"))
+        loops.push_back(loop);
+    });
+    IRRewriter rewriter(&getContext());
+    for (scf::ForOp loop : loops)
+      (void)interchange(loop, rewriter);
   }
 };
 

@@ -140,7 +140,8 @@ def GPUCopiesToLinalg : Pass<"tessera-gpu-copies-to-linalg", "mlir::func::FuncOp
     Bufferization and `buffer-results-to-out-params` copy buffers with
     `memref.copy`, which the host would execute on device memory. As
     `linalg.copy` they become parallel loops and then kernels like every
-    other structured op.
+    other structured op. A copy onto itself (the same buffer, or identical
+    subviews, left by in-place slice updates) is dropped.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
@@ -180,6 +181,34 @@ def GPUTileParallelLoops : Pass<"tessera-gpu-tile-parallel-loops", "mlir::func::
                         "Threads per block">];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::arith::ArithDialect",
                            "mlir::affine::AffineDialect"];
+}
+
+def GPUParallelDimsOutermost : Pass<"tessera-gpu-parallel-dims-outermost", "mlir::func::FuncOp"> {
+  let summary = "Reorder linalg.generic loops so that parallel dimensions come first";
+  let description = [{
+    Before `convert-linalg-to-parallel-loops`, which emits one loop per
+    dimension in order: a reduction over leading dimensions (a bias
+    gradient summing [B, T, D] over B and T, the partial sums of
+    `tessera-gpu-split-reductions`) would otherwise be a host loop that
+    launches one kernel per reduced element. With the parallel dimensions
+    first, each GPU thread owns an output element and loops over the
+    reduced dimensions in their original order.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
+def GPUInterchangeRowLoops : Pass<"tessera-gpu-interchange-row-loops", "mlir::func::FuncOp"> {
+  let summary = "Run a host loop of parallel row updates as one kernel over columns";
+  let description = [{
+    After `convert-linalg-to-parallel-loops`. An `scf.for` marked
+    `tessera.columns_independent` (the embedding gradient's loop over rows,
+    `acc[idx[i], :] += g[i, :]`) whose body computes indices and subviews
+    and runs one `scf.parallel` over the row's columns becomes an
+    `scf.parallel` over the columns, each looping over the rows in order:
+    one kernel instead of one launch per row, with the CPU's summation
+    order. Loops of another shape are left alone.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect"];
 }
 
 def GPUSplitReductions : Pass<"tessera-gpu-split-reductions", "mlir::func::FuncOp"> {

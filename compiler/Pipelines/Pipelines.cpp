@@ -119,8 +119,13 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
       "tessera-gpu-tensor-core-matmuls",
       // Parallel dimensions become grid/block dimensions, reductions stay
       // sequential loops inside the kernel. Copies are kernels too.
+      // Reductions over leading dimensions and the embedding gradient's
+      // loop over rows become one kernel each instead of a launch per
+      // reduced row.
       "func.func(tessera-gpu-copies-to-linalg,"
+      "tessera-gpu-parallel-dims-outermost,"
       "convert-linalg-to-parallel-loops,canonicalize,"
+      "tessera-gpu-interchange-row-loops,"
       "tessera-gpu-tile-parallel-loops,"
       "gpu-map-parallel-loops,convert-parallel-loops-to-gpu)",
       // The host side only allocates, frees and launches.

@@ -1158,6 +1158,10 @@ struct EmbeddingGradLowering : StaticPattern<nn::EmbeddingGradOp> {
                                                      strides);
           scf::YieldOp::create(nb, l, next);
         });
+    // Iteration i touches column j of the accumulator only in its j-th
+    // element update: the GPU pipeline may run the columns in parallel,
+    // each looping over the rows (tessera-gpu-interchange-row-loops).
+    loop->setAttr("tessera.columns_independent", b.getUnitAttr());
     return loop.getResult(0);
   }
 };
