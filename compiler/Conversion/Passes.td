@@ -241,4 +241,19 @@ def FuseElementwise : Pass<"tessera-fuse-elementwise", "mlir::func::FuncOp"> {
                            "mlir::tensor::TensorDialect"];
 }
 
+def GPUEmulateLaunches : Pass<"tessera-gpu-emulate-launches", "mlir::ModuleOp"> {
+  let summary = "Run gpu.launch bodies as CPU loops over blocks and threads (testing)";
+  let description = [{
+    After `tessera-gpu-legalize-host`, before outlining: each `gpu.launch`
+    becomes six nested `scf.for` loops (grid x, y, z, then block x, y, z)
+    around its body, and `gpu.alloc`/`gpu.dealloc` become
+    `memref.alloc`/`memref.dealloc`. The CPU then computes what the GPU
+    pipeline's kernels compute, with threads one after another. Kernels
+    whose threads synchronize (barriers, shared memory, NVIDIA ops such as
+    mma.sync) are errors.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 #endif // TESSERA_CONVERSION_PASSES

@@ -227,8 +227,9 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
                   UnitAttr::get(ctx));
   PassManager pm(ctx, ModuleOp::getOperationName());
   bool gpu = !options.gpuChip.empty();
-  if (failed(gpu ? buildGPULoweringPipeline(pm, options.gpuChip)
-                 : buildCPULoweringPipeline(pm, options.useBlas)) ||
+  if (failed(gpu                  ? buildGPULoweringPipeline(pm, options.gpuChip)
+             : options.emulateGPU ? buildGPUEmulationPipeline(pm)
+                                  : buildCPULoweringPipeline(pm, options.useBlas)) ||
       failed(pm.run(*module))) {
     error("lowering to the LLVM dialect failed");
     return false;

@@ -37,6 +37,10 @@ struct PackageOptions {
   /// A CUDA GPU (sm_80, sm_90, ...) to compile the kernels for; empty for
   /// a CPU package. The host code is compiled for `cpu` either way.
   std::string gpuChip;
+  /// A CPU package lowered through the GPU pipeline, each kernel launch run
+  /// as CPU loops (`--target gpu-emulator`; tests compare it with the CPU
+  /// pipeline's package).
+  bool emulateGPU = false;
 };
 
 /// Writes the package; reports failures through `error` and returns false.

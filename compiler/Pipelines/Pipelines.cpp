@@ -52,6 +52,26 @@ LogicalResult buildAutodiffPipeline(OpPassManager &pm, bool scaleLoss) {
                            pm);
 }
 
+/// scf loops over memrefs to the LLVM dialect, on the CPU.
+static std::string cpuLoopsToLLVM() {
+  const std::vector<std::string> passes = {
+      "convert-scf-to-cf",
+      // Subviews and reshapes to plain descriptors before LLVM conversion.
+      "expand-strided-metadata",
+      "lower-affine",
+      "finalize-memref-to-llvm",
+      // f32 tanh/exp/log as polynomials: no libm calls in the loops, so
+      // LLVM can vectorize them (libm took 19% of a GPT forward).
+      "tessera-approximate-math",
+      // The rest of math (rsqrt, ...) to LLVM intrinsics or libm calls.
+      "convert-math-to-llvm",
+      // Everything else (arith, cf, func, index) to the LLVM dialect.
+      "convert-to-llvm",
+      "reconcile-unrealized-casts",
+  };
+  return llvm::join(passes, ",");
+}
+
 LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
   registerPassesOnce();
   const std::vector<std::string> passes = {
@@ -78,26 +98,15 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
       "bufferization-lower-deallocations",
       // Structured ops to scf loops (scalar for now).
       "convert-linalg-to-loops",
-      "convert-scf-to-cf",
-      // Subviews and reshapes to plain descriptors before LLVM conversion.
-      "expand-strided-metadata",
-      "lower-affine",
-      "finalize-memref-to-llvm",
-      // f32 tanh/exp/log as polynomials: no libm calls in the loops, so
-      // LLVM can vectorize them (libm took 19% of a GPT forward).
-      "tessera-approximate-math",
-      // The rest of math (rsqrt, ...) to LLVM intrinsics or libm calls.
-      "convert-math-to-llvm",
-      // Everything else (arith, cf, func, index) to the LLVM dialect.
-      "convert-to-llvm",
-      "reconcile-unrealized-casts",
   };
-  return parsePassPipeline(llvm::join(passes, ","), pm);
+  return parsePassPipeline(llvm::join(passes, ",") + "," + cpuLoopsToLLVM(), pm);
 }
 
-LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
-  registerPassesOnce();
-  const std::vector<std::string> passes = {
+/// The GPU pipeline up to kernels in host functions (gpu.launch) whose host
+/// side only allocates, frees and launches. `tensorCores` = false leaves
+/// every contraction on the plain path (the emulator cannot run mma.sync).
+static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
+  std::vector<std::string> passes = {
       "convert-nn-to-linalg", "convert-optim-to-linalg",
       // Contractions on bf16/f16-rounded operands become half-precision
       // matmuls for the tensor cores (before the roundings are lowered).
@@ -130,6 +139,18 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
       "gpu-map-parallel-loops,convert-parallel-loops-to-gpu)",
       // The host side only allocates, frees and launches.
       "tessera-gpu-legalize-host",
+  };
+  if (!tensorCores)
+    llvm::erase_if(passes, [](const std::string &p) {
+      return StringRef(p).contains("tensor-core");
+    });
+  return passes;
+}
+
+LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
+  registerPassesOnce();
+  std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/true);
+  passes.insert(passes.end(), {
       "gpu-kernel-outlining", "tessera-merge-gpu-modules",
       // One stream per call: allocations, frees and launches are queued in
       // order and the host waits once, at the end.
@@ -141,8 +162,18 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
       // PTX 8.0 assembles for sm_80 and sm_90 alike (TOOLCHAIN.md).
       "gpu-lower-to-nvvm-pipeline{cubin-chip=" + chip.str() +
           " cubin-features=+ptx80 cubin-format=isa}",
-  };
+  });
   return parsePassPipeline(llvm::join(passes, ","), pm);
+}
+
+LogicalResult buildGPUEmulationPipeline(OpPassManager &pm) {
+  registerPassesOnce();
+  std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/false);
+  // Each launch as loops over its blocks and threads, then the CPU's
+  // lowering of those loops.
+  passes.push_back("tessera-gpu-emulate-launches");
+  return parsePassPipeline(llvm::join(passes, ",") + "," + cpuLoopsToLLVM(),
+                           pm);
 }
 
 void registerTesseraPipelines() {
@@ -164,6 +195,11 @@ void registerTesseraPipelines() {
       "Lower Tessera's nn dialect to NVVM and PTX for sm_90 (mma.sync "
       "kernels for half-precision matmuls, naive kernels elsewhere)",
       [](OpPassManager &pm) { (void)buildGPULoweringPipeline(pm, "sm_90"); });
+  PassPipelineRegistration<>(
+      "tessera-gpu-emulator",
+      "The GPU pipeline's kernels (without tensor cores) as CPU loops, "
+      "lowered to the LLVM dialect: what a GPU would compute, without one",
+      [](OpPassManager &pm) { (void)buildGPUEmulationPipeline(pm); });
 }
 
 } // namespace tessera

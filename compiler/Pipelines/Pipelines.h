@@ -22,12 +22,18 @@ mlir::LogicalResult buildMixedPrecisionPipeline(mlir::OpPassManager &pm,
 mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
                                          bool scaleLoss = false);
 
-/// nn to NVVM for `chip` (sm_80, sm_90, ...): every linalg op becomes a
-/// kernel of parallel loops mapped to blocks and threads (no tiling, no
-/// tensor cores yet), all kernels in one gpu.module, compiled to PTX
-/// (`gpu.binary` with the assembly; no CUDA needed).
+/// nn to NVVM for `chip` (sm_80, sm_90, ...): half-precision contractions
+/// become tiled mma.sync kernels, every other linalg op a kernel of
+/// parallel loops in 256-thread blocks; all kernels in one gpu.module,
+/// compiled to PTX (`gpu.binary` with the assembly; no CUDA needed).
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
                                              llvm::StringRef chip);
+
+/// The GPU pipeline without tensor cores, up to its kernels, with each
+/// kernel launch run as CPU loops over blocks and threads and lowered to
+/// the LLVM dialect: a CPU package that computes what the GPU pipeline's
+/// kernels compute (tests check it against the CPU pipeline).
+mlir::LogicalResult buildGPUEmulationPipeline(mlir::OpPassManager &pm);
 
 mlir::LogicalResult buildCPULoweringPipeline(mlir::OpPassManager &pm,
                                              bool useBlas = true);

@@ -91,10 +91,14 @@ cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout) or "
                                 cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> targetName("target",
                                 cl::desc("Code generation target: cpu (the "
-                                         "host; the default), or a CUDA GPU "
+                                         "host; the default), a CUDA GPU "
                                          "(sm_80, sm_86, sm_89, sm_90, "
                                          "sm_90a) for packages and "
-                                         "--emit=ptx"),
+                                         "--emit=ptx, or gpu-emulator (a CPU "
+                                         "package of the GPU pipeline's "
+                                         "kernels without tensor cores, run "
+                                         "as CPU loops: checks the GPU "
+                                         "lowering's numbers without a GPU)"),
                                 cl::init("cpu"), cl::sub(compileCmd),
                                 cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
@@ -313,9 +317,14 @@ std::string resolveEmit(DiagnosticEngine &diags) {
   static const char *const gpuTargets[] = {"sm_80", "sm_86", "sm_89", "sm_90",
                                            "sm_90a"};
   bool gpu = llvm::is_contained(gpuTargets, StringRef(targetName));
-  if (targetName != "cpu" && !gpu) {
+  if (targetName != "cpu" && targetName != "gpu-emulator" && !gpu) {
     diags.errorNoLoc("unknown --target=" + targetName +
-                     "; choose cpu, sm_80, sm_86, sm_89, sm_90 or sm_90a");
+                     "; choose cpu, sm_80, sm_86, sm_89, sm_90, sm_90a or "
+                     "gpu-emulator");
+    return "";
+  }
+  if (targetName == "gpu-emulator" && emit != "package") {
+    diags.errorNoLoc("--target=gpu-emulator makes packages only (-o NAME.tsrpkg)");
     return "";
   }
   if (gpu && emit == "llvm") {
@@ -469,7 +478,8 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     options.trainName = trainName;
     options.cpu = cpuName;
     options.useBlas = !noBlas;
-    if (targetName != "cpu")
+    options.emulateGPU = targetName == "gpu-emulator";
+    if (targetName != "cpu" && !options.emulateGPU)
       options.gpuChip = targetName;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
