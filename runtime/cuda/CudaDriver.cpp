@@ -63,6 +63,7 @@ Expected<std::unique_ptr<Driver>> Driver::open(const std::string &path) {
   TESSERA_RESOLVE(cuEventDestroy_v2)
   TESSERA_RESOLVE(cuEventRecord)
   TESSERA_RESOLVE(cuEventSynchronize)
+  TESSERA_RESOLVE(cuEventElapsedTime)
 #undef TESSERA_RESOLVE
   if (missing)
     return Status::fail(path + " has no " + missing +

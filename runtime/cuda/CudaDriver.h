@@ -105,6 +105,7 @@ struct DriverApi {
   CUresult (*cuEventDestroy_v2)(CUevent event);
   CUresult (*cuEventRecord)(CUevent event, CUstream stream);
   CUresult (*cuEventSynchronize)(CUevent event);
+  CUresult (*cuEventElapsedTime)(float *ms, CUevent start, CUevent end);
 };
 
 /// An opened and initialized CUDA driver.

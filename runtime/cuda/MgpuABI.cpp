@@ -11,6 +11,7 @@
 #include "runtime/cuda/MgpuABI.h"
 
 #include "runtime/cuda/CudaState.h"
+#include "runtime/cuda/Profiler.h"
 
 #include <cstdio>
 #include <string>
@@ -155,6 +156,7 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
     state.setSharedMemoryLimit(function, smem);
   }
 
+  CUevent start = profiler::enabled() ? profiler::begin(api, stream) : nullptr;
   if (succeeded(*driver,
                 api.cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
                                    unsigned(gridZ), unsigned(blockX),
@@ -162,6 +164,8 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                                    unsigned(smem), stream, params, extra),
                 what()))
     state.noteLaunch(stream, launch);
+  if (start)
+    profiler::end(api, stream, start, state.functionName(function));
 }
 
 extern "C" CUstream mgpuStreamCreate() {
@@ -182,6 +186,8 @@ extern "C" void mgpuStreamSynchronize(CUstream stream) {
   CUresult result = driver->api().cuStreamSynchronize(stream);
   if (result == CUDA_SUCCESS) {
     state.streamSynchronized(stream);
+    if (profiler::enabled())
+      profiler::collect(driver->api(), stream);
     return;
   }
   succeeded(*driver, result,

@@ -485,6 +485,14 @@ CUresult cuEventSynchronize(void *event) {
   return event ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
+/// Every timed span takes 1 microsecond on the fake.
+CUresult cuEventElapsedTime(float *ms, void *start, void *end) {
+  if (!ms || !start || !end)
+    return CUDA_ERROR_INVALID_HANDLE;
+  *ms = 0.001f;
+  return CUDA_SUCCESS;
+}
+
 // --- Control of the fake, for the tests -----------------------------------
 
 /// The next launch fails with `result` (without running).
