@@ -101,6 +101,11 @@ struct GPUSplitReductionsPass
       SmallVector<int64_t> ranges = op.getStaticLoopRanges();
       if (ShapedType::isDynamic(ranges[0]) || ranges[0] < threshold)
         return options;
+      // Inputs read through constant indices (a fused [N, 1] operand read
+      // as (i) -> (i, 0)) would be split into invalid shapes.
+      for (OpOperand *input : op.getDpsInputOperands())
+        if (!op.getMatchingIndexingMap(input).isProjectedPermutation())
+          return options;
       options.ratio = divisorNearSqrt(ranges[0]);
       options.index = 0;
       options.innerParallel = true;

@@ -8,7 +8,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#ifndef TESSERA_NO_BLAS
 #include <cblas.h>
+#endif
 
 #include <cstdint>
 #include <cstdio>
@@ -46,9 +48,21 @@ struct MemRef3D {
 /// when `transB`; leading dimensions are the row strides.
 void gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
           const float *b, int64_t ldb, bool transB, float *out, int64_t ldo) {
+#ifdef TESSERA_NO_BLAS
+  // A runtime built where no BLAS was found (a GPU machine that only runs
+  // GPU packages): correct, and as slow as the loop nests it replaces.
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float sum = 0;
+      for (int64_t p = 0; p < k; ++p)
+        sum += a[i * lda + p] * (transB ? b[j * ldb + p] : b[p * ldb + j]);
+      out[i * ldo + j] = sum;
+    }
+#else
   cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
               int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f,
               out, int(ldo));
+#endif
 }
 
 /// Checks shapes and layouts of `out = a * op(b)` over a leading batch

@@ -184,3 +184,4 @@ func.func @through_reshape_and_transpose(%x: tensor<2x6xf32>, %b: tensor<2x3x2xf
   } -> tensor<3x2x2xf32>
   return %y : tensor<3x2x2xf32>
 }
+

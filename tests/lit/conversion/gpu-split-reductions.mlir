@@ -43,3 +43,24 @@ func.func @small(%g: tensor<1024xf32>) -> tensor<f32> {
   } -> tensor<f32>
   return %r : tensor<f32>
 }
+
+// A loss's sum over rows, fused with the gather that reads [N, 1] through
+// a constant index: not split (the split would expand that operand into an
+// invalid shape; found compiling a 4096-row cross-entropy).
+// CHECK-LABEL: func.func @constant_index_input
+// CHECK-NOT: tensor.expand_shape
+// CHECK: iterator_types = ["reduction"]
+func.func @constant_index_input(%rows: tensor<4096x1xf32>) -> tensor<1xf32> {
+  %zero = arith.constant 0.0 : f32
+  %init = tensor.empty() : tensor<1xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%init : tensor<1xf32>) -> tensor<1xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0, 0)>, affine_map<(d0) -> (0)>],
+                       iterator_types = ["reduction"]}
+      ins(%rows : tensor<4096x1xf32>) outs(%acc : tensor<1xf32>) {
+  ^bb0(%x: f32, %a: f32):
+    %n = arith.negf %x : f32
+    %s = arith.addf %a, %n : f32
+    linalg.yield %s : f32
+  } -> tensor<1xf32>
+  return %r : tensor<1xf32>
+}
