@@ -3,9 +3,8 @@
 #include "compiler/Package/PackageWriter.h"
 
 #include "compiler/Pipelines/Pipelines.h"
-#include "runtime/core/Init.h"
-#include "runtime/io/Safetensors.h"
 #include "runtime/package/Manifest.h"
+#include "runtime/package/Package.h"
 #include "runtime/support/File.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -313,18 +312,7 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
 
 bool writeWeights(const rt::Manifest &m, const std::string &dir,
                   const ErrorFn &error) {
-  std::vector<std::pair<std::string, rt::Tensor>> tensors;
-  for (const rt::ParameterSpec &p : m.parameters) {
-    rt::Tensor t = rt::Tensor::zeros(p.dtype, p.shape);
-    if (rt::Status s = rt::initialize(t, p.init, m.seed, p.name); !s) {
-      error(s.error());
-      return false;
-    }
-    tensors.push_back({p.name, std::move(t)});
-  }
-  rt::Status s =
-      rt::writeSafetensors(rt::joinPath(dir, m.weights), tensors,
-                           {{"format", "pt"}, {"tessera.seed", std::to_string(m.seed)}});
+  rt::Status s = rt::writeInitialWeights(m, rt::joinPath(dir, m.weights));
   if (!s)
     error(s.error());
   return s.ok();

@@ -2,6 +2,7 @@
 
 #include "runtime/package/Package.h"
 
+#include "runtime/core/Init.h"
 #include "runtime/cuda/CudaDevice.h"
 #include "runtime/io/Safetensors.h"
 #include "runtime/support/File.h"
@@ -131,6 +132,19 @@ static void keepFreedMemory() {
     return true;
   }();
   (void)done;
+}
+
+Status writeInitialWeights(const Manifest &m, const std::string &path) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const ParameterSpec &p : m.parameters) {
+    Tensor t = Tensor::zeros(p.dtype, p.shape);
+    if (Status s = initialize(t, p.init, m.seed, p.name); !s)
+      return s;
+    tensors.push_back({p.name, std::move(t)});
+  }
+  return writeSafetensors(path, tensors,
+                          {{"format", "pt"},
+                           {"tessera.seed", std::to_string(m.seed)}});
 }
 
 Expected<Package> Package::load(const std::string &dir,

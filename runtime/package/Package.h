@@ -78,6 +78,12 @@ private:
   std::vector<Resident> residents;
 };
 
+/// Writes `path` with every parameter of `m` initialized from its spec
+/// (`init`, the manifest's seed and the parameter's name), as `tessera
+/// compile` does: packages can travel without their weights file and get
+/// it back with `tessera-rt init-weights`.
+Status writeInitialWeights(const Manifest &m, const std::string &path);
+
 /// The argument of compiled code: an MLIR strided memref descriptor of a
 /// contiguous, row-major tensor.
 class MemRefDescriptor {

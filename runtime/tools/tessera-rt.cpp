@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/package/Package.h"
+#include "runtime/support/File.h"
 #include "runtime/tools/Devices.h"
 #include "runtime/tools/Run.h"
 #include "runtime/train/Trainer.h"
@@ -23,6 +25,7 @@ static const char *usage =
     "       tessera-rt run PKG [--entry NAME] [--weights FILE.safetensors]\n"
     "                  [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
     "                  [--repeat N]\n"
+    "       tessera-rt init-weights PKG\n"
     "       tessera-rt devices\n"
     "\n"
     "Runs an entry point (default: forward) of a package made by\n"
@@ -30,6 +33,10 @@ static const char *usage =
     "files; an output without --output is summarized on stdout. --repeat N\n"
     "times N more calls of the entry point (median and best latency); for a\n"
     "GPU package their arguments stay on the device, so no copies are timed.\n"
+    "\n"
+    "`init-weights` writes the package's weights file from the manifest's\n"
+    "initializers and seed, bit for bit what `tessera compile` wrote, so a\n"
+    "large package can be copied without it.\n"
     "\n"
     "`devices` prints the CPU and each CUDA device (name, compute capability\n"
     "sm_XY, memory, SM count). It loads the NVIDIA driver's libcuda.so.1\n"
@@ -49,6 +56,27 @@ int main(int argc, char **argv) {
       return 1;
     }
     return devicesCommand();
+  }
+  if (cmd == "init-weights") {
+    if (argc != 3) {
+      std::fprintf(stderr, "tessera-rt: error: init-weights takes one package\n");
+      return 1;
+    }
+    std::string dir = argv[2];
+    Expected<std::string> text = readFile(joinPath(dir, "manifest.json"));
+    if (!text) {
+      std::fprintf(stderr, "tessera-rt: error: %s: not a Tessera package (%s)\n",
+                   dir.c_str(), text.error().c_str());
+      return 1;
+    }
+    Expected<Manifest> m = Manifest::parse(*text, joinPath(dir, "manifest.json"));
+    Status s = m ? writeInitialWeights(*m, joinPath(dir, m->weights))
+                 : std::move(m).takeStatus();
+    if (!s) {
+      std::fprintf(stderr, "tessera-rt: error: %s\n", s.error().c_str());
+      return 1;
+    }
+    return 0;
   }
   if (cmd != "run" && cmd != "train" && cmd != "eval") {
     std::fprintf(stderr, "tessera-rt: error: unknown command '%s'\n%s", argv[1],
