@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Everything Tessera measures on a GPU, in one go, on the GPU machine (CUDA
+# driver, CMake, g++, python3 with numpy and PyTorch; no LLVM/MLIR): run
+# bench/gpu/prepare.sh here first and carry bench/gpu/carry. From the
+# repository root:
+#
+#   bench/gpu.sh [OUT_DIR]     (default /tmp/tessera-gpu)
+#
+# 1. builds the runtime (tessera-rt) with CMake;
+# 2. trains the KJV char-GPT packages (f32 and bf16) for 20 steps and runs
+#    their forward, comparing losses and logits with the CPU's (bounds:
+#    f32 1e-4 relative, bf16 2e-2);
+# 3. times the 4096^3 bf16 GEMM: Tessera's mma.sync kernel (kernel time from
+#    TESSERA_CUDA_PROFILE) against cuBLAS (bench/gpu/cublas_gemm.cu) and
+#    PyTorch on the same GPU;
+# 4. trains GPT-2 124M (d=768, 12 layers, T=1024, batch 8, bf16) for 30
+#    steps: tokens/s and MFU, the time per kernel of a profiled run, and
+#    the same step in PyTorch (bench/gpu/torch_gpt2.py) for reference.
+# OUT_DIR/summary.txt gets every number; the logs sit beside it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-/tmp/tessera-gpu}
+C=bench/gpu/carry
+mkdir -p "$OUT"
+S="$OUT/summary.txt"
+: > "$S"
+say() { echo "$*" | tee -a "$S"; }
+failed=0
+check() { if ! "$@"; then failed=1; say "FAILED: $*"; fi; }
+[ -d "$C/pkgs" ] || { echo "gpu.sh: $C missing: run bench/gpu/prepare.sh where LLVM/MLIR are" >&2; exit 1; }
+
+say "== GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
+say "== date: $(date -u +%Y-%m-%dT%H:%MZ), host CPUs: $(nproc)"
+
+# 1. The runtime.
+t0=$(date +%s)
+if ! { cmake -S runtime -B build-rt -G Ninja -DCMAKE_BUILD_TYPE=Release \
+         -DCMAKE_PREFIX_PATH="$PWD/$C/deps" > "$OUT/build.log" 2>&1 &&
+       ninja -C build-rt >> "$OUT/build.log" 2>&1; }; then
+  tail -30 "$OUT/build.log"; say "FAILED: building the runtime"; exit 1
+fi
+say "runtime built in $(( $(date +%s) - t0 )) s"
+export LD_LIBRARY_PATH="$PWD/$C/deps/lib:${LD_LIBRARY_PATH:-}"
+RT=build-rt/bin/tessera-rt
+$RT devices | tee -a "$S"
+for p in "$C"/pkgs/*.tsrpkg; do check $RT init-weights "$p"; done
+python3 bench/gpu/report.py set-data "$C/pkgs/kjv_f32.tsrpkg" "$PWD/$C/kjv.bin"
+python3 bench/gpu/report.py set-data "$C/pkgs/kjv_bf16.tsrpkg" "$PWD/$C/kjv.bin"
+
+# 2. The examples against the CPU.
+for prec in f32 bf16; do
+  bound=$([ $prec = f32 ] && echo 1e-4 || echo 2e-2)
+  rm -rf "$OUT/kjv_$prec"
+  check $RT train "$C/pkgs/kjv_$prec.tsrpkg" --steps 20 --out "$OUT/kjv_$prec" -q
+  check $RT run "$C/pkgs/kjv_$prec.tsrpkg" --input "$C/ref/kjv_x.npy" --output "$OUT/kjv_${prec}_y.npy"
+  check python3 bench/gpu/report.py compare "kjv $prec" "$bound" \
+    "$C/ref/kjv_${prec}_metrics.jsonl" "$OUT/kjv_$prec/metrics.jsonl" \
+    "$C/ref/kjv_${prec}_y.npy" "$OUT/kjv_${prec}_y.npy" | tee -a "$S"
+done
+
+# 3. GEMM 4096^3 bf16.
+python3 -c "import numpy as n; n.save('$OUT/gemm_x.npy', n.random.default_rng(0).standard_normal((4096, 4096), dtype=n.float32))"
+TESSERA_CUDA_PROFILE=1 $RT run "$C/pkgs/gemm.tsrpkg" --input "$OUT/gemm_x.npy" --repeat 20 \
+  > "$OUT/gemm_run.txt" 2> "$OUT/gemm_profile.txt"
+check python3 bench/gpu/report.py gemm "$OUT/gemm_profile.txt" 4096 | tee -a "$S"
+if nvcc -O3 -arch=native -o "$OUT/cublas_gemm" bench/gpu/cublas_gemm.cu -lcublas > "$OUT/nvcc.log" 2>&1; then
+  "$OUT/cublas_gemm" 4096 4096 4096 | tee -a "$S"
+else
+  say "cuBLAS baseline: nvcc failed ($(tail -1 "$OUT/nvcc.log"))"
+fi
+python3 bench/gpu/torch_gpt2.py gemm 2>&1 | tee -a "$S"
+
+# 4. GPT-2 124M training step.
+python3 -c "import numpy as n; n.random.default_rng(0).integers(0, 50257, 3_000_000).astype(n.uint16).tofile('$OUT/gpt2_tokens.bin')"
+python3 bench/gpu/report.py set-data "$C/pkgs/gpt2.tsrpkg" "$OUT/gpt2_tokens.bin"
+rm -rf "$OUT/gpt2"
+check $RT train "$C/pkgs/gpt2.tsrpkg" --steps 30 --out "$OUT/gpt2" -q
+check python3 bench/gpu/report.py gpt2 "$OUT/gpt2/metrics.jsonl" "$C/pkgs/gpt2.tsrpkg" | tee -a "$S"
+rm -rf "$OUT/gpt2_profiled"
+TESSERA_CUDA_PROFILE=1 $RT train "$C/pkgs/gpt2.tsrpkg" --steps 3 --out "$OUT/gpt2_profiled" -q \
+  2> "$OUT/gpt2_profile.txt"
+head -25 "$OUT/gpt2_profile.txt" | tee -a "$S"
+python3 bench/gpu/torch_gpt2.py train 2>&1 | tee -a "$S"
+rm -rf "$OUT"/gpt2/*.safetensors "$OUT"/gpt2_profiled/*.safetensors "$OUT"/kjv_*/*.safetensors
+say "== done: $([ $failed = 0 ] && echo 'all checks passed' || echo 'SOME CHECKS FAILED')"
+exit $failed
