@@ -4,6 +4,9 @@
 
 #include "mlir/IR/SymbolTable.h"
 
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Path.h"
+
 
 using namespace mlir;
 
@@ -12,6 +15,30 @@ namespace tessera {
 #include "compiler/Conversion/Passes.h.inc"
 
 namespace {
+
+/// "_STEM_LINE" for the .tsr line a kernel was made from (its location):
+/// "_nn_17" for stdlib/nn.tsr:17, so that a kernel profile or an error
+/// names the source of each kernel. "" without a .tsr location.
+std::string sourceTag(Location loc) {
+  FileLineColLoc file;
+  loc->walk([&](Location l) {
+    auto f = dyn_cast<FileLineColLoc>(l);
+    if (f && f.getFilename().getValue().ends_with(".tsr")) {
+      file = f;
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (!file)
+    return "";
+  std::string tag = "_" + llvm::sys::path::stem(file.getFilename()).str() +
+                    "_" + std::to_string(file.getLine());
+  for (char &c : tag)
+    if (!llvm::isAlnum(c))
+      c = '_';
+  return tag;
+}
+
 struct MergeGPUModulesPass
     : impl::MergeGPUModulesBase<MergeGPUModulesPass> {
   void runOnOperation() override {
@@ -25,11 +52,12 @@ struct MergeGPUModulesPass
             IntegerAttr::get(IntegerType::get(f.getContext(), 64), 16));
     });
     SmallVector<gpu::GPUModuleOp> modules(module.getOps<gpu::GPUModuleOp>());
-    if (modules.size() < 2)
+    if (modules.empty())
       return;
     // Outlined kernels are named after their host function, so two
     // modules may hold the same name; module names are unique, so each
-    // kernel takes "MODULE" or "MODULE_KERNEL" as its new name.
+    // kernel takes "MODULE" or "MODULE_KERNEL" as its new name, followed
+    // by the source line it came from ("forward_kernel_3_nn_17").
     gpu::GPUModuleOp target = modules.front();
     llvm::DenseMap<std::pair<StringAttr, StringAttr>, StringAttr> renamed;
     MLIRContext *ctx = module.getContext();
@@ -37,10 +65,10 @@ struct MergeGPUModulesPass
       auto funcs = llvm::to_vector(m.getOps<gpu::GPUFuncOp>());
       for (gpu::GPUFuncOp f : funcs) {
         StringAttr old = SymbolTable::getSymbolName(f);
-        StringAttr fresh =
-            funcs.size() == 1
-                ? m.getSymNameAttr()
-                : StringAttr::get(ctx, m.getSymName() + "_" + old.getValue());
+        std::string base = funcs.size() == 1
+                               ? m.getSymName().str()
+                               : (m.getSymName() + "_" + old.getValue()).str();
+        StringAttr fresh = StringAttr::get(ctx, base + sourceTag(f.getLoc()));
         renamed[{m.getSymNameAttr(), old}] = fresh;
         SymbolTable::setSymbolName(f, fresh);
       }
