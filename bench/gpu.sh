@@ -16,7 +16,10 @@
 # 4. trains GPT-2 124M (d=768, 12 layers, T=1024, batch 8, bf16) for 30
 #    steps: tokens/s and MFU, the time per kernel of a profiled run, and
 #    the same step in PyTorch (bench/gpu/torch_gpt2.py) for reference.
-# OUT_DIR/summary.txt gets every number; the logs sit beside it.
+# OUT_DIR/summary.txt gets every number; the logs and profiles sit beside
+# it (training checkpoints are deleted). With the device tool: carry
+# bench/gpu/carry, run `bench/gpu.sh /tmp/tessera-gpu; cp /tmp/tessera-gpu/*.txt
+# /tmp/tessera-gpu/*.log $OUT/`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/tessera-gpu}
