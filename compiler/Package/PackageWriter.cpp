@@ -226,7 +226,9 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
                   UnitAttr::get(ctx));
   PassManager pm(ctx, ModuleOp::getOperationName());
   bool gpu = !options.gpuChip.empty();
-  if (failed(gpu                  ? buildGPULoweringPipeline(pm, options.gpuChip)
+  if (failed(gpu ? buildGPULoweringPipeline(
+                       pm, options.gpuChip,
+                       options.gpuBinary == "fatbin" ? "fatbin" : "isa")
              : options.emulateGPU ? buildGPUEmulationPipeline(pm)
                                   : buildCPULoweringPipeline(pm, options.useBlas)) ||
       failed(pm.run(*module))) {
@@ -234,10 +236,12 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
     return false;
   }
   if (gpu) {
-    // The kernels travel as PTX inside code.so; the driver compiles them
-    // for the GPU it runs on when the package is loaded.
+    // The kernels travel inside code.so as PTX, which the driver compiles
+    // for the GPU it runs on when the package is loaded, or as a fatbin
+    // with ptxas's machine code for the chip (no compilation at load).
     m.targetKind = "cuda";
     m.targetChip = options.gpuChip;
+    m.targetBinary = options.gpuBinary;
   }
 
   std::unique_ptr<llvm::TargetMachine> tm =

@@ -37,6 +37,9 @@ struct PackageOptions {
   /// A CUDA GPU (sm_80, sm_90, ...) to compile the kernels for; empty for
   /// a CPU package. The host code is compiled for `cpu` either way.
   std::string gpuChip;
+  /// How the kernels travel: "ptx" (the driver compiles them at load) or
+  /// "fatbin" (ptxas machine code for gpuChip plus the PTX).
+  std::string gpuBinary = "ptx";
   /// A CPU package lowered through the GPU pipeline, each kernel launch run
   /// as CPU loops (`--target gpu-emulator`; tests compare it with the CPU
   /// pipeline's package).

@@ -147,7 +147,8 @@ static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
   return passes;
 }
 
-LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
+LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
+                                       StringRef format) {
   registerPassesOnce();
   std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/true);
   passes.insert(passes.end(), {
@@ -159,9 +160,11 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip) {
       "tessera-approximate-math", "math-expand-ops",
       // sqrt, floor, ... as PTX instructions instead of libdevice calls.
       "gpu.module(tessera-gpu-math-to-ptx)", "canonicalize",
-      // PTX 8.0 assembles for sm_80 and sm_90 alike (TOOLCHAIN.md).
+      // PTX 8.0 assembles for sm_80 and sm_90 alike (TOOLCHAIN.md). With
+      // format=fatbin MLIR runs ptxas and fatbinary: machine code for
+      // `chip` plus the PTX.
       "gpu-lower-to-nvvm-pipeline{cubin-chip=" + chip.str() +
-          " cubin-features=+ptx80 cubin-format=isa}",
+          " cubin-features=+ptx80 cubin-format=" + format.str() + "}",
   });
   return parsePassPipeline(llvm::join(passes, ","), pm);
 }

@@ -26,8 +26,12 @@ mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
 /// become tiled mma.sync kernels, every other linalg op a kernel of
 /// parallel loops in 256-thread blocks; all kernels in one gpu.module,
 /// compiled to PTX (`gpu.binary` with the assembly; no CUDA needed).
+/// `format` is "isa" (PTX text; needs no CUDA) or "fatbin" (ptxas and
+/// fatbinary from the CUDA toolkit, found on PATH or under $CUDA_ROOT,
+/// $CUDA_HOME or $CUDA_PATH).
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
-                                             llvm::StringRef chip);
+                                             llvm::StringRef chip,
+                                             llvm::StringRef format = "isa");
 
 /// The GPU pipeline without tensor cores, up to its kernels, with each
 /// kernel launch run as CPU loops over blocks and threads and lowered to

@@ -92,6 +92,8 @@ std::string Manifest::toJSON() const {
                  {"cpu", targetCpu}};
   if (!targetChip.empty())
     j["target"]["chip"] = targetChip;
+  if (!targetBinary.empty())
+    j["target"]["binary"] = targetBinary;
   j["code"] = code;
   j["weights"] = weights;
   j["seed"] = seed;
@@ -148,8 +150,14 @@ Expected<Manifest> Manifest::parse(const std::string &text,
     m.targetKind = str(target, "kind", "target");
     m.targetTriple = str(target, "triple", "target");
     m.targetCpu = str(target, "cpu", "target");
-    if (m.targetKind == "cuda")
+    if (m.targetKind == "cuda") {
       m.targetChip = str(target, "chip", "target");
+      m.targetBinary = target.contains("binary") ? str(target, "binary", "target")
+                                                 : "ptx";
+      if (m.targetBinary != "ptx" && m.targetBinary != "fatbin")
+        fieldError("target.binary", "must be \"ptx\" or \"fatbin\", got '" +
+                                        m.targetBinary + "'");
+    }
     m.code = str(j, "code", "manifest");
     m.weights = str(j, "weights", "manifest");
     for (const std::string *file : {&m.code, &m.weights})

@@ -58,6 +58,10 @@ struct Manifest {
   /// For targetKind "cuda": the GPU the kernels were compiled for (sm_80,
   /// sm_90, ...); the host code runs on targetTriple/targetCpu.
   std::string targetChip;
+  /// For targetKind "cuda": how code.so holds the kernels: "ptx" (compiled
+  /// by the driver when loaded) or "fatbin" (machine code for targetChip by
+  /// ptxas, plus the PTX).
+  std::string targetBinary;
   std::string code = "code.so", weights = "weights.safetensors";
   uint64_t seed = 0;
   std::vector<EntryPoint> entryPoints;

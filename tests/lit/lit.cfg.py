@@ -27,3 +27,4 @@ ptxas = os.environ.get("PTXAS", "/usr/local/cuda/bin/ptxas")
 if os.access(ptxas, os.X_OK):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
+    config.substitutions.append(("%cuda_root", os.path.dirname(os.path.dirname(ptxas))))

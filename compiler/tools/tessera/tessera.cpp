@@ -39,6 +39,8 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/thread.h"
 #include "llvm/Support/WithColor.h"
@@ -101,6 +103,15 @@ cl::opt<std::string> targetName("target",
                                          "lowering's numbers without a GPU)"),
                                 cl::init("cpu"), cl::sub(compileCmd),
                                 cl::cat(tesseraCat));
+cl::opt<std::string> gpuCode(
+    "gpu-code",
+    cl::desc("How a GPU package holds its kernels: ptx (the CUDA driver "
+             "compiles them when the package is loaded), fatbin (machine code "
+             "for the --target chip from ptxas, plus the PTX; needs the CUDA "
+             "toolkit's ptxas and fatbinary on PATH or under $CUDA_ROOT, "
+             "$CUDA_HOME or $CUDA_PATH), or auto (the default: fatbin when "
+             "those are found, else ptx)"),
+    cl::init("auto"), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
                              cl::desc("CPU to generate code for (an LLVM CPU "
                                       "name; default: native, the host's)"),
@@ -300,6 +311,24 @@ std::string sourceHash(const SourceMgr &sourceMgr) {
 
 /// The output kind --emit/-o ask for ("package", "nn", "linalg", "llvm"), or
 /// "" after reporting an unusable combination.
+/// Whether ptxas and fatbinary can be found the way MLIR's NVVM serializer
+/// looks for them: on PATH, or in bin/ under $CUDA_ROOT, $CUDA_HOME or
+/// $CUDA_PATH (the first one set).
+bool cudaToolkitFound() {
+  auto found = [](llvm::StringRef tool) {
+    if (llvm::sys::findProgramByName(tool))
+      return true;
+    for (const char *var : {"CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"})
+      if (const char *dir = std::getenv(var)) {
+        llvm::SmallString<256> path(dir);
+        llvm::sys::path::append(path, "bin", tool);
+        return llvm::sys::fs::can_execute(path);
+      }
+    return false;
+  };
+  return found("ptxas") && found("fatbinary");
+}
+
 /// The train block's settings for the package (empty for .mlir inputs).
 std::string trainConfig;
 
@@ -321,6 +350,17 @@ std::string resolveEmit(DiagnosticEngine &diags) {
     diags.errorNoLoc("unknown --target=" + targetName +
                      "; choose cpu, sm_80, sm_86, sm_89, sm_90, sm_90a or "
                      "gpu-emulator");
+    return "";
+  }
+  if (gpuCode != "auto" && gpuCode != "ptx" && gpuCode != "fatbin") {
+    diags.errorNoLoc("unknown --gpu-code=" + gpuCode +
+                     "; choose auto, ptx or fatbin");
+    return "";
+  }
+  if (gpuCode == "fatbin" && !cudaToolkitFound()) {
+    diags.errorNoLoc("--gpu-code=fatbin needs the CUDA toolkit's ptxas and "
+                     "fatbinary (on PATH, or in bin/ under $CUDA_ROOT, "
+                     "$CUDA_HOME or $CUDA_PATH); --gpu-code=ptx needs neither");
     return "";
   }
   if (targetName == "gpu-emulator" && emit != "package") {
@@ -479,6 +519,8 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     options.cpu = cpuName;
     options.useBlas = !noBlas;
     options.emulateGPU = targetName == "gpu-emulator";
+    options.gpuBinary = gpuCode == "auto" ? (cudaToolkitFound() ? "fatbin" : "ptx")
+                                          : std::string(gpuCode);
     if (targetName != "cpu" && !options.emulateGPU)
       options.gpuChip = targetName;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
