@@ -46,7 +46,10 @@ say "runtime built in $(( $(date +%s) - t0 )) s"
 export LD_LIBRARY_PATH="$PWD/$C/deps/lib:${LD_LIBRARY_PATH:-}"
 RT=build-rt/bin/tessera-rt
 $RT devices | tee -a "$S"
-for p in "$C"/pkgs/*.tsrpkg; do check $RT init-weights "$p"; done
+for p in "$C"/pkgs/*.tsrpkg; do
+  [ -f "$p/code.so.gz" ] && gunzip -f "$p/code.so.gz"
+  check $RT init-weights "$p"
+done
 python3 bench/gpu/report.py set-data "$C/pkgs/kjv_f32.tsrpkg" "$PWD/$C/kjv.bin"
 python3 bench/gpu/report.py set-data "$C/pkgs/kjv_bf16.tsrpkg" "$PWD/$C/kjv.bin"
 

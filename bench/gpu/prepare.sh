@@ -6,10 +6,12 @@
 #   bench/gpu/prepare.sh [BUILD_DIR]
 #
 # It writes into bench/gpu/carry:
-#   pkgs/   GPU packages (sm_90 PTX; the driver JIT-compiles it for the GPU
-#           at hand) of the KJV char-GPT in f32 and bf16, the 4096^3 bf16
-#           GEMM and GPT-2 124M. Weights files are left out (gpu.sh
-#           rewrites them with `tessera-rt init-weights`, bit for bit).
+#   pkgs/   GPU packages for sm_90 of the KJV char-GPT in f32 and bf16, the
+#           4096^3 bf16 GEMM and GPT-2 124M: fatbins (ptxas machine code,
+#           nothing to compile at load) where the CUDA toolkit is found
+#           here, else PTX. Weights files are left out (gpu.sh rewrites
+#           them with `tessera-rt init-weights`, bit for bit) and code.so
+#           is gzipped.
 #   ref/    the CPU's results for the same char-GPT packages, compiled for
 #           the CPU: 20 training steps (metrics.jsonl) and `forward` on a
 #           fixed batch, to compare with the GPU's.
@@ -61,4 +63,7 @@ echo "GPT-2 124M: GPU package (a few minutes)"
 "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 -o "$C/pkgs/gpt2.tsrpkg"
 rm "$C/pkgs/gpt2.tsrpkg/weights.safetensors"
 
+# The kernels compress well (PTX text, machine code): the carried tree has
+# a 64 MiB limit. gpu.sh unpacks them.
+gzip -6 "$C"/pkgs/*.tsrpkg/code.so
 du -sh "$C"
