@@ -136,8 +136,9 @@ struct FuseElementwisePass
     tensor::ExpandShapeOp::getCanonicalizationPatterns(patterns, &getContext());
     tensor::CollapseShapeOp::getCanonicalizationPatterns(patterns,
                                                          &getContext());
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
+    // Not converging within the driver's iteration limit leaves valid IR
+    // that is fused less; it is not an error.
+    (void)applyPatternsGreedily(getOperation(), std::move(patterns));
   }
 };
 
