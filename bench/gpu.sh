@@ -4,7 +4,12 @@
 # bench/gpu/prepare.sh here first and carry bench/gpu/carry. From the
 # repository root:
 #
-#   bench/gpu.sh [OUT_DIR]     (default /tmp/tessera-gpu)
+#   bench/gpu.sh [OUT_DIR [PHASES]]   (default /tmp/tessera-gpu, all phases)
+#
+# PHASES is a comma-separated subset of build,examples,gemm,gpt2, for
+# splitting the run over several calls of at most 10 minutes (the runtime
+# build in build-rt/ is reused when it is there). Each training or timing
+# command has a time limit, so a hang costs minutes, not the whole call.
 #
 # 1. builds the runtime (tessera-rt) with CMake;
 # 2. trains the KJV char-GPT packages (f32 and bf16) for 20 steps and runs
@@ -23,13 +28,22 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/tessera-gpu}
+PHASES=",${2:-build,examples,gemm,gpt2},"
 C=bench/gpu/carry
 mkdir -p "$OUT"
 S="$OUT/summary.txt"
-: > "$S"
+touch "$S"
+want() { [[ $PHASES == *",$1,"* ]]; }
+T="timeout 300"
 say() { echo "$*" | tee -a "$S"; }
 failed=0
 check() { if ! "$@"; then failed=1; say "FAILED: $*"; fi; }
+# A check whose output also goes to the summary (a plain `check ... | tee`
+# would run check in a subshell and lose the failure).
+report() {
+  "$@" 2>&1 | tee -a "$S"
+  [ "${PIPESTATUS[0]}" = 0 ] || { failed=1; say "FAILED: $*"; }
+}
 [ -d "$C/pkgs" ] || { echo "gpu.sh: $C missing: run bench/gpu/prepare.sh where LLVM/MLIR are" >&2; exit 1; }
 
 say "== GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
@@ -37,56 +51,62 @@ say "== date: $(date -u +%Y-%m-%dT%H:%MZ), host CPUs: $(nproc)"
 
 # 1. The runtime.
 t0=$(date +%s)
+if want build || [ ! -x build-rt/bin/tessera-rt ]; then
 if ! { cmake -S runtime -B build-rt -G Ninja -DCMAKE_BUILD_TYPE=Release \
          -DCMAKE_PREFIX_PATH="$PWD/$C/deps" > "$OUT/build.log" 2>&1 &&
        ninja -C build-rt >> "$OUT/build.log" 2>&1; }; then
   tail -30 "$OUT/build.log"; say "FAILED: building the runtime"; exit 1
 fi
 say "runtime built in $(( $(date +%s) - t0 )) s"
+fi
 export LD_LIBRARY_PATH="$PWD/$C/deps/lib:${LD_LIBRARY_PATH:-}"
 RT=build-rt/bin/tessera-rt
 $RT devices | tee -a "$S"
 for p in "$C"/pkgs/*.tsrpkg; do
   [ -f "$p/code.so.gz" ] && gunzip -f "$p/code.so.gz"
-  check $RT init-weights "$p"
+  [ -f "$p/weights.safetensors" ] || check $RT init-weights "$p"
 done
 python3 bench/gpu/report.py set-data "$C/pkgs/kjv_f32.tsrpkg" "$PWD/$C/kjv.bin"
 python3 bench/gpu/report.py set-data "$C/pkgs/kjv_bf16.tsrpkg" "$PWD/$C/kjv.bin"
 
 # 2. The examples against the CPU.
-for prec in f32 bf16; do
+want examples && for prec in f32 bf16; do
   bound=$([ $prec = f32 ] && echo 1e-4 || echo 2e-2)
   rm -rf "$OUT/kjv_$prec"
-  check $RT train "$C/pkgs/kjv_$prec.tsrpkg" --steps 20 --out "$OUT/kjv_$prec" -q
-  check $RT run "$C/pkgs/kjv_$prec.tsrpkg" --input "$C/ref/kjv_x.npy" --output "$OUT/kjv_${prec}_y.npy"
-  check python3 bench/gpu/report.py compare "kjv $prec" "$bound" \
+  check $T $RT train "$C/pkgs/kjv_$prec.tsrpkg" --steps 20 --out "$OUT/kjv_$prec" -q
+  check $T $RT run "$C/pkgs/kjv_$prec.tsrpkg" --input "$C/ref/kjv_x.npy" --output "$OUT/kjv_${prec}_y.npy"
+  report python3 bench/gpu/report.py compare "kjv $prec" "$bound" \
     "$C/ref/kjv_${prec}_metrics.jsonl" "$OUT/kjv_$prec/metrics.jsonl" \
-    "$C/ref/kjv_${prec}_y.npy" "$OUT/kjv_${prec}_y.npy" | tee -a "$S"
+    "$C/ref/kjv_${prec}_y.npy" "$OUT/kjv_${prec}_y.npy"
 done
 
 # 3. GEMM 4096^3 bf16.
+if want gemm; then
 python3 -c "import numpy as n; n.save('$OUT/gemm_x.npy', n.random.default_rng(0).standard_normal((4096, 4096), dtype=n.float32))"
-TESSERA_CUDA_PROFILE=1 $RT run "$C/pkgs/gemm.tsrpkg" --input "$OUT/gemm_x.npy" --repeat 20 \
+TESSERA_CUDA_PROFILE=1 $T $RT run "$C/pkgs/gemm.tsrpkg" --input "$OUT/gemm_x.npy" --repeat 20 \
   > "$OUT/gemm_run.txt" 2> "$OUT/gemm_profile.txt"
-check python3 bench/gpu/report.py gemm "$OUT/gemm_profile.txt" 4096 | tee -a "$S"
+report python3 bench/gpu/report.py gemm "$OUT/gemm_profile.txt" 4096
 if nvcc -O3 -arch=native -o "$OUT/cublas_gemm" bench/gpu/cublas_gemm.cu -lcublas > "$OUT/nvcc.log" 2>&1; then
-  "$OUT/cublas_gemm" 4096 4096 4096 | tee -a "$S"
+  report "$OUT/cublas_gemm" 4096 4096 4096
 else
   say "cuBLAS baseline: nvcc failed ($(tail -1 "$OUT/nvcc.log"))"
 fi
-python3 bench/gpu/torch_gpt2.py gemm 2>&1 | tee -a "$S"
+report $T python3 bench/gpu/torch_gpt2.py gemm
+fi
 
 # 4. GPT-2 124M training step.
+if want gpt2; then
 python3 -c "import numpy as n; n.random.default_rng(0).integers(0, 50257, 3_000_000).astype(n.uint16).tofile('$OUT/gpt2_tokens.bin')"
 python3 bench/gpu/report.py set-data "$C/pkgs/gpt2.tsrpkg" "$OUT/gpt2_tokens.bin"
 rm -rf "$OUT/gpt2"
-check $RT train "$C/pkgs/gpt2.tsrpkg" --steps 30 --out "$OUT/gpt2" -q
-check python3 bench/gpu/report.py gpt2 "$OUT/gpt2/metrics.jsonl" "$C/pkgs/gpt2.tsrpkg" | tee -a "$S"
+check $T $RT train "$C/pkgs/gpt2.tsrpkg" --steps 30 --out "$OUT/gpt2" -q
+report python3 bench/gpu/report.py gpt2 "$OUT/gpt2/metrics.jsonl" "$C/pkgs/gpt2.tsrpkg"
 rm -rf "$OUT/gpt2_profiled"
-TESSERA_CUDA_PROFILE=1 $RT train "$C/pkgs/gpt2.tsrpkg" --steps 3 --out "$OUT/gpt2_profiled" -q \
+TESSERA_CUDA_PROFILE=1 $T $RT train "$C/pkgs/gpt2.tsrpkg" --steps 3 --out "$OUT/gpt2_profiled" -q \
   2> "$OUT/gpt2_profile.txt"
 head -25 "$OUT/gpt2_profile.txt" | tee -a "$S"
-python3 bench/gpu/torch_gpt2.py train 2>&1 | tee -a "$S"
+report $T python3 bench/gpu/torch_gpt2.py train
+fi
 rm -rf "$OUT"/gpt2/*.safetensors "$OUT"/gpt2_profiled/*.safetensors "$OUT"/kjv_*/*.safetensors
 say "== done: $([ $failed = 0 ] && echo 'all checks passed' || echo 'SOME CHECKS FAILED')"
 exit $failed
