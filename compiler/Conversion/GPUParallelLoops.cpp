@@ -1,11 +1,14 @@
 //===- GPUParallelLoops.cpp - Parallel loops shaped for GPU blocks --------===//
 //
-// `tessera-gpu-split-reductions` gives full reductions (a sum over every
+// `tessera-split-reductions` gives full reductions (a sum over every
 // gradient) parallel work: a one-dimensional reduction of N elements
 // becomes d partial reductions of N/d elements each (thread p sums
 // elements p, p + d, ..., so neighbouring threads read neighbouring
 // elements) and a reduction of the d partials, which is split again while
-// it is large. Without it, such a reduction ran in one GPU thread.
+// it is large. Without it, such a reduction ran in one GPU thread. The CPU
+// pipeline uses it too, for accuracy: f32 summed one term after another
+// errs by up to N ulps (1.9e-4 relative on the KJV GPT's 820k-element
+// gradient norm), partial sums by about 2 sqrt(N) (2.2e-7).
 //
 // `gpu-map-parallel-loops` maps the outermost scf.parallel to the grid and
 // a nested one to the threads of a block. The loops linalg produces are not
@@ -47,7 +50,7 @@ using namespace mlir;
 namespace tessera {
 #define GEN_PASS_DEF_GPUINTERCHANGEROWLOOPS
 #define GEN_PASS_DEF_GPUPARALLELDIMSOUTERMOST
-#define GEN_PASS_DEF_GPUSPLITREDUCTIONS
+#define GEN_PASS_DEF_SPLITREDUCTIONS
 #define GEN_PASS_DEF_GPUTILEPARALLELLOOPS
 #include "compiler/Conversion/Passes.h.inc"
 
@@ -86,8 +89,8 @@ int64_t divisorNearSqrt(int64_t n) {
   return best;
 }
 
-struct GPUSplitReductionsPass
-    : impl::GPUSplitReductionsBase<GPUSplitReductionsPass> {
+struct SplitReductionsPass
+    : impl::SplitReductionsBase<SplitReductionsPass> {
   using Base::Base;
 
   void runOnOperation() override {

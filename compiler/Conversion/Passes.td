@@ -189,7 +189,7 @@ def GPUParallelDimsOutermost : Pass<"tessera-gpu-parallel-dims-outermost", "mlir
     Before `convert-linalg-to-parallel-loops`, which emits one loop per
     dimension in order: a reduction over leading dimensions (a bias
     gradient summing [B, T, D] over B and T, the partial sums of
-    `tessera-gpu-split-reductions`) would otherwise be a host loop that
+    `tessera-split-reductions`) would otherwise be a host loop that
     launches one kernel per reduced element. With the parallel dimensions
     first, each GPU thread owns an output element and loops over the
     reduced dimensions in their original order.
@@ -211,14 +211,16 @@ def GPUInterchangeRowLoops : Pass<"tessera-gpu-interchange-row-loops", "mlir::fu
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect"];
 }
 
-def GPUSplitReductions : Pass<"tessera-gpu-split-reductions", "mlir::func::FuncOp"> {
+def SplitReductions : Pass<"tessera-split-reductions", "mlir::func::FuncOp"> {
   let summary = "Split large one-dimensional full reductions into partial reductions";
   let description = [{
     On tensors, before bufferization. A `linalg.generic` that reduces N
     >= `min-size` elements to a scalar becomes d partial reductions (d the
     divisor of N closest to sqrt(N); partial p takes elements p, p + d, ...)
     and a reduction of the partials, split again while it is large. On a
-    GPU the partials run in parallel threads instead of one.
+    GPU the partials run in parallel threads instead of one; on both CPU
+    and GPU the f32 sum is more accurate (error ~2 sqrt(N) ulps instead of
+    up to N) and both pipelines add in the same order.
   }];
   let options = [Option<"minSize", "min-size", "int64_t", "4096",
                         "Smallest reduction that is split">];

@@ -1,4 +1,4 @@
-// RUN: tessera-opt %s --pass-pipeline='builtin.module(func.func(tessera-gpu-split-reductions))' | FileCheck %s
+// RUN: tessera-opt %s --pass-pipeline='builtin.module(func.func(tessera-split-reductions))' | FileCheck %s
 
 // A sum of squares over 225024 gradients: d = 586, the divisor closest to
 // sqrt(225024) = 474.4. Partial p sums elements p, p + 586, ... (the
