@@ -73,7 +73,6 @@ LogicalResult emulate(gpu::LaunchOp launch, RewriterBase &rewriter) {
     // Ids and sizes queried inside the body (serial kernels do).
     copy->walk([&](Operation *inner) {
       auto pick = [&](gpu::Dimension d, ArrayRef<Value> xyz) {
-        rewriter.setInsertionPoint(inner);
         rewriter.replaceOp(inner, xyz[unsigned(d)]);
       };
       if (auto id = dyn_cast<gpu::BlockIdOp>(inner))

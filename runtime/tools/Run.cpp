@@ -163,14 +163,15 @@ int runCommand(const RunOptions &options) {
       scratch.push_back(Tensor::zeros(spec.dtype, spec.shape));
       out[spec.name] = &scratch.back();
     }
+    std::vector<const Tensor *> resident;
     for (const auto &[name, t] : in)
-      if (Status st = pkg->keepOnDevice(*t); !st)
-        return error(st.error());
+      resident.push_back(t);
     for (const std::string &p : entry->parameters)
-      if (Status st = pkg->keepOnDevice(pkg->parameters().at(p)); !st)
-        return error(st.error());
-    for (Tensor &t : scratch)
-      if (Status st = pkg->keepOnDevice(t); !st)
+      resident.push_back(&pkg->parameters().at(p));
+    for (const Tensor &t : scratch)
+      resident.push_back(&t);
+    for (const Tensor *t : resident)
+      if (Status st = pkg->keepOnDevice(*t); !st)
         return error(st.error());
     std::vector<double> ms;
     for (unsigned i = 0; i < options.repeat; ++i) {
