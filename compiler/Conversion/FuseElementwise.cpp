@@ -68,7 +68,6 @@ struct StaticReshapeToExpandCollapse : OpRewritePattern<tensor::ReshapeOp> {
     auto to = cast<RankedTensorType>(op.getResult().getType());
     if (!from.hasStaticShape() || !to.hasStaticShape())
       return failure();
-    Location loc = op.getLoc();
     if (from.getRank() == to.getRank()) {
       if (from.getShape() != to.getShape())
         return failure(); // Left as a copy through memory.

@@ -25,10 +25,6 @@ namespace {
 
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
-bool isFloatTensor(Value v) {
-  return isa<FloatType>(typeOf(v).getElementType());
-}
-
 /// A rank-0 constant of `elem` type.
 Value scalar(OpBuilder &b, Location l, double value, Type elem) {
   auto t = RankedTensorType::get({}, elem);
