@@ -415,8 +415,9 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
 }
 
 CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-  bool up = isDevice(dst) && !isDevice(src);
-  bool down = !isDevice(dst) && isDevice(src);
+  bool toDevice = isDevice(dst), fromDevice = isDevice(src);
+  bool up = toDevice && !fromDevice;
+  bool down = !toDevice && fromDevice;
   {
     std::lock_guard<std::mutex> lock(state().mutex);
     state().bytesUp += up ? bytes : 0;
