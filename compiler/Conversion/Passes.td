@@ -17,7 +17,11 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
   let options = [
     Option<"useBlas", "use-blas", "bool", /*default=*/"false",
            "Lower f32 linear and rank-2 matmul to calls of the runtime's "
-           "BLAS-backed kernels (libtessera_cpu_kernels)">
+           "BLAS-backed kernels (libtessera_cpu_kernels)">,
+    Option<"flashAttention", "flash-attention", "bool", /*default=*/"false",
+           "Lower f32 attention and its gradient (head dimensions <= 128) "
+           "to flash-style row loops (scf.forall with an online softmax) "
+           "that never build a (queries x keys) tensor">
   ];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::bufferization::BufferizationDialect",
@@ -26,7 +30,8 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
                            "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect",
                            "mlir::math::MathDialect",
-                           "mlir::scf::SCFDialect"];
+                           "mlir::scf::SCFDialect",
+                           "mlir::vector::VectorDialect"];
 }
 
 def ConvertOptimToLinalg : Pass<"convert-optim-to-linalg", "mlir::ModuleOp"> {
@@ -259,3 +264,26 @@ def GPUEmulateLaunches : Pass<"tessera-gpu-emulate-launches", "mlir::ModuleOp"> 
 }
 
 #endif // TESSERA_CONVERSION_PASSES
+
+def GPUVectorAccess : Pass<"tessera-gpu-vector-access", "mlir::func::FuncOp"> {
+  let summary = "Row reads and writes in kernels as aligned vector loads and stores";
+  let description = [{
+    After `convert-parallel-loops-to-gpu`: one-dimensional
+    `vector.transfer_read`/`transfer_write` ops inside `gpu.launch` (the
+    rows of the flash-attention loops) become `vector.load`/`vector.store`,
+    and each gets the largest alignment (up to 16 bytes) that its memref's
+    static offset and strides, its constant indices and its buffer's
+    origin prove. Buffers from `gpu.alloc`, `memref.alloc` and function
+    arguments (the runtime's allocations, 256-byte aligned on the GPU) are
+    assumed 16-byte aligned; views of them are followed back. With the
+    alignment known, LLVM emits 128-bit loads (`ld.global.v4.f32`) instead
+    of one 32-bit load per element.
+  }];
+  let options = [
+    Option<"alignedArguments", "aligned-arguments", "bool", /*default=*/"true",
+           "Assume function arguments 16-byte aligned (GPU buffers are; the "
+           "emulator's host tensors may be mapped from a file at any offset)">
+  ];
+  let dependentDialects = ["mlir::vector::VectorDialect",
+                           "mlir::memref::MemRefDialect"];
+}

@@ -111,7 +111,9 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
 /// every contraction on the plain path (the emulator cannot run mma.sync).
 static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
   std::vector<std::string> passes = {
-      "convert-nn-to-linalg", "convert-optim-to-linalg",
+      // Attention as flash-style row loops (scf.forall, online softmax):
+      // no (queries x keys) tensor, forward or backward.
+      "convert-nn-to-linalg{flash-attention}", "convert-optim-to-linalg",
       // Contractions on bf16/f16-rounded operands become half-precision
       // matmuls for the tensor cores (before the roundings are lowered).
       "tessera-gpu-select-tensor-cores",
@@ -135,7 +137,9 @@ static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
       // Reductions over leading dimensions and the embedding gradient's
       // loop over rows become one kernel each instead of a launch per
       // reduced row.
-      "func.func(tessera-gpu-copies-to-linalg,"
+      // The attention loops join the other parallel loops; their row
+      // reads and writes become vector loads and stores.
+      "func.func(scf-forall-to-parallel,tessera-gpu-copies-to-linalg,"
       "tessera-gpu-parallel-dims-outermost,"
       "convert-linalg-to-parallel-loops,canonicalize,"
       "tessera-gpu-interchange-row-loops,"
@@ -156,7 +160,10 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
   registerPassesOnce();
   std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/true);
   passes.insert(passes.end(), {
-      "gpu-kernel-outlining", "tessera-merge-gpu-modules",
+      // Rows of the attention loops: 128-bit loads where alignment is
+      // proven. Kernel arguments come from cuMemAlloc (256-byte aligned)
+      // in 512-byte blocks.
+      "func.func(tessera-gpu-vector-access)", "gpu-kernel-outlining", "tessera-merge-gpu-modules",
       // One stream per call: allocations, frees and launches are queued in
       // order and the host waits once, at the end.
       "func.func(gpu-async-region)", "lower-affine",
@@ -178,6 +185,9 @@ LogicalResult buildGPUEmulationPipeline(OpPassManager &pm) {
   std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/false);
   // Each launch as loops over its blocks and threads, then the CPU's
   // lowering of those loops.
+  // Host tensors can be mapped from a file at any offset: only the
+  // alignment of allocations is assumed.
+  passes.push_back("func.func(tessera-gpu-vector-access{aligned-arguments=false})");
   passes.push_back("tessera-gpu-emulate-launches");
   return parsePassPipeline(llvm::join(passes, ",") + "," + cpuLoopsToLLVM(),
                            pm);

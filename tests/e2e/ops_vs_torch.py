@@ -116,12 +116,16 @@ for label, op_text, ins, ref, out_dtype in cases:
     pipelines = ["--tessera-lower-to-llvm"]
     if label.startswith(("linear", "matmul", "attention")):
         pipelines.append("--tessera-lower-to-llvm-loops")
+    if label.startswith("attention"):
+        # The GPU pipeline's flash lowering, run as CPU loops.
+        pipelines.append("--tessera-gpu-emulator")
     for pipeline in pipelines:
         got = run(bin_dir, lib_dir, module, "f", ins, out_shape, out_dtype, pipeline)
         err, err32 = error(got, want), error(torch32, want)
         ok = err <= 1e-5
         failed += not ok
-        tag = " (loops)" if pipeline.endswith("loops") else ""
+        tag = {"--tessera-lower-to-llvm-loops": " (loops)",
+               "--tessera-gpu-emulator": " (gpu)"}.get(pipeline, "")
         print(f"{'ok  ' if ok else 'FAIL'} {label + tag:32s} error {err:.2e} (torch f32 {err32:.2e})")
         cases_run[0] += 1
 

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Conversion/NNToLinalg/FlashAttention.h"
 #include "dialects/nn/IR/NNDialect.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -815,10 +816,27 @@ Value flattenBatch(PatternRewriter &b, Location loc, Value x) {
       b, loc, x, SmallVector<ReassociationIndices>{lead, {r - 2}, {r - 1}});
 }
 
+/// The inverse of flattenBatch: [n, m, k] -> `type` ([a, ..., m, k]).
+Value unflattenBatch(PatternRewriter &b, Location loc, Value x,
+                     RankedTensorType type) {
+  int64_t r = type.getRank();
+  if (r == 3)
+    return x;
+  if (r == 2)
+    return tensor::CollapseShapeOp::create(
+        b, loc, x, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 2 < r; ++i)
+    lead.push_back(i);
+  return tensor::ExpandShapeOp::create(
+      b, loc, type, x,
+      SmallVector<ReassociationIndices>{lead, {r - 2}, {r - 1}});
+}
+
 struct AttentionLowering : StaticPattern<nn::AttentionOp> {
-  AttentionLowering(MLIRContext *ctx, bool useBlas)
-      : StaticPattern(ctx), useBlas(useBlas) {}
-  bool useBlas;
+  AttentionLowering(MLIRContext *ctx, bool useBlas, bool flash)
+      : StaticPattern(ctx), useBlas(useBlas), flash(flash) {}
+  bool useBlas, flash;
 
   /// Scale, causal mask (-inf above the diagonal) and softmax of scores
   /// whose last two dimensions are (query, key).
@@ -847,10 +865,17 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
     Location loc = op.getLoc();
     RankedTensorType qt = ty(op.getQuery()), kt = ty(op.getKey());
     unsigned r = qt.getRank();
+    double sc = op.getScale() ? op.getScale()->convertToDouble()
+                              : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
+    if (flash && flashAttentionApplies(qt, ty(op.getValue()))) {
+      Value o = buildFlashAttention(
+          b, loc, flattenBatch(b, loc, op.getQuery()),
+          flattenBatch(b, loc, op.getKey()), flattenBatch(b, loc, op.getValue()),
+          sc, op.getCausal());
+      return unflattenBatch(b, loc, o, ty(op.getResult()));
+    }
     if (useBlas && qt.getElementType().isF32()) {
       // Two batched GEMMs over the flattened (batch, head) dimensions.
-      double sc = op.getScale() ? op.getScale()->convertToDouble()
-                                : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
       Value q3 = flattenBatch(b, loc, op.getQuery());
       Value k3 = flattenBatch(b, loc, op.getKey());
       Value v3 = flattenBatch(b, loc, op.getValue());
@@ -862,22 +887,10 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
       RankedTensorType out = ty(op.getResult());
       auto ot = RankedTensorType::get(
           {n, qt.getDimSize(r - 2), out.getShape().back()}, b.getF32Type());
-      Value o = callKernel(b, loc, "tessera_bmm_f32", p, v3, ot);
-      if (r == 3)
-        return o;
-      if (r == 2)
-        return tensor::CollapseShapeOp::create(
-            b, loc, o, SmallVector<ReassociationIndices>{{0, 1}, {2}});
-      ReassociationIndices lead;
-      for (unsigned i = 0; i + 2 < r; ++i)
-        lead.push_back(i);
-      return tensor::ExpandShapeOp::create(
-          b, loc, out, o,
-          SmallVector<ReassociationIndices>{lead, {int64_t(r) - 2}, {int64_t(r) - 1}});
+      return unflattenBatch(
+          b, loc, callKernel(b, loc, "tessera_bmm_f32", p, v3, ot), out);
     }
     int64_t tk = kt.getDimSize(r - 2);
-    double sc = op.getScale() ? op.getScale()->convertToDouble()
-                              : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
     // scores[..., i, j] = sum_d q[..., i, d] * k[..., j, d]
     SmallVector<int64_t> sShape(qt.getShape());
     sShape[r - 1] = tk;
@@ -923,6 +936,29 @@ struct StaticMultiPattern : OpRewritePattern<OpT> {
     return success();
   }
   virtual SmallVector<Value> lower(OpT op, PatternRewriter &b) const = 0;
+};
+
+/// Flash-style loops when asked for and the shapes qualify; otherwise the
+/// composed products (nn ops, lowered by the other patterns).
+struct AttentionGradLowering : StaticMultiPattern<nn::AttentionGradOp> {
+  AttentionGradLowering(MLIRContext *ctx, bool flash)
+      : StaticMultiPattern(ctx), flash(flash) {}
+  bool flash;
+
+  SmallVector<Value> lower(nn::AttentionGradOp op,
+                           PatternRewriter &b) const override {
+    if (!flash || !flashAttentionApplies(ty(op.getQuery()), ty(op.getValue())))
+      return llvm::to_vector(op.decompose(b));
+    Location loc = op.getLoc();
+    auto flat = [&](Value x) { return flattenBatch(b, loc, x); };
+    SmallVector<Value, 3> grads = buildFlashAttentionGrad(
+        b, loc, flat(op.getGrad()), flat(op.getQuery()), flat(op.getKey()),
+        flat(op.getValue()), flat(op.getOut()), op.getScaleOrDefault(),
+        op.getCausal());
+    return {unflattenBatch(b, loc, grads[0], ty(op.getQueryGrad())),
+            unflattenBatch(b, loc, grads[1], ty(op.getKeyGrad())),
+            unflattenBatch(b, loc, grads[2], ty(op.getValueGrad()))};
+  }
 };
 
 struct ReluGradLowering : StaticPattern<nn::ReluGradOp> {
@@ -1236,8 +1272,9 @@ struct ConvertNNToLinalgPass
                  GeluGradLowering, SiluGradLowering, LayerNormGradLowering,
                  RMSNormGradLowering, EmbeddingGradLowering,
                  CrossEntropyGradLowering, SliceGradLowering>(&getContext());
-    patterns.add<LinearLowering, MatmulLowering, AttentionLowering>(
-        &getContext(), useBlas);
+    patterns.add<LinearLowering, MatmulLowering>(&getContext(), useBlas);
+    patterns.add<AttentionLowering>(&getContext(), useBlas, flashAttention);
+    patterns.add<AttentionGradLowering>(&getContext(), flashAttention);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();
       return;

@@ -276,16 +276,31 @@ LogicalResult EmbeddingOp::buildVJP(OpBuilder &b, ArrayRef<Value> g,
 
 LogicalResult AttentionOp::buildVJP(OpBuilder &b, ArrayRef<Value> g,
                                     SmallVectorImpl<Value> &out) {
+  auto grads = AttentionGradOp::create(
+      b, getLoc(), getQuery().getType(), getKey().getType(),
+      getValue().getType(), g[0], getQuery(), getKey(), getValue(),
+      getResult(), getCausalAttr(), getScaleAttr());
+  out.append({grads.getQueryGrad(), grads.getKeyGrad(), grads.getValueGrad()});
+  return success();
+}
+
+double AttentionGradOp::getScaleOrDefault() {
+  if (auto s = getScale())
+    return s->convertToDouble();
+  RankedTensorType tq = typeOf(getQuery());
+  return 1.0 / std::sqrt(double(tq.getDimSize(tq.getRank() - 1)));
+}
+
+SmallVector<Value, 3> AttentionGradOp::decompose(OpBuilder &b) {
   // Recompute p = softmax(q k^T * scale + mask), then
   //   dv = p^T g,  dp = g v^T,  ds = p * (dp - sum(dp * p)) * scale,
   //   dq = ds k,   dk = ds^T q.
   Location l = getLoc();
-  Value q = getQuery(), k = getKey(), v = getValue();
+  Value q = getQuery(), k = getKey(), v = getValue(), g = getGrad();
   RankedTensorType tq = typeOf(q), tk = typeOf(k);
   int64_t r = tq.getRank();
   int64_t t = tq.getDimSize(r - 2), s = tk.getDimSize(r - 2);
-  double sc = getScale() ? getScale()->convertToDouble()
-                         : 1.0 / std::sqrt(double(tq.getDimSize(r - 1)));
+  double sc = getScaleOrDefault();
   Value scores = scale(b, l, matmul(b, l, q, transposeLast(b, l, k)), sc);
   if (getCausal()) {
     // -inf where the key index exceeds the query index (as the lowering).
@@ -303,14 +318,11 @@ LogicalResult AttentionOp::buildVJP(OpBuilder &b, ArrayRef<Value> g,
   }
   Value p = SoftmaxOp::create(b, l, scores.getType(), scores,
                               b.getI64IntegerAttr(-1));
-  Value dv = matmul(b, l, transposeLast(b, l, p), g[0]);
-  Value dp = matmul(b, l, g[0], transposeLast(b, l, v));
+  Value dv = matmul(b, l, transposeLast(b, l, p), g);
+  Value dp = matmul(b, l, g, transposeLast(b, l, v));
   Value dot = reduceSum(b, l, mul(b, l, dp, p), r - 1, /*keep=*/true);
   Value ds = scale(b, l, mul(b, l, p, sub(b, l, dp, dot)), sc);
-  out.push_back(matmul(b, l, ds, k));
-  out.push_back(matmul(b, l, transposeLast(b, l, ds), q));
-  out.push_back(dv);
-  return success();
+  return {matmul(b, l, ds, k), matmul(b, l, transposeLast(b, l, ds), q), dv};
 }
 
 LogicalResult CrossEntropyOp::buildVJP(OpBuilder &b, ArrayRef<Value> g,

@@ -275,6 +275,19 @@ LogicalResult AttentionOp::verify() {
   return expectResult(*this, ty(getResult()), shape, q.getElementType());
 }
 
+LogicalResult AttentionGradOp::verify() {
+  auto q = ty(getQuery()), k = ty(getKey()), v = ty(getValue());
+  if (ty(getGrad()) != ty(getOut()))
+    return emitOpError() << "grad " << ty(getGrad())
+                         << " must have the type of out " << ty(getOut());
+  if (ty(getQueryGrad()) != q || ty(getKeyGrad()) != k || ty(getValueGrad()) != v)
+    return emitOpError("gradients must have the types of query, key and value");
+  if (getCausal() && !dimsMatch(q.getDimSize(q.getRank() - 2),
+                                k.getDimSize(k.getRank() - 2)))
+    return emitOpError("causal attention needs as many queries as keys");
+  return success();
+}
+
 LogicalResult CrossEntropyOp::verify() {
   RankedTensorType l = ty(getLogits()), t = ty(getTargets());
   if (failed(verifyFloat(*this, l, "logits")))

@@ -348,6 +348,44 @@ def NN_LayerNormGradOp : NN_Op<"layer_norm_grad", [Pure]> {
     "$grad `,` $input `,` $weight attr-dict `:` functional-type(operands, results)";
 }
 
+def NN_AttentionGradOp : NN_Op<"attention_grad", [Pure]> {
+  let summary = "gradients of attention";
+  let description = [{
+    Given the gradient `grad` of `out = attention(q, k, v)` (same `causal`
+    and `scale`), returns the gradients with respect to `q`, `k` and `v`.
+    `out` is the forward result; the probabilities are recomputed. Lowered
+    either as the composed products (`decompose`) or, on the GPU, as
+    flash-style loops that never hold a `T x S` tensor.
+
+    ```mlir
+    %dq, %dk, %dv = nn.attention_grad %g, %q, %k, %v, %out {causal = true}
+        : (tensor<8x6x256x64xf32>, tensor<8x6x256x64xf32>,
+           tensor<8x6x256x64xf32>, tensor<8x6x256x64xf32>,
+           tensor<8x6x256x64xf32>)
+        -> (tensor<8x6x256x64xf32>, tensor<8x6x256x64xf32>,
+            tensor<8x6x256x64xf32>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$query,
+                       AnyRankedTensor:$key, AnyRankedTensor:$value,
+                       AnyRankedTensor:$out, UnitAttr:$causal,
+                       OptionalAttr<F64Attr>:$scale);
+  let results = (outs AnyRankedTensor:$query_grad, AnyRankedTensor:$key_grad,
+                      AnyRankedTensor:$value_grad);
+  let assemblyFormat = [{
+    $grad `,` $query `,` $key `,` $value `,` $out attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The scale applied to q k^T: `scale`, or 1/sqrt(head dimension).
+    double getScaleOrDefault();
+    /// The gradients as nn ops: p is recomputed with matmul and softmax,
+    /// so `T x S` tensors are materialized. Returns {dq, dk, dv}.
+    ::llvm::SmallVector<::mlir::Value, 3> decompose(::mlir::OpBuilder &b);
+  }];
+  let hasVerifier = 1;
+}
+
 def NN_RMSNormGradOp : NN_Op<"rms_norm_grad", [Pure]> {
   let summary = "gradients of rms_norm";
   let description = [{

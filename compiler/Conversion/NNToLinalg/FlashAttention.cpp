@@ -1,0 +1,262 @@
+//===- FlashAttention.cpp - Attention without T x S tensors ---------------===//
+//
+// One loop iteration per (batch, row); each keeps a row of q (or k, v) and
+// its accumulators as vectors, and walks the other sequence one row at a
+// time. The forward pass is the online softmax:
+//
+//   s_j = (q . k_j) * scale        m' = max(m, s_j)
+//   c = exp(m - m'), p = exp(s_j - m')
+//   l' = l c + p                   acc' = acc c + p v_j       out = acc / l
+//
+// The backward pass recomputes the probabilities from each query row's
+// log-sum-exp L = m + log(l) and uses delta = g . o (= sum_j p_j dp_j):
+//
+//   p_ij = exp(s_ij - L_i)   dp_ij = g_i . v_j   ds_ij = p_ij (dp_ij - delta_i) scale
+//   dq_i = sum_j ds_ij k_j   dk_j = sum_i ds_ij q_i   dv_j = sum_i p_ij g_i
+//
+// dq loops over keys per query row; dk and dv loop over queries per key
+// row, in two loops so that each holds at most three rows (registers on a
+// GPU). With `causal`, query i sees keys j <= i, so the loops stop at the
+// diagonal. Dot products are reductions with `reassoc`: a tree, not a chain
+// of dependent adds.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/NNToLinalg/FlashAttention.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <limits>
+
+using namespace mlir;
+
+namespace tessera {
+namespace {
+
+/// Emits the arithmetic of one loop body at the builder's insertion point.
+struct RowMath {
+  OpBuilder &b;
+  Location loc;
+
+  Type f32() { return b.getF32Type(); }
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value cst(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(float(v)));
+  }
+  /// t[n, i, :] of a rank-3 tensor, as a vector.
+  Value row(Value t, Value n, Value i) {
+    auto tt = cast<RankedTensorType>(t.getType());
+    auto vt = VectorType::get({tt.getDimSize(2)}, f32());
+    return vector::TransferReadOp::create(b, loc, vt, t, {n, i, index(0)},
+                                          cst(0.0), ArrayRef<bool>{true});
+  }
+  /// t[n, i] of a rank-2 tensor.
+  Value at(Value t, Value n, Value i) {
+    return tensor::ExtractOp::create(b, loc, t, ValueRange{n, i});
+  }
+  Value splat(Value s, Value like) {
+    return vector::BroadcastOp::create(b, loc, like.getType(), s);
+  }
+  Value dot(Value x, Value y) {
+    Value prod = arith::MulFOp::create(b, loc, x, y);
+    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, prod,
+                                       arith::FastMathFlags::reassoc);
+  }
+  /// acc + s * x for a scalar s.
+  Value axpy(Value s, Value x, Value acc) {
+    return vector::FMAOp::create(b, loc, splat(s, x), x, acc);
+  }
+  Value mul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubFOp::create(b, loc, x, y); }
+  Value exp(Value x) { return math::ExpOp::create(b, loc, x); }
+  Value zeros(int64_t n) {
+    auto vt = VectorType::get({n}, f32());
+    return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(vt, 0.0f));
+  }
+
+  /// scf.for over [lo, hi) carrying `init`; `body` returns the next values.
+  ValueRange loop(Value lo, Value hi, ValueRange init,
+                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto forOp = scf::ForOp::create(
+        b, loc, lo, hi, index(1), init,
+        [&](OpBuilder &nb, Location, Value iv, ValueRange args) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointToStart(nb.getInsertionBlock());
+          scf::YieldOp::create(b, loc, body(iv, args));
+        });
+    return forOp.getResults();
+  }
+};
+
+/// One scf.forall iteration per (batch n, row i) in [0, batches) x [0, rows)
+/// writing row i of every output: a vector for rank-3 outputs [n, rows, E],
+/// a scalar for rank-2 outputs [n, rows]. `body` returns those, in order.
+SmallVector<Value>
+rowForall(OpBuilder &b, Location loc, ArrayRef<RankedTensorType> outTypes,
+          function_ref<SmallVector<Value>(RowMath &, Value, Value)> body) {
+  SmallVector<Value> inits;
+  for (RankedTensorType t : outTypes)
+    inits.push_back(
+        tensor::EmptyOp::create(b, loc, t.getShape(), t.getElementType()));
+  SmallVector<OpFoldResult> bounds = {b.getIndexAttr(outTypes[0].getDimSize(0)),
+                                      b.getIndexAttr(outTypes[0].getDimSize(1))};
+  auto forall = scf::ForallOp::create(b, loc, bounds, inits, std::nullopt);
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  RowMath m{b, loc};
+  Value n = forall.getInductionVar(0), i = forall.getInductionVar(1);
+  SmallVector<Value> rows = body(m, n, i);
+
+  SmallVector<Value> slices;
+  SmallVector<SmallVector<OpFoldResult>> offsets, sizes, strides;
+  Value zero = m.index(0);
+  for (auto [t, out, value] :
+       llvm::zip_equal(outTypes, forall.getRegionIterArgs(), rows)) {
+    bool isRow = t.getRank() == 3;
+    offsets.push_back({n, i});
+    sizes.push_back({b.getIndexAttr(1), b.getIndexAttr(1)});
+    strides.push_back({b.getIndexAttr(1), b.getIndexAttr(1)});
+    SmallVector<int64_t> shape = {1, 1};
+    if (isRow) {
+      offsets.back().push_back(b.getIndexAttr(0));
+      sizes.back().push_back(b.getIndexAttr(t.getDimSize(2)));
+      strides.back().push_back(b.getIndexAttr(1));
+      shape.push_back(t.getDimSize(2));
+    }
+    auto sliceType = RankedTensorType::get(shape, t.getElementType());
+    Value slice = tensor::ExtractSliceOp::create(
+        b, loc, sliceType, out, offsets.back(), sizes.back(), strides.back());
+    if (isRow)
+      slices.push_back(vector::TransferWriteOp::create(
+                           b, loc, value, slice, ValueRange{zero, zero, zero},
+                           ArrayRef<bool>{true})
+                           .getResult());
+    else
+      slices.push_back(tensor::InsertOp::create(b, loc, value, slice,
+                                                ValueRange{zero, zero}));
+  }
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  for (auto [k, out] : llvm::enumerate(forall.getRegionIterArgs()))
+    tensor::ParallelInsertSliceOp::create(b, loc, slices[k], out, offsets[k],
+                                          sizes[k], strides[k]);
+  return SmallVector<Value>(forall.getResults());
+}
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+} // namespace
+
+bool flashAttentionApplies(RankedTensorType q, RankedTensorType v) {
+  // A query row, the output accumulator and a key or value row in
+  // registers: 3 x 128 floats would spill, so larger heads keep the
+  // composed lowering.
+  int64_t r = q.getRank();
+  return q.getElementType().isF32() && q.hasStaticShape() &&
+         v.hasStaticShape() && q.getDimSize(r - 1) <= 128 &&
+         v.getDimSize(r - 1) <= 128;
+}
+
+Value buildFlashAttention(OpBuilder &b, Location loc, Value q, Value k,
+                          Value v, double scale, bool causal) {
+  RankedTensorType qt = typeOf(q), vt = typeOf(v);
+  int64_t keys = vt.getDimSize(1), e = vt.getDimSize(2);
+  auto outType = RankedTensorType::get({qt.getDimSize(0), qt.getDimSize(1), e},
+                                       b.getF32Type());
+  return rowForall(b, loc, {outType}, [&](RowMath &m, Value n, Value i) {
+    Value qi = m.row(q, n, i);
+    Value hi = causal ? arith::AddIOp::create(b, loc, i, m.index(1)).getResult()
+                      : m.index(keys);
+    Value sc = m.cst(scale);
+    ValueRange r = m.loop(
+        m.index(0), hi,
+        {m.cst(-std::numeric_limits<double>::infinity()), m.cst(0.0), m.zeros(e)},
+        [&](Value j, ValueRange a) -> SmallVector<Value> {
+          Value s = m.mul(m.dot(qi, m.row(k, n, j)), sc);
+          Value mx = arith::MaximumFOp::create(b, loc, a[0], s);
+          Value c = m.exp(m.sub(a[0], mx)), p = m.exp(m.sub(s, mx));
+          Value l = math::FmaOp::create(b, loc, a[1], c, p);
+          Value acc = m.axpy(p, m.row(v, n, j), m.mul(a[2], m.splat(c, a[2])));
+          return {mx, l, acc};
+        });
+    return SmallVector<Value>{
+        arith::DivFOp::create(b, loc, r[2], m.splat(r[1], r[2]))};
+  })[0];
+}
+
+SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
+                                              Value g, Value q, Value k,
+                                              Value v, Value o, double scale,
+                                              bool causal) {
+  RankedTensorType qt = typeOf(q), kt = typeOf(k), vt = typeOf(v);
+  int64_t batch = qt.getDimSize(0), queries = qt.getDimSize(1);
+  int64_t keys = kt.getDimSize(1);
+  auto rowStats = RankedTensorType::get({batch, queries}, b.getF32Type());
+
+  // dq, and per query row the log-sum-exp and delta = g . o.
+  SmallVector<Value> first = rowForall(
+      b, loc, {qt, rowStats, rowStats}, [&](RowMath &m, Value n, Value i) {
+        Value qi = m.row(q, n, i), gi = m.row(g, n, i);
+        Value delta = m.dot(gi, m.row(o, n, i));
+        Value hi = causal
+                       ? arith::AddIOp::create(b, loc, i, m.index(1)).getResult()
+                       : m.index(keys);
+        Value sc = m.cst(scale);
+        ValueRange stats = m.loop(
+            m.index(0), hi,
+            {m.cst(-std::numeric_limits<double>::infinity()), m.cst(0.0)},
+            [&](Value j, ValueRange a) -> SmallVector<Value> {
+              Value s = m.mul(m.dot(qi, m.row(k, n, j)), sc);
+              Value mx = arith::MaximumFOp::create(b, loc, a[0], s);
+              Value l = math::FmaOp::create(b, loc, a[1], m.exp(m.sub(a[0], mx)),
+                                            m.exp(m.sub(s, mx)));
+              return {mx, l};
+            });
+        Value lse = arith::AddFOp::create(b, loc, stats[0],
+                                          math::LogOp::create(b, loc, stats[1]));
+        Value dq = m.loop(m.index(0), hi, {m.zeros(qt.getDimSize(2))},
+                          [&](Value j, ValueRange a) -> SmallVector<Value> {
+                            Value kj = m.row(k, n, j);
+                            Value p = m.exp(m.sub(m.mul(m.dot(qi, kj), sc), lse));
+                            Value dp = m.dot(gi, m.row(v, n, j));
+                            Value ds = m.mul(m.mul(p, m.sub(dp, delta)), sc);
+                            return {m.axpy(ds, kj, a[0])};
+                          })[0];
+        return SmallVector<Value>{dq, lse, delta};
+      });
+  Value dq = first[0], lse = first[1], delta = first[2];
+
+  // Per key row j: the queries that see it, i >= j when causal.
+  auto lower = [&](RowMath &m, Value j) {
+    return causal ? j : m.index(0);
+  };
+  Value dv = rowForall(b, loc, {vt}, [&](RowMath &m, Value n, Value j) {
+    Value kj = m.row(k, n, j), sc = m.cst(scale);
+    return SmallVector<Value>{
+        m.loop(lower(m, j), m.index(queries), {m.zeros(vt.getDimSize(2))},
+               [&](Value i, ValueRange a) -> SmallVector<Value> {
+                 Value s = m.mul(m.dot(m.row(q, n, i), kj), sc);
+                 Value p = m.exp(m.sub(s, m.at(lse, n, i)));
+                 return {m.axpy(p, m.row(g, n, i), a[0])};
+               })[0]};
+  })[0];
+  Value dk = rowForall(b, loc, {kt}, [&](RowMath &m, Value n, Value j) {
+    Value kj = m.row(k, n, j), vj = m.row(v, n, j), sc = m.cst(scale);
+    return SmallVector<Value>{
+        m.loop(lower(m, j), m.index(queries), {m.zeros(kt.getDimSize(2))},
+               [&](Value i, ValueRange a) -> SmallVector<Value> {
+                 Value dp = m.dot(m.row(g, n, i), vj);
+                 Value qi = m.row(q, n, i);
+                 Value p = m.exp(m.sub(m.mul(m.dot(qi, kj), sc), m.at(lse, n, i)));
+                 Value ds = m.mul(m.mul(p, m.sub(dp, m.at(delta, n, i))), sc);
+                 return {m.axpy(ds, qi, a[0])};
+               })[0]};
+  })[0];
+  return {dq, dk, dv};
+}
+
+} // namespace tessera

@@ -1,0 +1,39 @@
+//===- FlashAttention.h - Attention without T x S tensors -------*- C++ -*-===//
+//
+// Attention and its gradients as loops over rows with an online softmax
+// (the FlashAttention recurrence): each query row keeps its running max,
+// sum and output in vectors, so no tensor of shape (queries, keys) exists.
+// The loops are `scf.forall` over (batch, row) on tensors; after
+// bufferization the GPU pipeline maps them to threads.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TESSERA_CONVERSION_FLASHATTENTION_H
+#define TESSERA_CONVERSION_FLASHATTENTION_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+namespace tessera {
+
+/// Whether attention over q [N, T, D], k [N, S, D], v [N, S, E] (batch
+/// dimensions flattened) gets the flash lowering: f32, and head dimensions
+/// small enough that a row lives in registers.
+bool flashAttentionApplies(mlir::RankedTensorType q, mlir::RankedTensorType v);
+
+/// softmax(q k^T * scale (+ causal mask)) v for rank-3 q, k, v.
+mlir::Value buildFlashAttention(mlir::OpBuilder &b, mlir::Location loc,
+                                mlir::Value q, mlir::Value k, mlir::Value v,
+                                double scale, bool causal);
+
+/// {dq, dk, dv} of the above, given the gradient g and the forward result
+/// o (both [N, T, E]). Three loops: dq per query row (it also writes each
+/// row's log-sum-exp and g.o), then dv and dk per key row.
+llvm::SmallVector<mlir::Value, 3>
+buildFlashAttentionGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
+                        mlir::Value q, mlir::Value k, mlir::Value v,
+                        mlir::Value o, double scale, bool causal);
+
+} // namespace tessera
+
+#endif // TESSERA_CONVERSION_FLASHATTENTION_H
