@@ -474,6 +474,8 @@ struct LinearLowering : StaticPattern<nn::LinearOp> {
 };
 
 Value flattenBatch(PatternRewriter &b, Location loc, Value x);
+Value unflattenBatch(PatternRewriter &b, Location loc, Value x,
+                     RankedTensorType type);
 
 struct MatmulLowering : StaticPattern<nn::MatmulOp> {
   MatmulLowering(MLIRContext *ctx, bool useBlas)
@@ -514,15 +516,8 @@ struct MatmulLowering : StaticPattern<nn::MatmulOp> {
       auto flatOut = RankedTensorType::get(
           {ty(a3).getDimSize(0), out.getDimSize(r - 2), out.getDimSize(r - 1)},
           b.getF32Type());
-      Value y = callKernel(b, loc, "tessera_bmm_f32", a3, b3, flatOut);
-      if (r == 3)
-        return y;
-      ReassociationIndices lead;
-      for (int64_t i = 0; i + 2 < r; ++i)
-        lead.push_back(i);
-      return tensor::ExpandShapeOp::create(
-          b, loc, out, y,
-          SmallVector<ReassociationIndices>{lead, {r - 2}, {r - 1}});
+      return unflattenBatch(
+          b, loc, callKernel(b, loc, "tessera_bmm_f32", a3, b3, flatOut), out);
     }
     unsigned r = out.getRank(), n = r + 1;
     AffineExpr k = getAffineDimExpr(r, ctx);
