@@ -73,6 +73,26 @@ struct RowMath {
   Value mul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
   Value sub(Value x, Value y) { return arith::SubFOp::create(b, loc, x, y); }
   Value exp(Value x) { return math::ExpOp::create(b, loc, x); }
+  /// One step of the online softmax over scores s: from the running max
+  /// and sum, the new max, the factor c = exp(max - max') for what was
+  /// accumulated so far, p = exp(s - max') and the new sum.
+  struct Step {
+    Value max, c, p, sum;
+  };
+  Step onlineSoftmax(Value max, Value sum, Value s) {
+    Value mx = arith::MaximumFOp::create(b, loc, max, s);
+    Value c = exp(sub(max, mx)), p = exp(sub(s, mx));
+    return {mx, c, p, math::FmaOp::create(b, loc, sum, c, p)};
+  }
+  /// The initial running max and sum.
+  SmallVector<Value> softmaxInit() {
+    return {cst(-std::numeric_limits<double>::infinity()), cst(0.0)};
+  }
+  /// One past the last key query row i sees.
+  Value keysEnd(Value i, bool causal, int64_t keys) {
+    return causal ? arith::AddIOp::create(b, loc, i, index(1)).getResult()
+                  : index(keys);
+  }
   Value zeros(int64_t n) {
     auto vt = VectorType::get({n}, f32());
     return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(vt, 0.0f));
@@ -168,20 +188,17 @@ Value buildFlashAttention(OpBuilder &b, Location loc, Value q, Value k,
   auto outType = RankedTensorType::get({qt.getDimSize(0), qt.getDimSize(1), e},
                                        b.getF32Type());
   return rowForall(b, loc, {outType}, [&](RowMath &m, Value n, Value i) {
-    Value qi = m.row(q, n, i);
-    Value hi = causal ? arith::AddIOp::create(b, loc, i, m.index(1)).getResult()
-                      : m.index(keys);
-    Value sc = m.cst(scale);
+    Value qi = m.row(q, n, i), sc = m.cst(scale);
+    SmallVector<Value> init = m.softmaxInit();
+    init.push_back(m.zeros(e));
     ValueRange r = m.loop(
-        m.index(0), hi,
-        {m.cst(-std::numeric_limits<double>::infinity()), m.cst(0.0), m.zeros(e)},
+        m.index(0), m.keysEnd(i, causal, keys), init,
         [&](Value j, ValueRange a) -> SmallVector<Value> {
-          Value s = m.mul(m.dot(qi, m.row(k, n, j)), sc);
-          Value mx = arith::MaximumFOp::create(b, loc, a[0], s);
-          Value c = m.exp(m.sub(a[0], mx)), p = m.exp(m.sub(s, mx));
-          Value l = math::FmaOp::create(b, loc, a[1], c, p);
-          Value acc = m.axpy(p, m.row(v, n, j), m.mul(a[2], m.splat(c, a[2])));
-          return {mx, l, acc};
+          RowMath::Step st =
+              m.onlineSoftmax(a[0], a[1], m.mul(m.dot(qi, m.row(k, n, j)), sc));
+          Value acc =
+              m.axpy(st.p, m.row(v, n, j), m.mul(a[2], m.splat(st.c, a[2])));
+          return {st.max, st.sum, acc};
         });
     return SmallVector<Value>{
         arith::DivFOp::create(b, loc, r[2], m.splat(r[1], r[2]))};
@@ -202,19 +219,13 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
       b, loc, {qt, rowStats, rowStats}, [&](RowMath &m, Value n, Value i) {
         Value qi = m.row(q, n, i), gi = m.row(g, n, i);
         Value delta = m.dot(gi, m.row(o, n, i));
-        Value hi = causal
-                       ? arith::AddIOp::create(b, loc, i, m.index(1)).getResult()
-                       : m.index(keys);
-        Value sc = m.cst(scale);
+        Value hi = m.keysEnd(i, causal, keys), sc = m.cst(scale);
         ValueRange stats = m.loop(
-            m.index(0), hi,
-            {m.cst(-std::numeric_limits<double>::infinity()), m.cst(0.0)},
+            m.index(0), hi, m.softmaxInit(),
             [&](Value j, ValueRange a) -> SmallVector<Value> {
-              Value s = m.mul(m.dot(qi, m.row(k, n, j)), sc);
-              Value mx = arith::MaximumFOp::create(b, loc, a[0], s);
-              Value l = math::FmaOp::create(b, loc, a[1], m.exp(m.sub(a[0], mx)),
-                                            m.exp(m.sub(s, mx)));
-              return {mx, l};
+              RowMath::Step st = m.onlineSoftmax(
+                  a[0], a[1], m.mul(m.dot(qi, m.row(k, n, j)), sc));
+              return {st.max, st.sum};
             });
         Value lse = arith::AddFOp::create(b, loc, stats[0],
                                           math::LogOp::create(b, loc, stats[1]));
