@@ -2,6 +2,7 @@
 
 #include "compiler/Conversion/Passes.h"
 
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -20,19 +21,34 @@ struct UnaryToPTX : OpRewritePattern<OpT> {
       : OpRewritePattern<OpT>(ctx), instruction(instruction) {}
   const char *instruction;
   LogicalResult matchAndRewrite(OpT op, PatternRewriter &b) const override {
-    bool f64 = op.getType().isF64();
-    if (!op.getType().isF32() && !f64)
+    // 1-D vectors (the row kernels' chunks) lane by lane.
+    auto vt = dyn_cast<VectorType>(op.getType());
+    Type et = vt ? vt.getElementType() : op.getType();
+    bool f64 = et.isF64();
+    if ((!et.isF32() && !f64) || (vt && (vt.getRank() != 1 || vt.isScalable())))
       return failure();
     std::string text = instruction;
     for (size_t at; (at = text.find("{t}")) != std::string::npos;)
       text.replace(at, 3, f64 ? "f64" : "f32");
-    auto asmOp = LLVM::InlineAsmOp::create(
-        b, op.getLoc(), op.getType(), op->getOperands(), text + " $0, $1;",
-        f64 ? "=d,d" : "=f,f",
-        /*has_side_effects=*/false, /*is_align_stack=*/false,
-        LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
-        ArrayAttr());
-    b.replaceOp(op, asmOp.getResult(0));
+    auto emit = [&](Value x) -> Value {
+      return LLVM::InlineAsmOp::create(
+                 b, op.getLoc(), et, ValueRange{x}, text + " $0, $1;",
+                 f64 ? "=d,d" : "=f,f",
+                 /*has_side_effects=*/false, /*is_align_stack=*/false,
+                 LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
+                 ArrayAttr())
+          .getResult(0);
+    };
+    Value x = op->getOperand(0);
+    if (!vt) {
+      b.replaceOp(op, emit(x));
+      return success();
+    }
+    SmallVector<Value> lanes;
+    for (int64_t i = 0; i < vt.getNumElements(); ++i)
+      lanes.push_back(
+          emit(vector::ExtractOp::create(b, op.getLoc(), x, ArrayRef<int64_t>{i})));
+    b.replaceOpWithNewOp<vector::FromElementsOp>(op, vt, lanes);
     return success();
   }
 };

@@ -106,9 +106,13 @@ struct SplitReductionsPass
         return options;
       // Inputs read through constant indices (a fused [N, 1] operand read
       // as (i) -> (i, 0)) would be split into invalid shapes.
+      // Neither can a kept size-1 result written through (i) -> (0): only a
+      // rank-0 result qualifies.
       for (OpOperand *input : op.getDpsInputOperands())
         if (!op.getMatchingIndexingMap(input).isProjectedPermutation())
           return options;
+      if (op.getMatchingIndexingMap(op.getDpsInitOperand(0)).getNumResults())
+        return options;
       options.ratio = divisorNearSqrt(ranges[0]);
       options.index = 0;
       options.innerParallel = true;

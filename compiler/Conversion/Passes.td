@@ -21,7 +21,12 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
     Option<"flashAttention", "flash-attention", "bool", /*default=*/"false",
            "Lower f32 attention and its gradient (head dimensions <= 128) "
            "to flash-style row loops (scf.forall with an online softmax) "
-           "that never build a (queries x keys) tensor">
+           "that never build a (queries x keys) tensor">,
+    Option<"rowKernels", "row-kernels", "bool", /*default=*/"false",
+           "Lower f32 softmax (last dimension), layer and RMS norm (one "
+           "normalized dimension), cross-entropy and their gradients to one "
+           "scf.forall over rows each: the row's statistics stay in "
+           "registers instead of separate reductions">
   ];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::bufferization::BufferizationDialect",
@@ -66,9 +71,11 @@ def GPUMathToPTX : Pass<"tessera-gpu-math-to-ptx", "mlir::gpu::GPUModuleOp"> {
     convert-gpu-to-nvvm sends these to libdevice (`__nv_sqrtf`, ...), which
     is part of the CUDA toolkit. PTX has them as instructions (`sqrt.rn.f32`
     is the correctly rounded square root), so they become inline PTX and
-    the kernels need no libdevice: PTX is produced without CUDA.
+    the kernels need no libdevice: PTX is produced without CUDA. 1-D
+    vectors (the row kernels' chunks) become one instruction per lane.
   }];
-  let dependentDialects = ["mlir::LLVM::LLVMDialect"];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect",
+                           "mlir::vector::VectorDialect"];
 }
 
 def ConvertPrecisionToLinalg : Pass<"convert-precision-to-linalg", "mlir::ModuleOp"> {

@@ -112,8 +112,10 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
 static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
   std::vector<std::string> passes = {
       // Attention as flash-style row loops (scf.forall, online softmax):
-      // no (queries x keys) tensor, forward or backward.
-      "convert-nn-to-linalg{flash-attention}", "convert-optim-to-linalg",
+      // no (queries x keys) tensor, forward or backward. Softmax, the
+      // norms and cross-entropy as one loop per row each (row kernels).
+      "convert-nn-to-linalg{flash-attention row-kernels}",
+      "convert-optim-to-linalg",
       // Contractions on bf16/f16-rounded operands become half-precision
       // matmuls for the tensor cores (before the roundings are lowered).
       "tessera-gpu-select-tensor-cores",

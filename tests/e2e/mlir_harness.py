@@ -6,6 +6,7 @@ module with `tessera-opt --tessera-lower-to-llvm`, executes it with
 mlir-runner and returns the result as a torch tensor. Floating results are
 printed as raw bits, so no digit is lost on the way back.
 """
+import math
 import os
 import re
 import subprocess
@@ -17,7 +18,11 @@ ELEM = {torch.float32: "f32", torch.int32: "i32"}
 
 def _dense(t):
     if t.dim() == 0:
-        return repr(float(t)) if t.is_floating_point() else str(int(t))
+        if not t.is_floating_point():
+            return str(int(t))
+        if not torch.isfinite(t):  # MLIR spells inf and NaN by their bits
+            return "0x%08X" % (t.to(torch.float32).view(torch.int32).item() & 0xFFFFFFFF)
+        return repr(float(t))
     return "[" + ", ".join(_dense(x) for x in t) + "]"
 
 
@@ -81,6 +86,13 @@ def kernels(bin_dir):
 
 
 def error(got, ref64):
-    """max |got - ref| / max |ref| (normwise relative error)."""
-    scale = ref64.abs().max().item() or 1.0
-    return (got.double() - ref64).abs().max().item() / scale
+    """max |got - ref| / max |ref| (normwise relative error); inf where one
+    side is NaN and the other is not (Python's max() would drop a NaN)."""
+    got = got.double()
+    diff = (got - ref64).abs()
+    both_nan = torch.isnan(got) & torch.isnan(ref64)
+    if (torch.isnan(diff) & ~both_nan).any():
+        return math.inf
+    diff = torch.where(both_nan, torch.zeros_like(diff), diff)
+    scale = ref64[torch.isfinite(ref64)].abs().max().item() if torch.isfinite(ref64).any() else 1.0
+    return diff.max().item() / (scale or 1.0)

@@ -66,6 +66,19 @@ case("layer_norm 2 dims [2,3,5]", "nn.layer_norm %a0, %a1, %a2 {{eps = 1.0e-05 :
      [T(2, 3, 5), T(3, 5), T(3, 5)], lambda x, w, b: F.layer_norm(x, (3, 5), w, b, 1e-5))
 case("rms_norm [3,17]", "nn.rms_norm %a0, %a1 {{eps = 1.0e-06 : f64}} : ({ins}) -> {out}",
      [T(3, 17), T(17)], lambda x, w: x * torch.rsqrt((x * x).mean(-1, keepdim=True) + 1e-6) * w)
+# Row widths that take the GPU row kernels' 4- and 2-lane chunks, and a
+# softmax row that starts with -inf (and one that is all -inf but one).
+case("softmax [2,3,12]", "nn.softmax %a0 {{dim = -1 : i64}} : {out}",
+     [T(2, 3, 12) * 4], lambda x: x.softmax(-1))
+masked = T(3, 6)
+masked[0, :2] = float("-inf")
+masked[1, :5] = float("-inf")
+case("softmax -inf [3,6]", "nn.softmax %a0 {{dim = 1 : i64}} : {out}", [masked],
+     lambda x: x.softmax(-1))
+case("layer_norm [2,3,12]", "nn.layer_norm %a0, %a1, %a2 {{eps = 1.0e-05 : f64}} : ({ins}) -> {out}",
+     [T(2, 3, 12) * 3 + 2, T(12), T(12)], lambda x, w, b: F.layer_norm(x, (12,), w, b, 1e-5))
+case("rms_norm [5,6]", "nn.rms_norm %a0, %a1 {{eps = 1.0e-06 : f64}} : ({ins}) -> {out}",
+     [T(5, 6), T(6)], lambda x, w: x * torch.rsqrt((x * x).mean(-1, keepdim=True) + 1e-6) * w)
 idx = torch.randint(0, 17, (3, 1), dtype=torch.int32)
 case("embedding [17,5][idx 3x1]", "nn.embedding %a0, %a1 : ({ins}) -> {out}", [T(17, 5), idx],
      lambda w, i: F.embedding(i.long(), w))
@@ -93,6 +106,9 @@ case("cross_entropy [3,17]", "nn.cross_entropy %a0, %a1 : ({ins}) -> {out}", [T(
 t2 = torch.randint(0, 5, (2, 3), dtype=torch.int32)
 case("cross_entropy [2,3,5]", "nn.cross_entropy %a0, %a1 : ({ins}) -> {out}", [T(2, 3, 5), t2],
      lambda l, y: F.cross_entropy(l.reshape(-1, 5), y.reshape(-1).long()))
+t3 = torch.randint(0, 8, (2, 3), dtype=torch.int32)
+case("cross_entropy [2,3,8]", "nn.cross_entropy %a0, %a1 : ({ins}) -> {out}", [T(2, 3, 8) * 3, t3],
+     lambda l, y: F.cross_entropy(l.reshape(-1, 8), y.reshape(-1).long()))
 case("reshape [3,1,4]->[2,6]", "nn.reshape %a0 : ({ins}) -> {out}", [T(3, 1, 4)], lambda x: x.reshape(2, 6))
 case("transpose [2,3,5] 0<->2", "nn.transpose %a0 {{dim0 = 0 : i64, dim1 = 2 : i64}} : ({ins}) -> {out}",
      [T(2, 3, 5)], lambda x: x.transpose(0, 2))
@@ -116,8 +132,9 @@ for label, op_text, ins, ref, out_dtype in cases:
     pipelines = ["--tessera-lower-to-llvm"]
     if label.startswith(("linear", "matmul", "attention")):
         pipelines.append("--tessera-lower-to-llvm-loops")
-    if label.startswith("attention"):
-        # The GPU pipeline's flash lowering, run as CPU loops.
+    if label.startswith(("attention", "softmax", "layer_norm", "rms_norm", "cross_entropy")):
+        # The GPU pipeline's own lowerings (flash attention, row kernels),
+        # run as CPU loops.
         pipelines.append("--tessera-gpu-emulator")
     for pipeline in pipelines:
         got = run(bin_dir, lib_dir, module, "f", ins, out_shape, out_dtype, pipeline)

@@ -23,6 +23,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
+#include "compiler/Conversion/NNToLinalg/RowMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -36,81 +37,6 @@ using namespace mlir;
 
 namespace tessera {
 namespace {
-
-/// Emits the arithmetic of one loop body at the builder's insertion point.
-struct RowMath {
-  OpBuilder &b;
-  Location loc;
-
-  Type f32() { return b.getF32Type(); }
-  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  Value cst(double v) {
-    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(float(v)));
-  }
-  /// t[n, i, :] of a rank-3 tensor, as a vector.
-  Value row(Value t, Value n, Value i) {
-    auto tt = cast<RankedTensorType>(t.getType());
-    auto vt = VectorType::get({tt.getDimSize(2)}, f32());
-    return vector::TransferReadOp::create(b, loc, vt, t, {n, i, index(0)},
-                                          cst(0.0), ArrayRef<bool>{true});
-  }
-  /// t[n, i] of a rank-2 tensor.
-  Value at(Value t, Value n, Value i) {
-    return tensor::ExtractOp::create(b, loc, t, ValueRange{n, i});
-  }
-  Value splat(Value s, Value like) {
-    return vector::BroadcastOp::create(b, loc, like.getType(), s);
-  }
-  Value dot(Value x, Value y) {
-    Value prod = arith::MulFOp::create(b, loc, x, y);
-    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, prod,
-                                       arith::FastMathFlags::reassoc);
-  }
-  /// acc + s * x for a scalar s.
-  Value axpy(Value s, Value x, Value acc) {
-    return vector::FMAOp::create(b, loc, splat(s, x), x, acc);
-  }
-  Value mul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
-  Value sub(Value x, Value y) { return arith::SubFOp::create(b, loc, x, y); }
-  Value exp(Value x) { return math::ExpOp::create(b, loc, x); }
-  /// One step of the online softmax over scores s: from the running max
-  /// and sum, the new max, the factor c = exp(max - max') for what was
-  /// accumulated so far, p = exp(s - max') and the new sum.
-  struct Step {
-    Value max, c, p, sum;
-  };
-  Step onlineSoftmax(Value max, Value sum, Value s) {
-    Value mx = arith::MaximumFOp::create(b, loc, max, s);
-    Value c = exp(sub(max, mx)), p = exp(sub(s, mx));
-    return {mx, c, p, math::FmaOp::create(b, loc, sum, c, p)};
-  }
-  /// The initial running max and sum.
-  SmallVector<Value> softmaxInit() {
-    return {cst(-std::numeric_limits<double>::infinity()), cst(0.0)};
-  }
-  /// One past the last key query row i sees.
-  Value keysEnd(Value i, bool causal, int64_t keys) {
-    return causal ? arith::AddIOp::create(b, loc, i, index(1)).getResult()
-                  : index(keys);
-  }
-  Value zeros(int64_t n) {
-    auto vt = VectorType::get({n}, f32());
-    return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(vt, 0.0f));
-  }
-
-  /// scf.for over [lo, hi) carrying `init`; `body` returns the next values.
-  ValueRange loop(Value lo, Value hi, ValueRange init,
-                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
-    auto forOp = scf::ForOp::create(
-        b, loc, lo, hi, index(1), init,
-        [&](OpBuilder &nb, Location, Value iv, ValueRange args) {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPointToStart(nb.getInsertionBlock());
-          scf::YieldOp::create(b, loc, body(iv, args));
-        });
-    return forOp.getResults();
-  }
-};
 
 /// One scf.forall iteration per (batch n, row i) in [0, batches) x [0, rows)
 /// writing row i of every output: a vector for rank-3 outputs [n, rows, E],

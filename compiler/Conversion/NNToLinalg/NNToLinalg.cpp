@@ -10,6 +10,7 @@
 
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
+#include "compiler/Conversion/NNToLinalg/RowKernels.h"
 #include "dialects/nn/IR/NNDialect.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -860,8 +861,7 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
     Location loc = op.getLoc();
     RankedTensorType qt = ty(op.getQuery()), kt = ty(op.getKey());
     unsigned r = qt.getRank();
-    double sc = op.getScale() ? op.getScale()->convertToDouble()
-                              : 1.0 / std::sqrt(double(qt.getDimSize(r - 1)));
+    double sc = op.getScaleOrDefault();
     if (flash && flashAttentionApplies(qt, ty(op.getValue()))) {
       Value o = buildFlashAttention(
           b, loc, flattenBatch(b, loc, op.getQuery()),
@@ -927,9 +927,13 @@ struct StaticMultiPattern : OpRewritePattern<OpT> {
   LogicalResult matchAndRewrite(OpT op, PatternRewriter &b) const final {
     if (!isStatic(op))
       return b.notifyMatchFailure(op, "dynamic shapes");
-    b.replaceOp(op, lower(op, b));
+    SmallVector<Value> results = lower(op, b);
+    if (results.empty())
+      return failure();
+    b.replaceOp(op, results);
     return success();
   }
+  /// The results in order, or none when this pattern does not apply.
   virtual SmallVector<Value> lower(OpT op, PatternRewriter &b) const = 0;
 };
 
@@ -1249,6 +1253,198 @@ struct SliceGradLowering : StaticPattern<nn::SliceGradOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Row kernels (the GPU pipeline): reductions over the last dimension and
+// their use on the same row as one scf.forall over rows (RowKernels.cpp).
+// They outrank the patterns above and decline what they do not cover.
+//===----------------------------------------------------------------------===//
+
+constexpr unsigned kRowBenefit = 2;
+
+/// [r0, ..., rk, d] -> [r0 * ... * rk, d], and back.
+Value rowsOf(PatternRewriter &b, Location loc, Value x) {
+  return flattenLeading(b, loc, x);
+}
+Value unflattenRows(PatternRewriter &b, Location loc, Value x,
+                    RankedTensorType type) {
+  if (type.getRank() == 2)
+    return x;
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+    lead.push_back(i);
+  return tensor::ExpandShapeOp::create(
+      b, loc, type, x,
+      SmallVector<ReassociationIndices>{lead, {type.getRank() - 1}});
+}
+/// A per-row statistic [r0 * ... * rk] as [r0, ..., rk, 1], which
+/// broadcasts against the rows of `type`.
+Value keepRowDims(PatternRewriter &b, Location loc, Value stat,
+                  RankedTensorType type) {
+  SmallVector<int64_t> shape(type.getShape());
+  shape.back() = 1;
+  ReassociationIndices all;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    all.push_back(i);
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(shape, type.getElementType()), stat,
+      SmallVector<ReassociationIndices>{all});
+}
+
+struct RowSoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
+  RowSoftmaxLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
+  Value lower(nn::SoftmaxOp op, PatternRewriter &b) const override {
+    RankedTensorType t = ty(op.getInput());
+    int64_t dim = static_cast<int64_t>(op.getDim());
+    if (!rowKernelApplies(t) || (dim != -1 && dim != t.getRank() - 1))
+      return {};
+    Location loc = op.getLoc();
+    return unflattenRows(
+        b, loc, buildRowSoftmax(b, loc, rowsOf(b, loc, op.getInput())), t);
+  }
+};
+
+struct RowLayerNormLowering : StaticPattern<nn::LayerNormOp> {
+  RowLayerNormLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
+  Value lower(nn::LayerNormOp op, PatternRewriter &b) const override {
+    RankedTensorType t = ty(op.getInput());
+    if (!rowKernelApplies(t) || ty(op.getWeight()).getRank() != 1)
+      return {};
+    Location loc = op.getLoc();
+    return unflattenRows(
+        b, loc,
+        buildRowLayerNorm(b, loc, rowsOf(b, loc, op.getInput()), op.getWeight(),
+                          op.getBias(), op.getEps().convertToDouble()),
+        t);
+  }
+};
+
+struct RowRMSNormLowering : StaticPattern<nn::RMSNormOp> {
+  RowRMSNormLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
+  Value lower(nn::RMSNormOp op, PatternRewriter &b) const override {
+    RankedTensorType t = ty(op.getInput());
+    if (!rowKernelApplies(t) || ty(op.getWeight()).getRank() != 1)
+      return {};
+    Location loc = op.getLoc();
+    return unflattenRows(
+        b, loc,
+        buildRowRMSNorm(b, loc, rowsOf(b, loc, op.getInput()), op.getWeight(),
+                        op.getEps().convertToDouble()),
+        t);
+  }
+};
+
+/// dx from the row kernel; the weight gradient sums over rows with the
+/// row statistics it wrote (one kernel per column on the GPU).
+struct RowLayerNormGradLowering : StaticMultiPattern<nn::LayerNormGradOp> {
+  RowLayerNormGradLowering(MLIRContext *ctx)
+      : StaticMultiPattern(ctx, kRowBenefit) {}
+  SmallVector<Value> lower(nn::LayerNormGradOp op,
+                           PatternRewriter &b) const override {
+    RankedTensorType t = ty(op.getInput()), wt = ty(op.getWeight());
+    if (!rowKernelApplies(t) || wt.getRank() != 1)
+      return {};
+    Location loc = op.getLoc();
+    Value g = op.getGrad(), x = op.getInput();
+    SmallVector<Value, 3> r =
+        buildRowLayerNormGrad(b, loc, rowsOf(b, loc, g), rowsOf(b, loc, x),
+                              op.getWeight(), op.getEps().convertToDouble());
+    Value mean = keepRowDims(b, loc, r[1], t),
+          rstd = keepRowDims(b, loc, r[2], t);
+    Value dw = sumLeading(b, loc, t, {g, x, mean, rstd}, wt,
+                          [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                            Value xhat = arith::MulFOp::create(
+                                nb, l, arith::SubFOp::create(nb, l, a[1], a[2]),
+                                a[3]);
+                            return arith::MulFOp::create(nb, l, a[0], xhat);
+                          });
+    Value db = sumLeading(b, loc, t, {g}, wt,
+                          [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+    return {unflattenRows(b, loc, r[0], t), dw, db};
+  }
+};
+
+struct RowRMSNormGradLowering : StaticMultiPattern<nn::RMSNormGradOp> {
+  RowRMSNormGradLowering(MLIRContext *ctx)
+      : StaticMultiPattern(ctx, kRowBenefit) {}
+  SmallVector<Value> lower(nn::RMSNormGradOp op,
+                           PatternRewriter &b) const override {
+    RankedTensorType t = ty(op.getInput()), wt = ty(op.getWeight());
+    if (!rowKernelApplies(t) || wt.getRank() != 1)
+      return {};
+    Location loc = op.getLoc();
+    Value g = op.getGrad(), x = op.getInput();
+    SmallVector<Value, 2> r =
+        buildRowRMSNormGrad(b, loc, rowsOf(b, loc, g), rowsOf(b, loc, x),
+                            op.getWeight(), op.getEps().convertToDouble());
+    Value rstd = keepRowDims(b, loc, r[1], t);
+    Value dw = sumLeading(b, loc, t, {g, x, rstd}, wt,
+                          [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                            return arith::MulFOp::create(
+                                nb, l, arith::MulFOp::create(nb, l, a[0], a[1]),
+                                a[2]);
+                          });
+    return {unflattenRows(b, loc, r[0], t), dw};
+  }
+};
+
+/// Per-row losses from the row kernel, then their mean.
+struct RowCrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
+  RowCrossEntropyLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
+  Value lower(nn::CrossEntropyOp op, PatternRewriter &b) const override {
+    RankedTensorType lt = ty(op.getLogits()), tt = ty(op.getTargets());
+    if (!rowKernelApplies(lt))
+      return {};
+    Location loc = op.getLoc();
+    Value targets = op.getTargets();
+    if (tt.getRank() > 1)
+      targets = tensor::CollapseShapeOp::create(
+          b, loc, targets,
+          SmallVector<ReassociationIndices>{
+              llvm::to_vector(llvm::seq<int64_t>(0, tt.getRank()))});
+    Value rows = buildRowCrossEntropy(b, loc, rowsOf(b, loc, op.getLogits()),
+                                      targets);
+    // Into a rank-0 sum: a full reduction that tessera-split-reductions
+    // splits into parallel partial sums.
+    MLIRContext *ctx = b.getContext();
+    auto scalar = RankedTensorType::get({}, b.getF32Type());
+    Value total =
+        linalg::GenericOp::create(
+            b, loc, TypeRange{scalar}, ValueRange{rows},
+            ValueRange{zeroFilled(b, loc, scalar)},
+            SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(1, ctx),
+                                   AffineMap::get(1, 0, {}, ctx)},
+            SmallVector<utils::IteratorType>{utils::IteratorType::reduction},
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              linalg::YieldOp::create(nb, l,
+                                      addF(nb, l, {a[1], a[0]}));
+            })
+            .getResult(0);
+    total = scale(b, loc, total, 1.0 / double(tt.getNumElements()));
+    return dropDims(b, loc, total, ty(op.getResult()));
+  }
+};
+
+struct RowCrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
+  RowCrossEntropyGradLowering(MLIRContext *ctx)
+      : StaticPattern(ctx, kRowBenefit) {}
+  Value lower(nn::CrossEntropyGradOp op, PatternRewriter &b) const override {
+    RankedTensorType lt = ty(op.getLogits()), tt = ty(op.getTargets());
+    if (!rowKernelApplies(lt) || ty(op.getGrad()).getRank() != 0)
+      return {};
+    Location loc = op.getLoc();
+    Value targets = op.getTargets();
+    if (tt.getRank() > 1)
+      targets = tensor::CollapseShapeOp::create(
+          b, loc, targets,
+          SmallVector<ReassociationIndices>{
+              llvm::to_vector(llvm::seq<int64_t>(0, tt.getRank()))});
+    Value dx = buildRowCrossEntropyGrad(b, loc, rowsOf(b, loc, op.getLogits()),
+                                        targets, op.getGrad(),
+                                        1.0 / double(tt.getNumElements()));
+    return unflattenRows(b, loc, dx, lt);
+  }
+};
+
 struct ConvertNNToLinalgPass
     : tessera::impl::ConvertNNToLinalgBase<ConvertNNToLinalgPass> {
   using ConvertNNToLinalgBase::ConvertNNToLinalgBase;
@@ -1270,6 +1466,11 @@ struct ConvertNNToLinalgPass
     patterns.add<LinearLowering, MatmulLowering>(&getContext(), useBlas);
     patterns.add<AttentionLowering>(&getContext(), useBlas, flashAttention);
     patterns.add<AttentionGradLowering>(&getContext(), flashAttention);
+    if (rowKernels)
+      patterns.add<RowSoftmaxLowering, RowLayerNormLowering, RowRMSNormLowering,
+                   RowLayerNormGradLowering, RowRMSNormGradLowering,
+                   RowCrossEntropyLowering, RowCrossEntropyGradLowering>(
+          &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();
       return;

@@ -284,11 +284,20 @@ LogicalResult AttentionOp::buildVJP(OpBuilder &b, ArrayRef<Value> g,
   return success();
 }
 
-double AttentionGradOp::getScaleOrDefault() {
-  if (auto s = getScale())
-    return s->convertToDouble();
-  RankedTensorType tq = typeOf(getQuery());
+/// `scale`, or 1/sqrt(head dimension) of the query `q`.
+static double scaleOrDefault(std::optional<APFloat> scale, Value q) {
+  if (scale)
+    return scale->convertToDouble();
+  RankedTensorType tq = typeOf(q);
   return 1.0 / std::sqrt(double(tq.getDimSize(tq.getRank() - 1)));
+}
+
+double AttentionOp::getScaleOrDefault() {
+  return scaleOrDefault(getScale(), getQuery());
+}
+
+double AttentionGradOp::getScaleOrDefault() {
+  return scaleOrDefault(getScale(), getQuery());
 }
 
 SmallVector<Value, 3> AttentionGradOp::decompose(OpBuilder &b) {

@@ -189,6 +189,10 @@ def NN_AttentionOp : NN_Op<"attention", [Pure, VJP]> {
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat =
     "$query `,` $key `,` $value attr-dict `:` functional-type(operands, results)";
+  let extraClassDeclaration = [{
+    /// The scale applied to q k^T: `scale`, or 1/sqrt(head dimension).
+    double getScaleOrDefault();
+  }];
   let hasVerifier = 1;
 }
 

@@ -1,0 +1,66 @@
+//===- RowKernels.h - Row reductions as one loop per row ---------*- C++ -*-===//
+//
+// Softmax, layer norm, RMS norm and cross-entropy (and their gradients)
+// reduce over the last dimension and then use the result on the same row.
+// Lowered as linalg, each is several loop nests (the statistics, then the
+// element-wise use), which on a GPU are several kernels passing rows of
+// statistics through memory. Here each is one `scf.forall` over rows: an
+// iteration computes the row's statistics in registers, in loops over
+// chunks of up to 4 floats, and then writes its row chunk by chunk.
+//
+// All builders take tensors flattened to [rows, d] (vectors [d] for
+// weights, [rows] for targets) and return the same.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TESSERA_CONVERSION_NNTOLINALG_ROWKERNELS_H
+#define TESSERA_CONVERSION_NNTOLINALG_ROWKERNELS_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+namespace tessera {
+
+/// Whether a reduction over the last dimension of `t` gets a row kernel:
+/// static f32 of rank >= 2.
+bool rowKernelApplies(mlir::RankedTensorType t);
+
+/// softmax(x) along the last dimension.
+mlir::Value buildRowSoftmax(mlir::OpBuilder &b, mlir::Location loc,
+                            mlir::Value x);
+
+/// (x - mean) / sqrt(var + eps) * w + bias over the last dimension.
+mlir::Value buildRowLayerNorm(mlir::OpBuilder &b, mlir::Location loc,
+                              mlir::Value x, mlir::Value w, mlir::Value bias,
+                              double eps);
+
+/// x / sqrt(mean(x^2) + eps) * w over the last dimension.
+mlir::Value buildRowRMSNorm(mlir::OpBuilder &b, mlir::Location loc,
+                            mlir::Value x, mlir::Value w, double eps);
+
+/// Layer norm's input gradient given the output gradient g, and each
+/// row's mean and 1/sqrt(var + eps) (for the weight gradient):
+/// {dx [rows, d], mean [rows], rstd [rows]}.
+llvm::SmallVector<mlir::Value, 3>
+buildRowLayerNormGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
+                      mlir::Value x, mlir::Value w, double eps);
+
+/// RMS norm's input gradient and each row's 1/sqrt(mean(x^2) + eps):
+/// {dx [rows, d], rstd [rows]}.
+llvm::SmallVector<mlir::Value, 2>
+buildRowRMSNormGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
+                    mlir::Value x, mlir::Value w, double eps);
+
+/// Each row's cross-entropy logsumexp(l) - l[target] ([rows]) for logits
+/// [rows, classes] and i32 targets [rows].
+mlir::Value buildRowCrossEntropy(mlir::OpBuilder &b, mlir::Location loc,
+                                 mlir::Value logits, mlir::Value targets);
+
+/// (softmax(l) - onehot(target)) * g * scale, g a rank-0 tensor.
+mlir::Value buildRowCrossEntropyGrad(mlir::OpBuilder &b, mlir::Location loc,
+                                     mlir::Value logits, mlir::Value targets,
+                                     mlir::Value g, double scale);
+
+} // namespace tessera
+
+#endif // TESSERA_CONVERSION_NNTOLINALG_ROWKERNELS_H
