@@ -54,6 +54,22 @@ namespace tessera {
 #define GEN_PASS_DEF_GPUTILEPARALLELLOOPS
 #include "compiler/Conversion/Passes.h.inc"
 
+int64_t divisorNearSqrt(int64_t n) {
+  double target = std::sqrt(double(n));
+  int64_t best = 0;
+  double bestDistance = 0;
+  for (int64_t d = 32; d <= 65536 && d < n; ++d) {
+    if (n % d)
+      continue;
+    double distance = std::abs(std::log(double(d) / target));
+    if (!best || distance < bestDistance) {
+      best = d;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
 namespace {
 
 /// The number of iterations of `loop`, when its bounds are constants.
@@ -69,24 +85,6 @@ std::optional<int64_t> tripCount(scf::ParallelOp loop) {
     count *= std::max<int64_t>(0, (*u - *l + *s - 1) / *s);
   }
   return count;
-}
-
-/// The divisor of `n` closest to its square root (in ratio), between 32
-/// and 65536; 0 when there is none.
-int64_t divisorNearSqrt(int64_t n) {
-  double target = std::sqrt(double(n));
-  int64_t best = 0;
-  double bestDistance = 0;
-  for (int64_t d = 32; d <= 65536 && d < n; ++d) {
-    if (n % d)
-      continue;
-    double distance = std::abs(std::log(double(d) / target));
-    if (!best || distance < bestDistance) {
-      best = d;
-      bestDistance = distance;
-    }
-  }
-  return best;
 }
 
 struct SplitReductionsPass

@@ -26,6 +26,12 @@ namespace tessera {
 #define GEN_PASS_DECL
 #include "compiler/Conversion/Passes.h.inc"
 
+/// The divisor of `n` closest to its square root (in ratio), between 32
+/// and 65536; 0 when there is none. The number of partial sums a split
+/// reduction of n terms uses (tessera-split-reductions, and sums over
+/// leading dimensions in convert-nn-to-linalg).
+int64_t divisorNearSqrt(int64_t n);
+
 #define GEN_PASS_REGISTRATION
 #include "compiler/Conversion/Passes.h.inc"
 

@@ -101,9 +101,15 @@ using ElemFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
 /// keeping reduced dimensions as size 1 (so results broadcast back). Inputs
 /// broadcast against `full` like element-wise operands, so a single pass can
 /// combine e.g. x with its mean.
+Value splitLeadingSum(PatternRewriter &b, Location loc, RankedTensorType full,
+                      ValueRange inputs, ArrayRef<int64_t> dims, ElemFn value);
+
 Value reduceKeepOf(PatternRewriter &b, Location loc, RankedTensorType full,
                    ValueRange inputs, ArrayRef<int64_t> dims, ReduceKind kind,
                    ElemFn value) {
+  if (kind == ReduceKind::Sum)
+    if (Value split = splitLeadingSum(b, loc, full, inputs, dims, value))
+      return split;
   MLIRContext *ctx = b.getContext();
   unsigned n = full.getRank();
   SmallVector<int64_t> shape(full.getShape());
@@ -140,6 +146,102 @@ Value reduceKeepOf(PatternRewriter &b, Location loc, RankedTensorType full,
                linalg::YieldOp::create(nb, l, r);
              })
       .getResult(0);
+}
+
+/// A sum over the leading dimensions [0, k) of `full` (a bias or norm
+/// weight gradient: rows summed per column) of R >= 4096 rows, as P partial
+/// sums of Q = R / P consecutive rows each, P the divisor of R nearest
+/// sqrt(R), then a sum of the partials. Summed in one sequence per column,
+/// the rows left a GPU with one thread per column (768 for GPT-2's
+/// d = 768) looping over every row; split, P times as many threads loop
+/// over Q rows, and in f32 the error grows with Q + P instead of R.
+/// Inputs that have the leading dimensions are reshaped to [P, Q, ...];
+/// inputs without them broadcast. Returns null (no split) otherwise.
+Value splitLeadingSum(PatternRewriter &b, Location loc, RankedTensorType full,
+                      ValueRange inputs, ArrayRef<int64_t> dims, ElemFn value) {
+  int64_t k = dims.size(), n = full.getRank();
+  if (k == 0 || k >= n ||
+      !llvm::equal(dims, llvm::seq<int64_t>(0, k)))
+    return {};
+  int64_t rows = 1;
+  for (int64_t d = 0; d < k; ++d)
+    rows *= full.getDimSize(d);
+  int64_t parts = rows >= 4096 ? divisorNearSqrt(rows) : 0;
+  if (!parts)
+    return {};
+  int64_t perPart = rows / parts;
+
+  MLIRContext *ctx = b.getContext();
+  SmallVector<int64_t> splitShape = {parts, perPart};
+  llvm::append_range(splitShape, full.getShape().drop_front(k));
+  SmallVector<Value> split;
+  for (Value in : inputs) {
+    RankedTensorType t = ty(in);
+    int64_t lead = t.getRank() - (n - k); // its dims among [0, k)
+    if (lead <= 0) {
+      split.push_back(in); // broadcast over the rows
+      continue;
+    }
+    if (lead != k || t.getShape().take_front(k) != full.getShape().take_front(k))
+      return {};
+    // [r0, .., rk-1, rest] -> [R, rest] -> [P, Q, rest].
+    Value x = in;
+    if (k > 1) {
+      SmallVector<ReassociationIndices> collapse = {
+          llvm::to_vector(llvm::seq<int64_t>(0, k))};
+      for (int64_t d = k; d < n; ++d)
+        collapse.push_back({d});
+      x = tensor::CollapseShapeOp::create(b, loc, x, collapse);
+    }
+    SmallVector<ReassociationIndices> expand = {{0, 1}};
+    for (int64_t d = k; d < n; ++d)
+      expand.push_back({d - k + 2});
+    SmallVector<int64_t> shape = {parts, perPart};
+    llvm::append_range(shape, t.getShape().drop_front(k));
+    split.push_back(tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get(shape, t.getElementType()), x, expand));
+  }
+
+  // partial[p, rest] = sum_q value(inputs[p, q, rest]).
+  unsigned m = splitShape.size();
+  SmallVector<int64_t> partialShape = {parts};
+  llvm::append_range(partialShape, full.getShape().drop_front(k));
+  auto partialType = RankedTensorType::get(partialShape, full.getElementType());
+  SmallVector<AffineMap> maps;
+  for (Value in : split)
+    maps.push_back(broadcastMap(ctx, ty(in).getShape(), splitShape, m));
+  SmallVector<AffineExpr> outExprs = {getAffineDimExpr(0, ctx)};
+  for (unsigned d = 2; d < m; ++d)
+    outExprs.push_back(getAffineDimExpr(d, ctx));
+  maps.push_back(AffineMap::get(m, 0, outExprs, ctx));
+  SmallVector<utils::IteratorType> iters(m, utils::IteratorType::parallel);
+  iters[1] = utils::IteratorType::reduction;
+  Value partial =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{partialType}, split,
+          ValueRange{zeroFilled(b, loc, partialType)}, maps, iters,
+          [&](OpBuilder &nb, Location l, ValueRange a) {
+            Value v = value(nb, l, a.drop_back());
+            linalg::YieldOp::create(
+                nb, l, arith::AddFOp::create(nb, l, a.back(), v).getResult());
+          })
+          .getResult(0);
+  // Then the partials: [1, rest], reshaped to the kept [1, .., 1, rest].
+  Value total = reduceKeepOf(b, loc, partialType, {partial}, {0},
+                             ReduceKind::Sum,
+                             [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  if (k == 1)
+    return total;
+  SmallVector<int64_t> keptShape(full.getShape());
+  for (int64_t d = 0; d < k; ++d)
+    keptShape[d] = 1;
+  SmallVector<ReassociationIndices> expand = {
+      llvm::to_vector(llvm::seq<int64_t>(0, k))};
+  for (int64_t d = k; d < n; ++d)
+    expand.push_back({d});
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(keptShape, full.getElementType()), total,
+      expand);
 }
 
 Value reduceKeep(PatternRewriter &b, Location loc, Value x,
