@@ -149,7 +149,12 @@ struct GPUTileParallelLoopsPass
         collapseParallelLoops(rewriter, loop, {all});
         loop = cast<scf::ParallelOp>(next->getPrevNode());
       }
-      int64_t tile = std::min<int64_t>(blockSize, *count);
+      // Short loops get smaller blocks (whole warps), so that they reach
+      // more multiprocessors.
+      int64_t tile = blockSize;
+      while (tile > 32 && (*count + tile - 1) / tile < minBlocks)
+        tile /= 2;
+      tile = std::min<int64_t>(tile, *count);
       (void)scf::tileParallelLoop(loop, {tile}, /*noMinMaxBounds=*/true);
     }
   }

@@ -25,11 +25,12 @@ func.func @scale(%x: memref<8x128x100xf32>) {
   return
 }
 
-// A loop of 96 iterations is one block of 96 threads.
+// Loops that would give fewer than 128 blocks of 256 get smaller blocks,
+// down to a warp: 96 iterations are 3 blocks of 32 threads.
 // CHECK-LABEL: func.func @small
-// CHECK-DAG: %[[C96:.*]] = arith.constant 96 : index
-// CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : index
-// CHECK: gpu.launch blocks({{.*}}) in ({{.*}} = %[[ONE]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C96]],
+// CHECK-DAG: %[[C3:.*]] = arith.constant 3 : index
+// CHECK-DAG: %[[C32:.*]] = arith.constant 32 : index
+// CHECK: gpu.launch blocks({{.*}}) in ({{.*}} = %[[C3]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C32]],
 func.func @small(%x: memref<96xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -39,6 +40,44 @@ func.func @small(%x: memref<96xf32>) {
     %v = memref.load %x[%i] : memref<96xf32>
     %w = arith.mulf %v, %two : f32
     memref.store %w, %x[%i] : memref<96xf32>
+    scf.reduce
+  }
+  return
+}
+
+// 8192 iterations (a row kernel over GPT-2's rows): 128 blocks of 64
+// threads rather than 32 of 256.
+// CHECK-LABEL: func.func @rows
+// CHECK-DAG: %[[C128:.*]] = arith.constant 128 : index
+// CHECK-DAG: %[[C64:.*]] = arith.constant 64 : index
+// CHECK: gpu.launch blocks({{.*}}) in ({{.*}} = %[[C128]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C64]],
+func.func @rows(%x: memref<8192xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8192 = arith.constant 8192 : index
+  %two = arith.constant 2.0 : f32
+  scf.parallel (%i) = (%c0) to (%c8192) step (%c1) {
+    %v = memref.load %x[%i] : memref<8192xf32>
+    %w = arith.mulf %v, %two : f32
+    memref.store %w, %x[%i] : memref<8192xf32>
+    scf.reduce
+  }
+  return
+}
+
+// Fewer than 32 iterations: one block of that many threads.
+// CHECK-LABEL: func.func @tiny
+// CHECK-DAG: %[[C5:.*]] = arith.constant 5 : index
+// CHECK: gpu.launch {{.*}} threads({{.*}}) in ({{.*}} = %[[C5]],
+func.func @tiny(%x: memref<5xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c5 = arith.constant 5 : index
+  %two = arith.constant 2.0 : f32
+  scf.parallel (%i) = (%c0) to (%c5) step (%c1) {
+    %v = memref.load %x[%i] : memref<5xf32>
+    %w = arith.mulf %v, %two : f32
+    memref.store %w, %x[%i] : memref<5xf32>
     scf.reduce
   }
   return
