@@ -26,7 +26,8 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
            "Lower f32 softmax (last dimension), layer and RMS norm (one "
            "normalized dimension), cross-entropy and their gradients to one "
            "scf.forall over rows each: the row's statistics stay in "
-           "registers instead of separate reductions">
+           "registers instead of separate reductions; and the embedding "
+           "gradient as one loop per (block of table rows, column)">
   ];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::bufferization::BufferizationDialect",

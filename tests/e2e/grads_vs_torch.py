@@ -132,6 +132,11 @@ case("cross_entropy [3,17]", "nn.cross_entropy %a0, %a1 : ({ins}) -> {out}", [T(
 tg2 = torch.randint(0, 5, (2, 3), dtype=torch.int32)
 case("cross_entropy [2,3,5]", "nn.cross_entropy %a0, %a1 : ({ins}) -> {out}", [T(2, 3, 5), tg2],
      lambda x, t: F.cross_entropy(x.reshape(-1, 5), t.reshape(-1).long()))
+# A table of 128 rows of 1024: on the GPU, 64 blocks of 2 rows, each loop
+# adding the indices that fall in its block (repeated, at block edges).
+idx2 = torch.tensor([[0, 1, 1, 127, 64], [65, 0, 3, 126, 1]], dtype=torch.int32)
+case("embedding [128,1024][idx 2x5]", "nn.embedding %a0, %a1 : ({ins}) -> {out}",
+     [T(128, 1024), idx2], lambda w, i: F.embedding(i.long(), w))
 # Rows of 12, 6 and 8: the GPU row kernels' 4- and 2-lane chunks.
 case("softmax dim=-1 [2,3,12]", "nn.softmax %a0 {{dim = -1 : i64}} : {out}", [T(2, 3, 12) * 2],
      lambda x: x.softmax(-1))
@@ -157,11 +162,13 @@ case("slice [4,17] stride 3", "nn.slice %a0 {{start = array<i64: 1, 0>, limit = 
 
 # Attention and the row reductions also through the GPU pipeline (run as
 # CPU loops): there attention is the flash lowering, whose backward pass is
-# three loops of its own, and softmax, the norms and cross-entropy are row
-# kernels (one loop per row, forward and backward).
+# three loops of its own, softmax, the norms and cross-entropy are row
+# kernels (one loop per row, forward and backward), and the embedding
+# gradient is a loop per (block of table rows, column).
 cases += [(label + " (gpu)", op_text, ins, ref)
           for label, op_text, ins, ref in cases
-          if label.startswith(("attention", "softmax", "layer_norm", "rms_norm", "cross_entropy"))]
+          if label.startswith(("attention", "softmax", "layer_norm", "rms_norm", "cross_entropy",
+                               "embedding"))]
 
 failed = 0
 for n, (label, op_text, ins, ref) in enumerate(cases):

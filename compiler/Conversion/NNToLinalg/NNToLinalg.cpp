@@ -1241,6 +1241,16 @@ struct RMSNormGradLowering : StaticMultiPattern<nn::RMSNormGradOp> {
   }
 };
 
+/// `x` as a rank-1 tensor.
+Value flattenAll(PatternRewriter &b, Location loc, Value x) {
+  if (ty(x).getRank() == 1)
+    return x;
+  return tensor::CollapseShapeOp::create(
+      b, loc, x,
+      SmallVector<ReassociationIndices>{
+          llvm::to_vector(llvm::seq<int64_t>(0, ty(x).getRank()))});
+}
+
 struct EmbeddingGradLowering : StaticPattern<nn::EmbeddingGradOp> {
   using StaticPattern::StaticPattern;
   Value lower(nn::EmbeddingGradOp op, PatternRewriter &b) const override {
@@ -1251,14 +1261,7 @@ struct EmbeddingGradLowering : StaticPattern<nn::EmbeddingGradOp> {
     RankedTensorType out = ty(op.getResult());
     int64_t dim = out.getDimSize(1);
     Value g = flattenLeading(b, loc, op.getGrad()); // [N, D]
-    Value idx = op.getIndices();
-    if (ty(idx).getRank() != 1) {
-      ReassociationIndices all;
-      for (int64_t i = 0; i < ty(idx).getRank(); ++i)
-        all.push_back(i);
-      idx = tensor::CollapseShapeOp::create(b, loc, idx,
-                                            SmallVector<ReassociationIndices>{all});
-    }
+    Value idx = flattenAll(b, loc, op.getIndices());
     int64_t n = ty(g).getDimSize(0);
     Value zero = arith::ConstantIndexOp::create(b, loc, 0);
     Value one = arith::ConstantIndexOp::create(b, loc, 1);
@@ -1497,12 +1500,7 @@ struct RowCrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
     if (!rowKernelApplies(lt))
       return {};
     Location loc = op.getLoc();
-    Value targets = op.getTargets();
-    if (tt.getRank() > 1)
-      targets = tensor::CollapseShapeOp::create(
-          b, loc, targets,
-          SmallVector<ReassociationIndices>{
-              llvm::to_vector(llvm::seq<int64_t>(0, tt.getRank()))});
+    Value targets = flattenAll(b, loc, op.getTargets());
     Value rows = buildRowCrossEntropy(b, loc, rowsOf(b, loc, op.getLogits()),
                                       targets);
     // Into a rank-0 sum: a full reduction that tessera-split-reductions
@@ -1534,16 +1532,90 @@ struct RowCrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
     if (!rowKernelApplies(lt) || ty(op.getGrad()).getRank() != 0)
       return {};
     Location loc = op.getLoc();
-    Value targets = op.getTargets();
-    if (tt.getRank() > 1)
-      targets = tensor::CollapseShapeOp::create(
-          b, loc, targets,
-          SmallVector<ReassociationIndices>{
-              llvm::to_vector(llvm::seq<int64_t>(0, tt.getRank()))});
+    Value targets = flattenAll(b, loc, op.getTargets());
     Value dx = buildRowCrossEntropyGrad(b, loc, rowsOf(b, loc, op.getLogits()),
                                         targets, op.getGrad(),
                                         1.0 / double(tt.getNumElements()));
     return unflattenRows(b, loc, dx, lt);
+  }
+};
+
+/// The embedding gradient acc[idx[i], :] += g[i, :] as one loop per
+/// (block of table rows, column): each walks all N indices in order and
+/// adds the rows that fall in its block. The linalg-level lowering is one
+/// loop per column over the N rows, whose read-modify-writes of the table
+/// form a chain N long; here the table's V rows are split into P blocks
+/// (P the largest divisor of V up to 65536 / D), so P times as many loops
+/// each update about N / P rows, in the same order per element.
+struct RowEmbeddingGradLowering : StaticPattern<nn::EmbeddingGradOp> {
+  RowEmbeddingGradLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
+  Value lower(nn::EmbeddingGradOp op, PatternRewriter &b) const override {
+    RankedTensorType out = ty(op.getResult());
+    if (!out.getElementType().isF32())
+      return {};
+    int64_t rows = out.getDimSize(0), dim = out.getDimSize(1), blocks = 1;
+    for (int64_t p = 2; p <= rows && p * dim <= 65536; ++p)
+      if (rows % p == 0)
+        blocks = p;
+    if (blocks == 1)
+      return {};
+    int64_t block = rows / blocks;
+    Location loc = op.getLoc();
+    Value g = flattenLeading(b, loc, op.getGrad()); // [N, D]
+    Value idx = flattenAll(b, loc, op.getIndices());
+    int64_t n = ty(g).getDimSize(0);
+
+    auto forall = scf::ForallOp::create(
+        b, loc,
+        SmallVector<OpFoldResult>{b.getIndexAttr(blocks), b.getIndexAttr(dim)},
+        ValueRange{zeroFilled(b, loc, out)}, std::nullopt);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(forall.getTerminator());
+    Value p = forall.getInductionVar(0), c = forall.getInductionVar(1);
+    Value first = arith::MulIOp::create(
+        b, loc, p, arith::ConstantIndexOp::create(b, loc, block));
+    OpFoldResult one = b.getIndexAttr(1);
+    SmallVector<OpFoldResult> offsets = {first, c},
+                              sizes = {b.getIndexAttr(block), one},
+                              strides = {one, one};
+    auto sliceType = RankedTensorType::get({block, 1}, out.getElementType());
+    Value slice = tensor::ExtractSliceOp::create(
+        b, loc, sliceType, forall.getRegionIterArgs()[0], offsets, sizes,
+        strides);
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value blockSize = arith::ConstantIndexOp::create(b, loc, block);
+    auto loop = scf::ForOp::create(
+        b, loc, zero, arith::ConstantIndexOp::create(b, loc, n),
+        arith::ConstantIndexOp::create(b, loc, 1), ValueRange{slice},
+        [&](OpBuilder &nb, Location l, Value i, ValueRange iter) {
+          Value t = arith::IndexCastOp::create(
+              nb, l, nb.getIndexType(),
+              tensor::ExtractOp::create(nb, l, idx, ValueRange{i}));
+          // In this block (unsigned: rows before it wrap around).
+          Value local = arith::SubIOp::create(nb, l, t, first);
+          Value mine = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult,
+                                             local, blockSize);
+          auto ifOp = scf::IfOp::create(
+              nb, l, mine,
+              [&](OpBuilder &tb, Location tl) {
+                Value at[] = {local, zero};
+                Value sum = arith::AddFOp::create(
+                    tb, tl, tensor::ExtractOp::create(tb, tl, iter[0], at),
+                    tensor::ExtractOp::create(tb, tl, g, ValueRange{i, c}));
+                scf::YieldOp::create(
+                    tb, tl,
+                    tensor::InsertOp::create(tb, tl, sum, iter[0], at).getResult());
+              },
+              [&](OpBuilder &eb, Location el) {
+                scf::YieldOp::create(eb, el, iter[0]);
+              });
+          scf::YieldOp::create(nb, l, ifOp.getResult(0));
+        });
+    b.setInsertionPointToStart(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(b, loc, loop.getResult(0),
+                                          forall.getRegionIterArgs()[0], offsets,
+                                          sizes, strides);
+    return forall.getResult(0);
   }
 };
 
@@ -1571,7 +1643,8 @@ struct ConvertNNToLinalgPass
     if (rowKernels)
       patterns.add<RowSoftmaxLowering, RowLayerNormLowering, RowRMSNormLowering,
                    RowLayerNormGradLowering, RowRMSNormGradLowering,
-                   RowCrossEntropyLowering, RowCrossEntropyGradLowering>(
+                   RowCrossEntropyLowering, RowCrossEntropyGradLowering,
+                   RowEmbeddingGradLowering>(
           &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();

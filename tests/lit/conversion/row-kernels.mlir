@@ -103,3 +103,23 @@ func.func @rms_norm(%x: tensor<5x6xf32>, %w: tensor<6xf32>, %g: tensor<5x6xf32>)
   %dx, %dw = nn.rms_norm_grad %g, %x, %w {eps = 1.0e-06 : f64} : (tensor<5x6xf32>, tensor<5x6xf32>, tensor<6xf32>) -> (tensor<5x6xf32>, tensor<6xf32>)
   return %r, %dx, %dw : tensor<5x6xf32>, tensor<5x6xf32>, tensor<6xf32>
 }
+
+// The embedding gradient: one loop per (block of table rows, column), here
+// 12 blocks of 2 rows of a 24-row table (the largest divisor of 24 with
+// blocks * 5000 <= 65536). Each walks all 6 indices in order and adds the
+// ones in its block; the unsigned compare also skips rows before it.
+// CHECK-LABEL: func.func @embedding_grad
+// CHECK: %[[IDX:.*]] = tensor.collapse_shape %{{.*}} {{\[\[}}0, 1]] : tensor<2x3xi32> into tensor<6xi32>
+// CHECK: scf.forall (%[[P:.*]], %[[C:.*]]) in (12, 5000) shared_outs(%[[ACC:.*]] = %{{.*}}) -> (tensor<24x5000xf32>)
+// CHECK:   %[[FIRST:.*]] = arith.muli %[[P]], %c2
+// CHECK:   tensor.extract_slice %[[ACC]][%[[FIRST]], %[[C]]] [2, 1] [1, 1]
+// CHECK:   scf.for %[[I:.*]] = %c0 to %c6 step %c1
+// CHECK:     %[[T:.*]] = arith.index_cast
+// CHECK:     %[[LOCAL:.*]] = arith.subi %[[T]], %[[FIRST]]
+// CHECK:     %[[MINE:.*]] = arith.cmpi ult, %[[LOCAL]], %c2
+// CHECK:     scf.if %[[MINE]]
+// CHECK:   tensor.parallel_insert_slice
+func.func @embedding_grad(%g: tensor<2x3x5000xf32>, %i: tensor<2x3xi32>) -> tensor<24x5000xf32> {
+  %r = nn.embedding_grad %g, %i : (tensor<2x3x5000xf32>, tensor<2x3xi32>) -> tensor<24x5000xf32>
+  return %r : tensor<24x5000xf32>
+}
