@@ -107,13 +107,18 @@ bool flashAttentionApplies(RankedTensorType q, RankedTensorType v) {
          v.getDimSize(r - 1) <= 128;
 }
 
-Value buildFlashAttention(OpBuilder &b, Location loc, Value q, Value k,
-                          Value v, double scale, bool causal) {
+FlashForward buildFlashAttention(OpBuilder &b, Location loc, Value q, Value k,
+                                 Value v, double scale, bool causal,
+                                 bool withLse) {
   RankedTensorType qt = typeOf(q), vt = typeOf(v);
   int64_t keys = vt.getDimSize(1), e = vt.getDimSize(2);
   auto outType = RankedTensorType::get({qt.getDimSize(0), qt.getDimSize(1), e},
                                        b.getF32Type());
-  return rowForall(b, loc, {outType}, [&](RowMath &m, Value n, Value i) {
+  SmallVector<RankedTensorType> outTypes = {outType};
+  if (withLse)
+    outTypes.push_back(RankedTensorType::get(
+        {qt.getDimSize(0), qt.getDimSize(1)}, b.getF32Type()));
+  SmallVector<Value> r = rowForall(b, loc, outTypes, [&](RowMath &m, Value n, Value i) {
     Value qi = m.row(q, n, i), sc = m.cst(scale);
     SmallVector<Value> init = m.softmaxInit();
     init.push_back(m.zeros(e));
@@ -126,35 +131,47 @@ Value buildFlashAttention(OpBuilder &b, Location loc, Value q, Value k,
               m.axpy(st.p, m.row(v, n, j), m.mul(a[2], m.splat(st.c, a[2])));
           return {st.max, st.sum, acc};
         });
-    return SmallVector<Value>{
+    SmallVector<Value> rows = {
         arith::DivFOp::create(b, loc, r[2], m.splat(r[1], r[2]))};
-  })[0];
+    if (withLse)
+      rows.push_back(m.logSumExp(r[0], r[1]));
+    return rows;
+  });
+  return {r[0], withLse ? r[1] : Value()};
 }
 
 SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
                                               Value g, Value q, Value k,
                                               Value v, Value o, double scale,
-                                              bool causal) {
+                                              bool causal, Value forwardLse) {
   RankedTensorType qt = typeOf(q), kt = typeOf(k), vt = typeOf(v);
   int64_t batch = qt.getDimSize(0), queries = qt.getDimSize(1);
   int64_t keys = kt.getDimSize(1);
   auto rowStats = RankedTensorType::get({batch, queries}, b.getF32Type());
 
-  // dq, and per query row the log-sum-exp and delta = g . o.
+  // dq, and per query row delta = g . o and (unless the forward pass gave
+  // it) the log-sum-exp.
+  SmallVector<RankedTensorType> firstTypes = {qt, rowStats};
+  if (!forwardLse)
+    firstTypes.push_back(rowStats);
   SmallVector<Value> first = rowForall(
-      b, loc, {qt, rowStats, rowStats}, [&](RowMath &m, Value n, Value i) {
+      b, loc, firstTypes, [&](RowMath &m, Value n, Value i) {
         Value qi = m.row(q, n, i), gi = m.row(g, n, i);
         Value delta = m.dot(gi, m.row(o, n, i));
         Value hi = m.keysEnd(i, causal, keys), sc = m.cst(scale);
-        ValueRange stats = m.loop(
-            m.index(0), hi, m.softmaxInit(),
-            [&](Value j, ValueRange a) -> SmallVector<Value> {
-              RowMath::Step st = m.onlineSoftmax(
-                  a[0], a[1], m.mul(m.dot(qi, m.row(k, n, j)), sc));
-              return {st.max, st.sum};
-            });
-        Value lse = arith::AddFOp::create(b, loc, stats[0],
-                                          math::LogOp::create(b, loc, stats[1]));
+        Value lse;
+        if (forwardLse) {
+          lse = m.at(forwardLse, n, i);
+        } else {
+          ValueRange stats = m.loop(
+              m.index(0), hi, m.softmaxInit(),
+              [&](Value j, ValueRange a) -> SmallVector<Value> {
+                RowMath::Step st = m.onlineSoftmax(
+                    a[0], a[1], m.mul(m.dot(qi, m.row(k, n, j)), sc));
+                return {st.max, st.sum};
+              });
+          lse = m.logSumExp(stats[0], stats[1]);
+        }
         Value dq = m.loop(m.index(0), hi, {m.zeros(qt.getDimSize(2))},
                           [&](Value j, ValueRange a) -> SmallVector<Value> {
                             Value kj = m.row(k, n, j);
@@ -163,9 +180,13 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
                             Value ds = m.mul(m.mul(p, m.sub(dp, delta)), sc);
                             return {m.axpy(ds, kj, a[0])};
                           })[0];
-        return SmallVector<Value>{dq, lse, delta};
+        SmallVector<Value> rows = {dq, delta};
+        if (!forwardLse)
+          rows.push_back(lse);
+        return rows;
       });
-  Value dq = first[0], lse = first[1], delta = first[2];
+  Value dq = first[0], delta = first[1];
+  Value lse = forwardLse ? forwardLse : first[2];
 
   // Per key row j: the queries that see it, i >= j when causal.
   auto lower = [&](RowMath &m, Value j) {

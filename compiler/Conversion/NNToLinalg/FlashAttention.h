@@ -21,18 +21,28 @@ namespace tessera {
 /// small enough that a row lives in registers.
 bool flashAttentionApplies(mlir::RankedTensorType q, mlir::RankedTensorType v);
 
-/// softmax(q k^T * scale (+ causal mask)) v for rank-3 q, k, v.
-mlir::Value buildFlashAttention(mlir::OpBuilder &b, mlir::Location loc,
-                                mlir::Value q, mlir::Value k, mlir::Value v,
-                                double scale, bool causal);
+struct FlashForward {
+  mlir::Value out; ///< [N, T, E]
+  mlir::Value lse; ///< [N, T]: each query row's log-sum-exp, if asked for
+};
+
+/// softmax(q k^T * scale (+ causal mask)) v for rank-3 q, k, v; with
+/// `withLse`, also the log-sum-exp of each row's scores (for the backward
+/// pass, which then need not recompute it).
+FlashForward buildFlashAttention(mlir::OpBuilder &b, mlir::Location loc,
+                                 mlir::Value q, mlir::Value k, mlir::Value v,
+                                 double scale, bool causal, bool withLse = false);
 
 /// {dq, dk, dv} of the above, given the gradient g and the forward result
 /// o (both [N, T, E]). Three loops: dq per query row (it also writes each
-/// row's log-sum-exp and g.o), then dv and dk per key row.
+/// row's g.o and, unless the forward pass's `forwardLse` is given, first
+/// computes the row's log-sum-exp in a pass of its own), then dv and dk
+/// per key row.
 llvm::SmallVector<mlir::Value, 3>
 buildFlashAttentionGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
                         mlir::Value q, mlir::Value k, mlir::Value v,
-                        mlir::Value o, double scale, bool causal);
+                        mlir::Value o, double scale, bool causal,
+                        mlir::Value forwardLse = {});
 
 } // namespace tessera
 

@@ -931,6 +931,35 @@ Value unflattenBatch(PatternRewriter &b, Location loc, Value x,
       SmallVector<ReassociationIndices>{lead, {r - 2}, {r - 1}});
 }
 
+/// Whether `grad` is the gradient of `fwd` (same operands and attributes,
+/// and fwd's result as its `out`), both lowered to flash loops: then
+/// `fwd`'s lowering also lowers `grad`, with the per-row log-sum-exp of its
+/// forward loop.
+bool isGradientOf(nn::AttentionGradOp grad, nn::AttentionOp fwd) {
+  return grad.getOut() == fwd.getResult() && grad.getQuery() == fwd.getQuery() &&
+         grad.getKey() == fwd.getKey() && grad.getValue() == fwd.getValue() &&
+         grad.getCausal() == fwd.getCausal() &&
+         grad.getScaleOrDefault() == fwd.getScaleOrDefault() && isStatic(grad) &&
+         isStatic(fwd) &&
+         flashAttentionApplies(ty(fwd.getQuery()), ty(fwd.getValue()));
+}
+
+/// The flash loops of an attention gradient, with the forward pass's
+/// per-row log-sum-exp ([N, T], batch dimensions flattened) when there is
+/// one.
+SmallVector<Value> lowerFlashAttentionGrad(PatternRewriter &b,
+                                           nn::AttentionGradOp op, Value lse) {
+  Location loc = op.getLoc();
+  auto flat = [&](Value x) { return flattenBatch(b, loc, x); };
+  SmallVector<Value, 3> grads = buildFlashAttentionGrad(
+      b, loc, flat(op.getGrad()), flat(op.getQuery()), flat(op.getKey()),
+      flat(op.getValue()), flat(op.getOut()), op.getScaleOrDefault(),
+      op.getCausal(), lse);
+  return {unflattenBatch(b, loc, grads[0], ty(op.getQueryGrad())),
+          unflattenBatch(b, loc, grads[1], ty(op.getKeyGrad())),
+          unflattenBatch(b, loc, grads[2], ty(op.getValueGrad()))};
+}
+
 struct AttentionLowering : StaticPattern<nn::AttentionOp> {
   AttentionLowering(MLIRContext *ctx, bool useBlas, bool flash)
       : StaticPattern(ctx), useBlas(useBlas), flash(flash) {}
@@ -965,11 +994,24 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
     unsigned r = qt.getRank();
     double sc = op.getScaleOrDefault();
     if (flash && flashAttentionApplies(qt, ty(op.getValue()))) {
-      Value o = buildFlashAttention(
+      // The gradients of this very attention (autodiff's train_step) get
+      // each query row's log-sum-exp from the forward loop.
+      SmallVector<nn::AttentionGradOp> grads;
+      for (Operation *user : op->getUsers())
+        if (auto grad = dyn_cast<nn::AttentionGradOp>(user))
+          if (isGradientOf(grad, op))
+            grads.push_back(grad);
+      FlashForward fwd = buildFlashAttention(
           b, loc, flattenBatch(b, loc, op.getQuery()),
           flattenBatch(b, loc, op.getKey()), flattenBatch(b, loc, op.getValue()),
-          sc, op.getCausal());
-      return unflattenBatch(b, loc, o, ty(op.getResult()));
+          sc, op.getCausal(), /*withLse=*/!grads.empty());
+      Value o = unflattenBatch(b, loc, fwd.out, ty(op.getResult()));
+      for (nn::AttentionGradOp grad : grads) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(grad);
+        b.replaceOp(grad, lowerFlashAttentionGrad(b, grad, fwd.lse));
+      }
+      return o;
     }
     if (useBlas && qt.getElementType().isF32()) {
       // Two batched GEMMs over the flattened (batch, head) dimensions.
@@ -1050,15 +1092,11 @@ struct AttentionGradLowering : StaticMultiPattern<nn::AttentionGradOp> {
                            PatternRewriter &b) const override {
     if (!flash || !flashAttentionApplies(ty(op.getQuery()), ty(op.getValue())))
       return llvm::to_vector(op.decompose(b));
-    Location loc = op.getLoc();
-    auto flat = [&](Value x) { return flattenBatch(b, loc, x); };
-    SmallVector<Value, 3> grads = buildFlashAttentionGrad(
-        b, loc, flat(op.getGrad()), flat(op.getQuery()), flat(op.getKey()),
-        flat(op.getValue()), flat(op.getOut()), op.getScaleOrDefault(),
-        op.getCausal());
-    return {unflattenBatch(b, loc, grads[0], ty(op.getQueryGrad())),
-            unflattenBatch(b, loc, grads[1], ty(op.getKeyGrad())),
-            unflattenBatch(b, loc, grads[2], ty(op.getValueGrad()))};
+    // Lowered together with its forward pass (AttentionLowering).
+    if (auto fwd = op.getOut().getDefiningOp<nn::AttentionOp>();
+        fwd && isGradientOf(op, fwd))
+      return {};
+    return lowerFlashAttentionGrad(b, op, Value());
   }
 };
 

@@ -89,6 +89,11 @@ struct RowMath {
     mlir::Value c = exp(sub(max, mx)), p = exp(sub(s, mx));
     return {mx, c, p, mlir::math::FmaOp::create(b, loc, sum, c, p)};
   }
+  /// log(sum) + max: the log-sum-exp from an online softmax's state.
+  mlir::Value logSumExp(mlir::Value max, mlir::Value sum) {
+    return mlir::arith::AddFOp::create(b, loc, max,
+                                       mlir::math::LogOp::create(b, loc, sum));
+  }
   /// The initial running max and sum.
   llvm::SmallVector<mlir::Value> softmaxInit() {
     return {cst(-std::numeric_limits<double>::infinity()), cst(0.0)};

@@ -12,7 +12,9 @@
 
 // CHECK-LABEL: func.func @causal
 // Forward: per query row, a loop over keys 0..i carrying (max, sum, acc).
-// CHECK: %[[O:.*]] = scf.forall (%[[N:.*]], %[[I:.*]]) in (6, 8) shared_outs(%{{.*}} = %{{.*}}) -> (tensor<6x8x6xf32>)
+// Its gradient is in the same function, so it also writes each row's
+// log-sum-exp for the backward loops.
+// CHECK: %[[O:.*]]:2 = scf.forall (%[[N:.*]], %[[I:.*]]) in (6, 8) shared_outs({{.*}}) -> (tensor<6x8x6xf32>, tensor<6x8xf32>)
 // CHECK:   %[[Q:.*]] = vector.transfer_read %{{.*}}[%[[N]], %[[I]], %{{.*}}]{{.*}} : tensor<6x8x4xf32>, vector<4xf32>
 // CHECK:   %[[HI:.*]] = arith.addi %[[I]], %c1
 // CHECK:   scf.for %[[J:.*]] = %c0 to %[[HI]] step %c1 iter_args({{.*}}) -> (f32, f32, vector<6xf32>)
@@ -22,11 +24,15 @@
 // CHECK:     math.exp
 // CHECK:     vector.fma {{.*}} : vector<6xf32>
 // CHECK:   arith.divf {{.*}} : vector<6xf32>
+// CHECK:   math.log
 // CHECK:   scf.forall.in_parallel
 // CHECK-NEXT: tensor.parallel_insert_slice %{{.*}} into %{{.*}}[%[[N]], %[[I]], 0] [1, 1, 6] [1, 1, 1]
-// Backward: dq with each row's log-sum-exp and g.o ...
-// CHECK: scf.forall ({{.*}}) in (6, 8) shared_outs({{.*}}) -> (tensor<6x8x4xf32>, tensor<6x8xf32>, tensor<6x8xf32>)
-// CHECK:   math.log
+// CHECK-NEXT: tensor.parallel_insert_slice %{{.*}} into %{{.*}}[%[[N]], %[[I]]] [1, 1] [1, 1]
+// Backward: dq, reading the forward's log-sum-exp (no pass of its own)
+// and writing g.o ...
+// CHECK: scf.forall ({{.*}}) in (6, 8) shared_outs({{.*}}) -> (tensor<6x8x4xf32>, tensor<6x8xf32>)
+// CHECK-NOT: math.log
+// CHECK:   tensor.extract %[[O]]#1
 // ... then dv and dk, per key row, over queries j..7.
 // CHECK: scf.forall (%{{.*}}, %[[J2:.*]]) in (6, 8) {{.*}} -> (tensor<6x8x6xf32>)
 // CHECK:   scf.for %{{.*}} = %[[J2]] to %c8
@@ -59,4 +65,18 @@ func.func @cross(%q: tensor<2x8x4xf32>, %k: tensor<2x16x4xf32>, %v: tensor<2x16x
       : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x16x4xf32>, tensor<2x16x4xf32>,
          tensor<2x8x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x16x4xf32>, tensor<2x16x4xf32>)
   return %o, %dk : tensor<2x8x4xf32>, tensor<2x16x4xf32>
+}
+
+// A gradient whose forward pass is elsewhere (its `out` an argument)
+// computes each row's log-sum-exp in a pass of its own.
+// CHECK-LABEL: func.func @grad_only
+// CHECK: scf.forall ({{.*}}) in (2, 8) shared_outs({{.*}}) -> (tensor<2x8x4xf32>, tensor<2x8xf32>, tensor<2x8xf32>)
+// CHECK:   scf.for {{.*}} -> (f32, f32)
+// CHECK:   math.log
+func.func @grad_only(%q: tensor<2x8x4xf32>, %k: tensor<2x16x4xf32>, %v: tensor<2x16x4xf32>,
+                     %o: tensor<2x8x4xf32>, %g: tensor<2x8x4xf32>) -> tensor<2x8x4xf32> {
+  %dq, %dk, %dv = nn.attention_grad %g, %q, %k, %v, %o {scale = 0.25 : f64}
+      : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x16x4xf32>, tensor<2x16x4xf32>,
+         tensor<2x8x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x16x4xf32>, tensor<2x16x4xf32>)
+  return %dq : tensor<2x8x4xf32>
 }
