@@ -1476,33 +1476,49 @@ struct RowRMSNormLowering : StaticPattern<nn::RMSNormOp> {
   }
 };
 
-/// dx from the row kernel; the weight gradient sums over rows with the
-/// row statistics it wrote (one kernel per column on the GPU).
+/// A norm's gradient from its row kernel: `kernel(g, x)` (on [rows, d])
+/// returns dx and per-row statistics, and the weight gradient sums
+/// `dwTerm(g, x, statistics...)` over the rows (split into partial sums);
+/// with `bias`, the bias gradient sums g. Returns {dx, dw[, db]}.
+SmallVector<Value>
+rowNormGrad(PatternRewriter &b, Location loc, Value g, Value x, Value w,
+            function_ref<SmallVector<Value, 3>(Value, Value)> kernel,
+            ElemFn dwTerm, bool bias) {
+  RankedTensorType t = ty(x), wt = ty(w);
+  SmallVector<Value, 3> r = kernel(rowsOf(b, loc, g), rowsOf(b, loc, x));
+  SmallVector<Value> inputs = {g, x};
+  for (Value stat : ArrayRef<Value>(r).drop_front())
+    inputs.push_back(keepRowDims(b, loc, stat, t));
+  SmallVector<Value> grads = {unflattenRows(b, loc, r[0], t),
+                              sumLeading(b, loc, t, inputs, wt, dwTerm)};
+  if (bias)
+    grads.push_back(
+        sumLeading(b, loc, t, {g}, wt,
+                   [](OpBuilder &, Location, ValueRange a) { return a[0]; }));
+  return grads;
+}
+
 struct RowLayerNormGradLowering : StaticMultiPattern<nn::LayerNormGradOp> {
   RowLayerNormGradLowering(MLIRContext *ctx)
       : StaticMultiPattern(ctx, kRowBenefit) {}
   SmallVector<Value> lower(nn::LayerNormGradOp op,
                            PatternRewriter &b) const override {
-    RankedTensorType t = ty(op.getInput()), wt = ty(op.getWeight());
-    if (!rowKernelApplies(t) || wt.getRank() != 1)
+    if (!rowKernelApplies(ty(op.getInput())) || ty(op.getWeight()).getRank() != 1)
       return {};
     Location loc = op.getLoc();
-    Value g = op.getGrad(), x = op.getInput();
-    SmallVector<Value, 3> r =
-        buildRowLayerNormGrad(b, loc, rowsOf(b, loc, g), rowsOf(b, loc, x),
-                              op.getWeight(), op.getEps().convertToDouble());
-    Value mean = keepRowDims(b, loc, r[1], t),
-          rstd = keepRowDims(b, loc, r[2], t);
-    Value dw = sumLeading(b, loc, t, {g, x, mean, rstd}, wt,
-                          [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                            Value xhat = arith::MulFOp::create(
-                                nb, l, arith::SubFOp::create(nb, l, a[1], a[2]),
-                                a[3]);
-                            return arith::MulFOp::create(nb, l, a[0], xhat);
-                          });
-    Value db = sumLeading(b, loc, t, {g}, wt,
-                          [](OpBuilder &, Location, ValueRange a) { return a[0]; });
-    return {unflattenRows(b, loc, r[0], t), dw, db};
+    double eps = op.getEps().convertToDouble();
+    return rowNormGrad(
+        b, loc, op.getGrad(), op.getInput(), op.getWeight(),
+        [&](Value g, Value x) {
+          return buildRowLayerNormGrad(b, loc, g, x, op.getWeight(), eps);
+        },
+        // g (x - mean) rstd
+        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          Value xhat = arith::MulFOp::create(
+              nb, l, arith::SubFOp::create(nb, l, a[1], a[2]), a[3]);
+          return arith::MulFOp::create(nb, l, a[0], xhat);
+        },
+        /*bias=*/true);
   }
 };
 
@@ -1511,22 +1527,23 @@ struct RowRMSNormGradLowering : StaticMultiPattern<nn::RMSNormGradOp> {
       : StaticMultiPattern(ctx, kRowBenefit) {}
   SmallVector<Value> lower(nn::RMSNormGradOp op,
                            PatternRewriter &b) const override {
-    RankedTensorType t = ty(op.getInput()), wt = ty(op.getWeight());
-    if (!rowKernelApplies(t) || wt.getRank() != 1)
+    if (!rowKernelApplies(ty(op.getInput())) || ty(op.getWeight()).getRank() != 1)
       return {};
     Location loc = op.getLoc();
-    Value g = op.getGrad(), x = op.getInput();
-    SmallVector<Value, 2> r =
-        buildRowRMSNormGrad(b, loc, rowsOf(b, loc, g), rowsOf(b, loc, x),
-                            op.getWeight(), op.getEps().convertToDouble());
-    Value rstd = keepRowDims(b, loc, r[1], t);
-    Value dw = sumLeading(b, loc, t, {g, x, rstd}, wt,
-                          [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-                            return arith::MulFOp::create(
-                                nb, l, arith::MulFOp::create(nb, l, a[0], a[1]),
-                                a[2]);
-                          });
-    return {unflattenRows(b, loc, r[0], t), dw};
+    double eps = op.getEps().convertToDouble();
+    return rowNormGrad(
+        b, loc, op.getGrad(), op.getInput(), op.getWeight(),
+        [&](Value g, Value x) -> SmallVector<Value, 3> {
+          SmallVector<Value, 2> r =
+              buildRowRMSNormGrad(b, loc, g, x, op.getWeight(), eps);
+          return {r[0], r[1]};
+        },
+        // g x rstd
+        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+          return arith::MulFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[0], a[1]), a[2]);
+        },
+        /*bias=*/false);
   }
 };
 
