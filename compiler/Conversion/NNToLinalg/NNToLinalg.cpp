@@ -1446,33 +1446,27 @@ struct RowSoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
   }
 };
 
-struct RowLayerNormLowering : StaticPattern<nn::LayerNormOp> {
-  RowLayerNormLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
-  Value lower(nn::LayerNormOp op, PatternRewriter &b) const override {
-    RankedTensorType t = ty(op.getInput());
-    if (!rowKernelApplies(t) || ty(op.getWeight()).getRank() != 1)
-      return {};
-    Location loc = op.getLoc();
-    return unflattenRows(
-        b, loc,
-        buildRowLayerNorm(b, loc, rowsOf(b, loc, op.getInput()), op.getWeight(),
-                          op.getBias(), op.getEps().convertToDouble()),
-        t);
-  }
-};
+/// The row kernel of each norm, on x as [rows, d].
+Value normKernel(PatternRewriter &b, nn::LayerNormOp op, Value x) {
+  return buildRowLayerNorm(b, op.getLoc(), x, op.getWeight(), op.getBias(),
+                           op.getEps().convertToDouble());
+}
+Value normKernel(PatternRewriter &b, nn::RMSNormOp op, Value x) {
+  return buildRowRMSNorm(b, op.getLoc(), x, op.getWeight(),
+                         op.getEps().convertToDouble());
+}
 
-struct RowRMSNormLowering : StaticPattern<nn::RMSNormOp> {
-  RowRMSNormLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
-  Value lower(nn::RMSNormOp op, PatternRewriter &b) const override {
+/// layer_norm and rms_norm over one normalized dimension.
+template <typename OpT>
+struct RowNormLowering : StaticPattern<OpT> {
+  RowNormLowering(MLIRContext *ctx) : StaticPattern<OpT>(ctx, kRowBenefit) {}
+  Value lower(OpT op, PatternRewriter &b) const override {
     RankedTensorType t = ty(op.getInput());
     if (!rowKernelApplies(t) || ty(op.getWeight()).getRank() != 1)
       return {};
     Location loc = op.getLoc();
     return unflattenRows(
-        b, loc,
-        buildRowRMSNorm(b, loc, rowsOf(b, loc, op.getInput()), op.getWeight(),
-                        op.getEps().convertToDouble()),
-        t);
+        b, loc, normKernel(b, op, rowsOf(b, loc, op.getInput())), t);
   }
 };
 
@@ -1498,52 +1492,45 @@ rowNormGrad(PatternRewriter &b, Location loc, Value g, Value x, Value w,
   return grads;
 }
 
-struct RowLayerNormGradLowering : StaticMultiPattern<nn::LayerNormGradOp> {
-  RowLayerNormGradLowering(MLIRContext *ctx)
-      : StaticMultiPattern(ctx, kRowBenefit) {}
-  SmallVector<Value> lower(nn::LayerNormGradOp op,
-                           PatternRewriter &b) const override {
-    if (!rowKernelApplies(ty(op.getInput())) || ty(op.getWeight()).getRank() != 1)
-      return {};
-    Location loc = op.getLoc();
-    double eps = op.getEps().convertToDouble();
-    return rowNormGrad(
-        b, loc, op.getGrad(), op.getInput(), op.getWeight(),
-        [&](Value g, Value x) {
-          return buildRowLayerNormGrad(b, loc, g, x, op.getWeight(), eps);
-        },
-        // g (x - mean) rstd
-        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-          Value xhat = arith::MulFOp::create(
-              nb, l, arith::SubFOp::create(nb, l, a[1], a[2]), a[3]);
-          return arith::MulFOp::create(nb, l, a[0], xhat);
-        },
-        /*bias=*/true);
-  }
-};
+/// The row kernel of each norm gradient, and its weight gradient's term.
+SmallVector<Value, 3> normGradKernel(PatternRewriter &b, nn::LayerNormGradOp op,
+                                     Value g, Value x) {
+  return buildRowLayerNormGrad(b, op.getLoc(), g, x, op.getWeight(),
+                               op.getEps().convertToDouble());
+}
+SmallVector<Value, 3> normGradKernel(PatternRewriter &b, nn::RMSNormGradOp op,
+                                     Value g, Value x) {
+  SmallVector<Value, 2> r = buildRowRMSNormGrad(
+      b, op.getLoc(), g, x, op.getWeight(), op.getEps().convertToDouble());
+  return {r[0], r[1]};
+}
+/// g (x - mean) rstd, from {g, x, mean, rstd}.
+Value normDwTerm(nn::LayerNormGradOp, OpBuilder &nb, Location l, ValueRange a) {
+  Value xhat =
+      arith::MulFOp::create(nb, l, arith::SubFOp::create(nb, l, a[1], a[2]), a[3]);
+  return arith::MulFOp::create(nb, l, a[0], xhat);
+}
+/// g x rstd, from {g, x, rstd}.
+Value normDwTerm(nn::RMSNormGradOp, OpBuilder &nb, Location l, ValueRange a) {
+  return arith::MulFOp::create(nb, l, arith::MulFOp::create(nb, l, a[0], a[1]),
+                               a[2]);
+}
 
-struct RowRMSNormGradLowering : StaticMultiPattern<nn::RMSNormGradOp> {
-  RowRMSNormGradLowering(MLIRContext *ctx)
-      : StaticMultiPattern(ctx, kRowBenefit) {}
-  SmallVector<Value> lower(nn::RMSNormGradOp op,
-                           PatternRewriter &b) const override {
+/// layer_norm_grad and rms_norm_grad over one normalized dimension.
+template <typename OpT>
+struct RowNormGradLowering : StaticMultiPattern<OpT> {
+  RowNormGradLowering(MLIRContext *ctx)
+      : StaticMultiPattern<OpT>(ctx, kRowBenefit) {}
+  SmallVector<Value> lower(OpT op, PatternRewriter &b) const override {
     if (!rowKernelApplies(ty(op.getInput())) || ty(op.getWeight()).getRank() != 1)
       return {};
-    Location loc = op.getLoc();
-    double eps = op.getEps().convertToDouble();
     return rowNormGrad(
-        b, loc, op.getGrad(), op.getInput(), op.getWeight(),
-        [&](Value g, Value x) -> SmallVector<Value, 3> {
-          SmallVector<Value, 2> r =
-              buildRowRMSNormGrad(b, loc, g, x, op.getWeight(), eps);
-          return {r[0], r[1]};
+        b, op.getLoc(), op.getGrad(), op.getInput(), op.getWeight(),
+        [&](Value g, Value x) { return normGradKernel(b, op, g, x); },
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          return normDwTerm(op, nb, l, a);
         },
-        // g x rstd
-        [](OpBuilder &nb, Location l, ValueRange a) -> Value {
-          return arith::MulFOp::create(
-              nb, l, arith::MulFOp::create(nb, l, a[0], a[1]), a[2]);
-        },
-        /*bias=*/false);
+        /*bias=*/std::is_same_v<OpT, nn::LayerNormGradOp>);
   }
 };
 
@@ -1696,8 +1683,10 @@ struct ConvertNNToLinalgPass
     patterns.add<AttentionLowering>(&getContext(), useBlas, flashAttention);
     patterns.add<AttentionGradLowering>(&getContext(), flashAttention);
     if (rowKernels)
-      patterns.add<RowSoftmaxLowering, RowLayerNormLowering, RowRMSNormLowering,
-                   RowLayerNormGradLowering, RowRMSNormGradLowering,
+      patterns.add<RowSoftmaxLowering, RowNormLowering<nn::LayerNormOp>,
+                   RowNormLowering<nn::RMSNormOp>,
+                   RowNormGradLowering<nn::LayerNormGradOp>,
+                   RowNormGradLowering<nn::RMSNormGradOp>,
                    RowCrossEntropyLowering, RowCrossEntropyGradLowering,
                    RowEmbeddingGradLowering>(
           &getContext());
