@@ -112,7 +112,7 @@ struct RowPass {
 
   /// x[r, c:c+w].
   Value at(Value x, Value c) { return m.read(x, {r, c}, w); }
-  /// w[c:c+w] of a vector.
+  /// v[c:c+w] of a rank-1 tensor (a weight).
   Value col(Value v, Value c) { return m.read(v, {c}, w); }
   Value lanes(Value s) {
     return vector::BroadcastOp::create(
