@@ -124,6 +124,9 @@ case("attention [2,7,5]x[2,17,5]->[2,7,3]", "nn.attention %a0, %a1, %a2 : ({ins}
      [T(2, 7, 5), T(2, 17, 5), T(2, 17, 3)], lambda q, k, v: attn(q, k, v, False))
 case("attention causal [3,17,6] scale=0.7", "nn.attention %a0, %a1, %a2 {{causal, scale = 7.0e-01 : f64}} : ({ins}) -> {out}",
      [T(3, 17, 6) * 2, T(3, 17, 6), T(3, 17, 6)], lambda q, k, v: attn(q, k, v, True, 0.7))
+# Heads of 40: on the GPU, dk and dv in two loops (small heads share one).
+case("attention causal [2,6,40]", "nn.attention %a0, %a1, %a2 {{causal}} : ({ins}) -> {out}",
+     [T(2, 6, 40), T(2, 6, 40), T(2, 6, 40)], lambda q, k, v: attn(q, k, v, True))
 case("attention scale=0.3 [1,3,4]", "nn.attention %a0, %a1, %a2 {{scale = 3.0e-01 : f64}} : ({ins}) -> {out}",
      [T(1, 3, 4), T(1, 3, 4), T(1, 3, 4)], lambda q, k, v: attn(q, k, v, False, 0.3))
 tg = torch.randint(0, 17, (3,), dtype=torch.int32)

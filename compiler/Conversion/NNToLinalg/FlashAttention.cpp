@@ -15,7 +15,8 @@
 //   dq_i = sum_j ds_ij k_j   dk_j = sum_i ds_ij q_i   dv_j = sum_i p_ij g_i
 //
 // dq loops over keys per query row; dk and dv loop over queries per key
-// row, in two loops so that each holds at most three rows (registers on a
+// row: in one loop when the heads are small (4 rows of at most 32 floats),
+// otherwise in two, so that each holds at most three rows (registers on a
 // GPU). With `causal`, query i sees keys j <= i, so the loops stop at the
 // diagonal. Dot products are reductions with `reassoc`: a tree, not a chain
 // of dependent adds.
@@ -188,29 +189,56 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
   Value dq = first[0], delta = first[1];
   Value lse = forwardLse ? forwardLse : first[2];
 
-  // Per key row j: the queries that see it, i >= j when causal.
+  // Per key row j: the queries that see it, i >= j when causal. With
+  // small heads one loop holds k_j, v_j, dk_j and dv_j (4 rows of at most
+  // 32) and computes p_ij once for both; larger heads take two loops of at
+  // most three rows each.
   auto lower = [&](RowMath &m, Value j) {
     return causal ? j : m.index(0);
   };
+  int64_t d = kt.getDimSize(2), e = vt.getDimSize(2);
+  // p_ij from q_i and k_j.
+  auto prob = [&](RowMath &m, Value n, Value i, Value qi, Value kj) {
+    return m.exp(m.sub(m.mul(m.dot(qi, kj), m.cst(scale)), m.at(lse, n, i)));
+  };
+  // ds_ij from p_ij, g_i and v_j.
+  auto dscore = [&](RowMath &m, Value n, Value i, Value p, Value gi, Value vj) {
+    return m.mul(m.mul(p, m.sub(m.dot(gi, vj), m.at(delta, n, i))),
+                 m.cst(scale));
+  };
+  if (d + e <= 64) {
+    SmallVector<Value> dkv = rowForall(
+        b, loc, {kt, vt}, [&](RowMath &m, Value n, Value j) {
+          Value kj = m.row(k, n, j), vj = m.row(v, n, j);
+          ValueRange r = m.loop(
+              lower(m, j), m.index(queries), {m.zeros(d), m.zeros(e)},
+              [&](Value i, ValueRange a) -> SmallVector<Value> {
+                Value qi = m.row(q, n, i), gi = m.row(g, n, i);
+                Value p = prob(m, n, i, qi, kj);
+                Value ds = dscore(m, n, i, p, gi, vj);
+                return {m.axpy(ds, qi, a[0]), m.axpy(p, gi, a[1])};
+              });
+          return SmallVector<Value>(r);
+        });
+    return {dq, dkv[0], dkv[1]};
+  }
   Value dv = rowForall(b, loc, {vt}, [&](RowMath &m, Value n, Value j) {
-    Value kj = m.row(k, n, j), sc = m.cst(scale);
+    Value kj = m.row(k, n, j);
     return SmallVector<Value>{
-        m.loop(lower(m, j), m.index(queries), {m.zeros(vt.getDimSize(2))},
+        m.loop(lower(m, j), m.index(queries), {m.zeros(e)},
                [&](Value i, ValueRange a) -> SmallVector<Value> {
-                 Value s = m.mul(m.dot(m.row(q, n, i), kj), sc);
-                 Value p = m.exp(m.sub(s, m.at(lse, n, i)));
+                 Value p = prob(m, n, i, m.row(q, n, i), kj);
                  return {m.axpy(p, m.row(g, n, i), a[0])};
                })[0]};
   })[0];
   Value dk = rowForall(b, loc, {kt}, [&](RowMath &m, Value n, Value j) {
-    Value kj = m.row(k, n, j), vj = m.row(v, n, j), sc = m.cst(scale);
+    Value kj = m.row(k, n, j), vj = m.row(v, n, j);
     return SmallVector<Value>{
-        m.loop(lower(m, j), m.index(queries), {m.zeros(kt.getDimSize(2))},
+        m.loop(lower(m, j), m.index(queries), {m.zeros(d)},
                [&](Value i, ValueRange a) -> SmallVector<Value> {
-                 Value dp = m.dot(m.row(g, n, i), vj);
                  Value qi = m.row(q, n, i);
-                 Value p = m.exp(m.sub(m.mul(m.dot(qi, kj), sc), m.at(lse, n, i)));
-                 Value ds = m.mul(m.mul(p, m.sub(dp, m.at(delta, n, i))), sc);
+                 Value ds = dscore(m, n, i, prob(m, n, i, qi, kj),
+                                   m.row(g, n, i), vj);
                  return {m.axpy(ds, qi, a[0])};
                })[0]};
   })[0];

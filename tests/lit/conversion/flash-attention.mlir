@@ -33,11 +33,10 @@
 // CHECK: scf.forall ({{.*}}) in (6, 8) shared_outs({{.*}}) -> (tensor<6x8x4xf32>, tensor<6x8xf32>)
 // CHECK-NOT: math.log
 // CHECK:   tensor.extract %[[O]]#1
-// ... then dv and dk, per key row, over queries j..7.
-// CHECK: scf.forall (%{{.*}}, %[[J2:.*]]) in (6, 8) {{.*}} -> (tensor<6x8x6xf32>)
-// CHECK:   scf.for %{{.*}} = %[[J2]] to %c8
-// CHECK: scf.forall (%{{.*}}, %[[J3:.*]]) in (6, 8) {{.*}} -> (tensor<6x8x4xf32>)
-// CHECK:   scf.for %{{.*}} = %[[J3]] to %c8
+// ... then dk and dv together (heads of 4 and 6: four small rows), per
+// key row, over queries j..7.
+// CHECK: scf.forall (%{{.*}}, %[[J2:.*]]) in (6, 8) {{.*}} -> (tensor<6x8x4xf32>, tensor<6x8x6xf32>)
+// CHECK:   scf.for %{{.*}} = %[[J2]] to %c8 {{.*}} -> (vector<4xf32>, vector<6xf32>)
 func.func @causal(%q: tensor<2x3x8x4xf32>, %k: tensor<2x3x8x4xf32>, %v: tensor<2x3x8x6xf32>,
                   %g: tensor<2x3x8x6xf32>)
     -> (tensor<2x3x8x6xf32>, tensor<2x3x8x4xf32>, tensor<2x3x8x4xf32>, tensor<2x3x8x6xf32>) {
@@ -79,4 +78,22 @@ func.func @grad_only(%q: tensor<2x8x4xf32>, %k: tensor<2x16x4xf32>, %v: tensor<2
       : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x16x4xf32>, tensor<2x16x4xf32>,
          tensor<2x8x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x16x4xf32>, tensor<2x16x4xf32>)
   return %dq : tensor<2x8x4xf32>
+}
+
+// Heads of 40: dv and dk in two loops (at most three rows of 40 each).
+// CHECK-LABEL: func.func @wide
+// CHECK: scf.forall ({{.*}}) in (1, 5) {{.*}} -> (tensor<1x5x40xf32>, tensor<1x5xf32>)
+// CHECK: scf.forall ({{.*}}) in (1, 5) {{.*}} -> (tensor<1x5x40xf32>, tensor<1x5xf32>)
+// CHECK: scf.forall ({{.*}}) in (1, 5) {{.*}} -> (tensor<1x5x40xf32>)
+// CHECK:   scf.for {{.*}} -> (vector<40xf32>)
+// CHECK: scf.forall ({{.*}}) in (1, 5) {{.*}} -> (tensor<1x5x40xf32>)
+// CHECK:   scf.for {{.*}} -> (vector<40xf32>)
+func.func @wide(%q: tensor<1x5x40xf32>, %k: tensor<1x5x40xf32>, %v: tensor<1x5x40xf32>,
+                %g: tensor<1x5x40xf32>) -> (tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>) {
+  %o = nn.attention %q, %k, %v {causal}
+      : (tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>) -> tensor<1x5x40xf32>
+  %dq, %dk, %dv = nn.attention_grad %g, %q, %k, %v, %o {causal}
+      : (tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>,
+         tensor<1x5x40xf32>) -> (tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>)
+  return %dq, %dk, %dv : tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>
 }
