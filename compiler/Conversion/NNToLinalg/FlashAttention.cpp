@@ -96,6 +96,20 @@ rowForall(OpBuilder &b, Location loc, ArrayRef<RankedTensorType> outTypes,
 
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
+/// s_ij = (q_i . k_j) scale.
+Value score(RowMath &m, Value qi, Value kj, double scale) {
+  return m.mul(m.dot(qi, kj), m.cst(scale));
+}
+/// p_ij = exp(s_ij - L_i), L_i the row's log-sum-exp.
+Value prob(RowMath &m, Value qi, Value kj, double scale, Value lse) {
+  return m.exp(m.sub(score(m, qi, kj, scale), lse));
+}
+/// ds_ij = p_ij (g_i . v_j - delta_i) scale.
+Value dscore(RowMath &m, Value p, Value gi, Value vj, Value delta,
+             double scale) {
+  return m.mul(m.mul(p, m.sub(m.dot(gi, vj), delta)), m.cst(scale));
+}
+
 } // namespace
 
 bool flashAttentionApplies(RankedTensorType q, RankedTensorType v) {
@@ -120,14 +134,14 @@ FlashForward buildFlashAttention(OpBuilder &b, Location loc, Value q, Value k,
     outTypes.push_back(RankedTensorType::get(
         {qt.getDimSize(0), qt.getDimSize(1)}, b.getF32Type()));
   SmallVector<Value> r = rowForall(b, loc, outTypes, [&](RowMath &m, Value n, Value i) {
-    Value qi = m.row(q, n, i), sc = m.cst(scale);
+    Value qi = m.row(q, n, i);
     SmallVector<Value> init = m.softmaxInit();
     init.push_back(m.zeros(e));
     ValueRange r = m.loop(
         m.index(0), m.keysEnd(i, causal, keys), init,
         [&](Value j, ValueRange a) -> SmallVector<Value> {
           RowMath::Step st =
-              m.onlineSoftmax(a[0], a[1], m.mul(m.dot(qi, m.row(k, n, j)), sc));
+              m.onlineSoftmax(a[0], a[1], score(m, qi, m.row(k, n, j), scale));
           Value acc =
               m.axpy(st.p, m.row(v, n, j), m.mul(a[2], m.splat(st.c, a[2])));
           return {st.max, st.sum, acc};
@@ -159,7 +173,7 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
       b, loc, firstTypes, [&](RowMath &m, Value n, Value i) {
         Value qi = m.row(q, n, i), gi = m.row(g, n, i);
         Value delta = m.dot(gi, m.row(o, n, i));
-        Value hi = m.keysEnd(i, causal, keys), sc = m.cst(scale);
+        Value hi = m.keysEnd(i, causal, keys);
         Value lse;
         if (forwardLse) {
           lse = m.at(forwardLse, n, i);
@@ -168,7 +182,7 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
               m.index(0), hi, m.softmaxInit(),
               [&](Value j, ValueRange a) -> SmallVector<Value> {
                 RowMath::Step st = m.onlineSoftmax(
-                    a[0], a[1], m.mul(m.dot(qi, m.row(k, n, j)), sc));
+                    a[0], a[1], score(m, qi, m.row(k, n, j), scale));
                 return {st.max, st.sum};
               });
           lse = m.logSumExp(stats[0], stats[1]);
@@ -176,9 +190,9 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
         Value dq = m.loop(m.index(0), hi, {m.zeros(qt.getDimSize(2))},
                           [&](Value j, ValueRange a) -> SmallVector<Value> {
                             Value kj = m.row(k, n, j);
-                            Value p = m.exp(m.sub(m.mul(m.dot(qi, kj), sc), lse));
-                            Value dp = m.dot(gi, m.row(v, n, j));
-                            Value ds = m.mul(m.mul(p, m.sub(dp, delta)), sc);
+                            Value p = prob(m, qi, kj, scale, lse);
+                            Value ds = dscore(m, p, gi, m.row(v, n, j), delta,
+                                              scale);
                             return {m.axpy(ds, kj, a[0])};
                           })[0];
         SmallVector<Value> rows = {dq, delta};
@@ -197,15 +211,6 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
     return causal ? j : m.index(0);
   };
   int64_t d = kt.getDimSize(2), e = vt.getDimSize(2);
-  // p_ij from q_i and k_j.
-  auto prob = [&](RowMath &m, Value n, Value i, Value qi, Value kj) {
-    return m.exp(m.sub(m.mul(m.dot(qi, kj), m.cst(scale)), m.at(lse, n, i)));
-  };
-  // ds_ij from p_ij, g_i and v_j.
-  auto dscore = [&](RowMath &m, Value n, Value i, Value p, Value gi, Value vj) {
-    return m.mul(m.mul(p, m.sub(m.dot(gi, vj), m.at(delta, n, i))),
-                 m.cst(scale));
-  };
   if (d + e <= 64) {
     SmallVector<Value> dkv = rowForall(
         b, loc, {kt, vt}, [&](RowMath &m, Value n, Value j) {
@@ -214,8 +219,8 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
               lower(m, j), m.index(queries), {m.zeros(d), m.zeros(e)},
               [&](Value i, ValueRange a) -> SmallVector<Value> {
                 Value qi = m.row(q, n, i), gi = m.row(g, n, i);
-                Value p = prob(m, n, i, qi, kj);
-                Value ds = dscore(m, n, i, p, gi, vj);
+                Value p = prob(m, qi, kj, scale, m.at(lse, n, i));
+                Value ds = dscore(m, p, gi, vj, m.at(delta, n, i), scale);
                 return {m.axpy(ds, qi, a[0]), m.axpy(p, gi, a[1])};
               });
           return SmallVector<Value>(r);
@@ -227,7 +232,7 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
     return SmallVector<Value>{
         m.loop(lower(m, j), m.index(queries), {m.zeros(e)},
                [&](Value i, ValueRange a) -> SmallVector<Value> {
-                 Value p = prob(m, n, i, m.row(q, n, i), kj);
+                 Value p = prob(m, m.row(q, n, i), kj, scale, m.at(lse, n, i));
                  return {m.axpy(p, m.row(g, n, i), a[0])};
                })[0]};
   })[0];
@@ -237,8 +242,9 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
         m.loop(lower(m, j), m.index(queries), {m.zeros(d)},
                [&](Value i, ValueRange a) -> SmallVector<Value> {
                  Value qi = m.row(q, n, i);
-                 Value ds = dscore(m, n, i, prob(m, n, i, qi, kj),
-                                   m.row(g, n, i), vj);
+                 Value p = prob(m, qi, kj, scale, m.at(lse, n, i));
+                 Value ds = dscore(m, p, m.row(g, n, i), vj, m.at(delta, n, i),
+                                   scale);
                  return {m.axpy(ds, qi, a[0])};
                })[0]};
   })[0];

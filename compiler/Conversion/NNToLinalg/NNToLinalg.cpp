@@ -97,13 +97,13 @@ enum class ReduceKind { Sum, Max };
 
 using ElemFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
 
+Value splitLeadingSum(PatternRewriter &b, Location loc, RankedTensorType full,
+                      ValueRange inputs, ArrayRef<int64_t> dims, ElemFn value);
+
 /// Reduces `value(inputs...)` over `dims` of the iteration space `full`,
 /// keeping reduced dimensions as size 1 (so results broadcast back). Inputs
 /// broadcast against `full` like element-wise operands, so a single pass can
 /// combine e.g. x with its mean.
-Value splitLeadingSum(PatternRewriter &b, Location loc, RankedTensorType full,
-                      ValueRange inputs, ArrayRef<int64_t> dims, ElemFn value);
-
 Value reduceKeepOf(PatternRewriter &b, Location loc, RankedTensorType full,
                    ValueRange inputs, ArrayRef<int64_t> dims, ReduceKind kind,
                    ElemFn value) {
@@ -1404,12 +1404,9 @@ struct SliceGradLowering : StaticPattern<nn::SliceGradOp> {
 
 constexpr unsigned kRowBenefit = 2;
 
-/// [r0, ..., rk, d] -> [r0 * ... * rk, d], and back.
-Value rowsOf(PatternRewriter &b, Location loc, Value x) {
-  return flattenLeading(b, loc, x);
-}
-Value unflattenRows(PatternRewriter &b, Location loc, Value x,
-                    RankedTensorType type) {
+/// The inverse of flattenLeading: [r0 * ... * rk, d] -> `type`.
+Value unflattenLeading(PatternRewriter &b, Location loc, Value x,
+                       RankedTensorType type) {
   if (type.getRank() == 2)
     return x;
   ReassociationIndices lead;
@@ -1425,12 +1422,10 @@ Value keepRowDims(PatternRewriter &b, Location loc, Value stat,
                   RankedTensorType type) {
   SmallVector<int64_t> shape(type.getShape());
   shape.back() = 1;
-  ReassociationIndices all;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    all.push_back(i);
   return tensor::ExpandShapeOp::create(
       b, loc, RankedTensorType::get(shape, type.getElementType()), stat,
-      SmallVector<ReassociationIndices>{all});
+      SmallVector<ReassociationIndices>{
+          llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()))});
 }
 
 struct RowSoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
@@ -1441,8 +1436,8 @@ struct RowSoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
     if (!rowKernelApplies(t) || (dim != -1 && dim != t.getRank() - 1))
       return {};
     Location loc = op.getLoc();
-    return unflattenRows(
-        b, loc, buildRowSoftmax(b, loc, rowsOf(b, loc, op.getInput())), t);
+    return unflattenLeading(
+        b, loc, buildRowSoftmax(b, loc, flattenLeading(b, loc, op.getInput())), t);
   }
 };
 
@@ -1465,8 +1460,8 @@ struct RowNormLowering : StaticPattern<OpT> {
     if (!rowKernelApplies(t) || ty(op.getWeight()).getRank() != 1)
       return {};
     Location loc = op.getLoc();
-    return unflattenRows(
-        b, loc, normKernel(b, op, rowsOf(b, loc, op.getInput())), t);
+    return unflattenLeading(
+        b, loc, normKernel(b, op, flattenLeading(b, loc, op.getInput())), t);
   }
 };
 
@@ -1479,11 +1474,11 @@ rowNormGrad(PatternRewriter &b, Location loc, Value g, Value x, Value w,
             function_ref<SmallVector<Value, 3>(Value, Value)> kernel,
             ElemFn dwTerm, bool bias) {
   RankedTensorType t = ty(x), wt = ty(w);
-  SmallVector<Value, 3> r = kernel(rowsOf(b, loc, g), rowsOf(b, loc, x));
+  SmallVector<Value, 3> r = kernel(flattenLeading(b, loc, g), flattenLeading(b, loc, x));
   SmallVector<Value> inputs = {g, x};
   for (Value stat : ArrayRef<Value>(r).drop_front())
     inputs.push_back(keepRowDims(b, loc, stat, t));
-  SmallVector<Value> grads = {unflattenRows(b, loc, r[0], t),
+  SmallVector<Value> grads = {unflattenLeading(b, loc, r[0], t),
                               sumLeading(b, loc, t, inputs, wt, dwTerm)};
   if (bias)
     grads.push_back(
@@ -1543,7 +1538,7 @@ struct RowCrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
       return {};
     Location loc = op.getLoc();
     Value targets = flattenAll(b, loc, op.getTargets());
-    Value rows = buildRowCrossEntropy(b, loc, rowsOf(b, loc, op.getLogits()),
+    Value rows = buildRowCrossEntropy(b, loc, flattenLeading(b, loc, op.getLogits()),
                                       targets);
     // Into a rank-0 sum: a full reduction that tessera-split-reductions
     // splits into parallel partial sums.
@@ -1575,10 +1570,10 @@ struct RowCrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
       return {};
     Location loc = op.getLoc();
     Value targets = flattenAll(b, loc, op.getTargets());
-    Value dx = buildRowCrossEntropyGrad(b, loc, rowsOf(b, loc, op.getLogits()),
+    Value dx = buildRowCrossEntropyGrad(b, loc, flattenLeading(b, loc, op.getLogits()),
                                         targets, op.getGrad(),
                                         1.0 / double(tt.getNumElements()));
-    return unflattenRows(b, loc, dx, lt);
+    return unflattenLeading(b, loc, dx, lt);
   }
 };
 
