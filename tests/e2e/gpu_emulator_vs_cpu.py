@@ -10,14 +10,20 @@ random batch.
 Bounds (relative): 1e-4 for f32 specs and 2e-2 for bf16/fp16 (the
 issue's bounds for GPU vs CPU), on the losses, validation losses and the
 forward outputs. The first step's loss sees identical inputs and weights,
-so it must agree to 1e-6. The gradient norm is bounded by 1e-3: both
+so it must agree to 1e-6 (1e-5 for mixed precision on tensor cores). The gradient norm is bounded by 1e-3: both
 pipelines sum its squares in the same partial sums (9e-8 apart in f32),
 but in bf16 the gradients themselves differ by roundings (1.5e-4). Mixed
 precision amplifies f32 summation-order
 differences (BLAS on the CPU, plain loops in the kernels) through the
 bf16/f16 roundings: about 5e-3 on the logits after 4 steps.
 
-Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR
+With `--ptx`, the second package is a real GPU package instead
+(`--target sm_80 --gpu-code=ptx`: tensor-core matmuls, outlined kernels,
+NVVM, PTX), run on the fake CUDA driver with FAKE_CUDA_EXECUTE=1, which
+interprets the PTX (tests/unit/PtxSim.cpp) with device memory the host
+cannot touch (FAKE_CUDA_GUARD=1).
+
+Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx] [CASE ...]
 """
 import json
 import os
@@ -29,6 +35,13 @@ import sys
 import numpy as np
 
 bindir, work = sys.argv[1:3]
+ptx = "--ptx" in sys.argv[3:]
+only = [a for a in sys.argv[3:] if not a.startswith("--")]
+other = "sm_80" if ptx else "gpu-emulator"
+env = dict(os.environ)
+if ptx:
+    env.update(TESSERA_LIBCUDA=os.path.join(bindir, "..", "lib", "libtessera_fake_cuda.so"),
+               FAKE_CUDA_EXECUTE="1", FAKE_CUDA_GUARD="1")
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 tessera = os.path.join(bindir, "tessera")
 os.makedirs(work, exist_ok=True)
@@ -53,7 +66,10 @@ def spec(name, source, edits):
 
 
 GPT = "tests/lit/gpu/tensor-cores.tsr"
-TOKENS = [(r"no-such-file\.bin", f"{work}/tokens.bin"), (r"warmup=100", "warmup=2"), (r"eval = every\(250, batches=20\)", "eval = every(3, batches=2)"),
+# Interpreted PTX runs about 100M instructions a second: a batch of one
+# sequence (128 tokens, still a multiple of the tensor-core tile) keeps a
+# step to seconds.
+TOKENS = ([(r"batch=8", "batch=1")] if ptx else []) + [(r"no-such-file\.bin", f"{work}/tokens.bin"), (r"warmup=100", "warmup=2"), (r"eval = every\(250, batches=20\)", "eval = every(3, batches=2)"),
           (r"val=0\.05", "val=0.2")]
 cases = [
     # name, spec, train entry, tolerance
@@ -69,7 +85,7 @@ cases = [
      "pretrain", 2e-2),
 ]
 
-STEPS = 4
+STEPS = 3 if ptx else 4
 failed = False
 
 
@@ -78,15 +94,18 @@ def rel(a, b):
 
 
 for name, path, entry, bound in cases:
+    if only and name not in only:
+        continue
     metrics = {}
-    for target in ("cpu", "gpu-emulator"):
+    for target in ("cpu", other):
         pkg = f"{work}/{name}-{target}.tsrpkg"
-        subprocess.run([tessera, "compile", path, "-e", entry, "--target", target, "-o", pkg],
-                       check=True)
+        extra = ["--gpu-code=ptx"] if target == "sm_80" else []
+        subprocess.run([tessera, "compile", path, "-e", entry, "--target", target, "-o", pkg]
+                       + extra, check=True)
         out = f"{work}/{name}-{target}-run"
         subprocess.run(["rm", "-rf", out], check=True)
         subprocess.run([tessera, "train", pkg, "--steps", str(STEPS), "--out", out, "-q"],
-                       check=True)
+                       check=True, env=env)
         records = [json.loads(line) for line in open(f"{out}/metrics.jsonl")]
         manifest = json.load(open(f"{pkg}/manifest.json"))
         fwd = next(e for e in manifest["entry_points"] if e["name"] == "forward")
@@ -99,9 +118,9 @@ for name, path, entry, bound in cases:
         subprocess.run([tessera, "run", pkg, "--input", f"{work}/{name}-x.npy",
                         "--weights", f"{out}/step-{STEPS:08d}.safetensors",
                         "--output", f"{work}/{name}-{target}-y.npy"], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=env)
         metrics[target] = (records, np.load(f"{work}/{name}-{target}-y.npy"))
-    (cpu, ycpu), (emu, yemu) = metrics["cpu"], metrics["gpu-emulator"]
+    (cpu, ycpu), (emu, yemu) = metrics["cpu"], metrics[other]
     worst, worst_norm = 0.0, 0.0
     for a, b in zip(emu, cpu):
         for key in ("loss", "val_loss"):
@@ -111,7 +130,11 @@ for name, path, entry, bound in cases:
             worst_norm = max(worst_norm, rel(a["grad_norm"], b["grad_norm"]))
     first = rel(emu[0]["loss"], cpu[0]["loss"])
     yerr = float(np.abs(yemu - ycpu).max() / np.abs(ycpu).max())
-    ok = (len(emu) == len(cpu) and first <= 1e-6 and max(worst, yerr) <= bound
+    # The tensor cores sum each product's k in another order than the CPU,
+    # which mixed precision's roundings turn into 2.3e-6 (fp16) on the
+    # first loss; in f32 the products are the emulator's plain loops.
+    first_bound = 1e-5 if ptx and bound > 1e-4 else 1e-6
+    ok = (len(emu) == len(cpu) and first <= first_bound and max(worst, yerr) <= bound
           and worst_norm <= 1e-3)
     failed |= not ok
     print(f"{name}: {STEPS} steps, first loss {first:.1e}, losses {worst:.1e}, forward {yerr:.1e}, "

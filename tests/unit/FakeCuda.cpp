@@ -13,17 +13,30 @@
 // launch or synchronization with a chosen error, limit memory, and inspect
 // what happened.
 //
+// With FAKE_CUDA_EXECUTE=1 the fake runs kernels for real: modules must be
+// PTX text, which PtxSim.cpp parses when the module is loaded and interprets
+// at each launch (on FAKE_CUDA_WORKERS host threads, default: all cores).
+// A kernel that reads or writes outside an allocation, or misaligned,
+// fails its launch with CUDA_ERROR_ILLEGAL_ADDRESS or
+// CUDA_ERROR_MISALIGNED_ADDRESS, and the fake prints the kernel, thread
+// and PTX line to stderr.
+//
 //===----------------------------------------------------------------------===//
+
+#include "PtxSim.h"
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <sys/mman.h>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -42,6 +55,7 @@ enum : CUresult {
   CUDA_ERROR_INVALID_HANDLE = 400,
   CUDA_ERROR_NOT_FOUND = 500,
   CUDA_ERROR_ILLEGAL_ADDRESS = 700,
+  CUDA_ERROR_MISALIGNED_ADDRESS = 716,
   CUDA_ERROR_LAUNCH_FAILED = 719,
 };
 
@@ -65,6 +79,8 @@ constexpr ErrorText errorTexts[] = {
     {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS",
      "an illegal memory access was encountered"},
+    {CUDA_ERROR_MISALIGNED_ADDRESS, "CUDA_ERROR_MISALIGNED_ADDRESS",
+     "misaligned address"},
     {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED",
      "unspecified launch failure"},
 };
@@ -80,12 +96,17 @@ constexpr Device devices[] = {
 };
 constexpr int deviceCount = 2;
 
-struct Module {};
+struct Module {
+  /// The parsed PTX, with FAKE_CUDA_EXECUTE=1.
+  std::unique_ptr<ptxsim::Module, void (*)(ptxsim::Module *)> ptx{
+      nullptr, ptxsim::destroy};
+};
 struct Stream {};
 struct Event {};
 struct Function {
   std::string name;
   int maxDynamicSharedMemory = 48 << 10;
+  const ptxsim::Module *ptx = nullptr;
 };
 
 /// What the fake has seen and what it was told to do.
@@ -101,6 +122,8 @@ struct State {
   /// Bytes copied from host to device memory and back (FAKE_CUDA_SUMMARY).
   uint64_t bytesUp = 0, bytesDown = 0;
   int sharedMemoryAttributeSets = 0;
+  /// PTX instructions interpreted (FAKE_CUDA_EXECUTE=1).
+  uint64_t instructions = 0;
   CUresult nextLaunchResult = CUDA_SUCCESS;
   CUresult nextSyncResult = CUDA_SUCCESS;
 };
@@ -189,12 +212,66 @@ bool isDevice(CUdeviceptr ptr) {
                                                   std::prev(it)->second;
 }
 
-CUresult loadModule(void **module, const void *image) {
+bool executing() {
+  static bool on = [] {
+    const char *v = std::getenv("FAKE_CUDA_EXECUTE");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+unsigned workers() {
+  static unsigned n = [] {
+    const char *v = std::getenv("FAKE_CUDA_WORKERS");
+    unsigned w = v ? unsigned(std::atoi(v)) : std::thread::hardware_concurrency();
+    return std::max(1u, w);
+  }();
+  return n;
+}
+
+/// The allocation holding `address`, for the interpreter.
+bool resolve(uint64_t address, ptxsim::Allocation &out) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto it = s.allocations.upper_bound(address);
+  if (it == s.allocations.begin())
+    return false;
+  --it;
+  if (address >= it->first + it->second)
+    return false;
+  auto shadow = s.shadows.find(it->first);
+  out.base = it->first;
+  out.size = it->second;
+  out.host = shadow != s.shadows.end()
+                 ? static_cast<char *>(shadow->second)
+                 : reinterpret_cast<char *>(it->first);
+  return true;
+}
+
+CUresult loadModule(void **module, const void *image, std::string &log) {
   if (!module || !image)
     return CUDA_ERROR_INVALID_VALUE;
-  if (std::strncmp(static_cast<const char *>(image), "bad", 3) == 0)
+  const char *text = static_cast<const char *>(image);
+  if (std::strncmp(text, "bad", 3) == 0) {
+    log = "ptxas fatal: fake syntax error";
     return CUDA_ERROR_INVALID_IMAGE;
-  *module = new Module();
+  }
+  auto m = std::make_unique<Module>();
+  if (executing()) {
+    uint32_t magic;
+    std::memcpy(&magic, image, 4);
+    if (magic == 0xBA55ED50u || magic == 0x464c457fu) { // fatbin, ELF
+      log = "fake-cuda executes PTX only: compile with --gpu-code=ptx";
+    } else {
+      m->ptx.reset(ptxsim::parse(text, log));
+    }
+    if (!m->ptx) {
+      std::fprintf(stderr, "fake-cuda: cannot run this module: %s\n",
+                   log.c_str());
+      return CUDA_ERROR_INVALID_IMAGE;
+    }
+  }
+  *module = m.release();
   return CUDA_SUCCESS;
 }
 
@@ -215,6 +292,9 @@ void printSummary() {
                "device, %llu bytes to the host\n",
                s.launches, s.launchesByKernel.size(),
                (unsigned long long)s.bytesUp, (unsigned long long)s.bytesDown);
+  if (executing())
+    std::fprintf(stderr, "fake-cuda: %llu PTX instructions interpreted\n",
+                 (unsigned long long)s.instructions);
 }
 
 CUresult cuInit(unsigned flags) {
@@ -315,18 +395,29 @@ CUresult cuCtxSetCurrent(void *context) {
 CUresult cuCtxSynchronize() { return takeSyncResult(); }
 
 CUresult cuModuleLoadData(void **module, const void *image) {
-  return loadModule(module, image);
+  std::string log;
+  return loadModule(module, image, log);
 }
 
 CUresult cuModuleLoadDataEx(void **module, const void *image,
                             unsigned numOptions, int *options,
                             void **optionValues) {
-  CUresult result = loadModule(module, image);
+  std::string log;
+  CUresult result = loadModule(module, image, log);
+  size_t capacity = 0;
+  for (unsigned i = 0; i < numOptions; ++i)
+    if (options[i] == 6) // CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES
+      capacity = reinterpret_cast<uintptr_t>(optionValues[i]);
   if (result != CUDA_SUCCESS)
     for (unsigned i = 0; i < numOptions; ++i)
-      if (options[i] == 5) // CU_JIT_ERROR_LOG_BUFFER
-        std::strcpy(static_cast<char *>(optionValues[i]),
-                    "ptxas fatal: fake syntax error");
+      if (options[i] == 5) { // CU_JIT_ERROR_LOG_BUFFER
+        // Without a size option, the buffer holds the log (as cuda.h says
+        // it must, at its default size).
+        size_t n = capacity ? capacity : log.size() + 1;
+        char *buffer = static_cast<char *>(optionValues[i]);
+        std::strncpy(buffer, log.c_str(), n - 1);
+        buffer[n - 1] = 0;
+      }
   return result == CUDA_ERROR_INVALID_IMAGE ? CUDA_ERROR_INVALID_PTX : result;
 }
 
@@ -342,7 +433,10 @@ CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
     return CUDA_ERROR_INVALID_HANDLE;
   if (std::strcmp(name, "missing") == 0)
     return CUDA_ERROR_NOT_FOUND;
-  *function = new Function{name};
+  const ptxsim::Module *ptx = static_cast<Module *>(module)->ptx.get();
+  if (ptx && !ptxsim::hasKernel(*ptx, name))
+    return CUDA_ERROR_NOT_FOUND;
+  *function = new Function{name, 48 << 10, ptx};
   return CUDA_SUCCESS;
 }
 
@@ -375,6 +469,24 @@ CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
       s.nextLaunchResult = CUDA_SUCCESS;
       return result;
     }
+  }
+  if (f->ptx) {
+    ptxsim::LaunchResult r = ptxsim::launch(
+        *f->ptx, f->name, {gridX, gridY, gridZ}, {blockX, blockY, blockZ},
+        sharedMemBytes, params, resolve, workers());
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      s.instructions += r.instructions;
+    }
+    if (r.failure != ptxsim::Failure::None) {
+      std::fprintf(stderr, "fake-cuda: %s\n", r.message.c_str());
+      return r.failure == ptxsim::Failure::IllegalAddress
+                 ? CUDA_ERROR_ILLEGAL_ADDRESS
+             : r.failure == ptxsim::Failure::MisalignedAddress
+                 ? CUDA_ERROR_MISALIGNED_ADDRESS
+                 : CUDA_ERROR_LAUNCH_FAILED;
+    }
+    return CUDA_SUCCESS;
   }
   if (f->name == "fake_add_one_f32") {
     auto *data = static_cast<float *>(

@@ -1,0 +1,1765 @@
+//===- PtxSim.cpp - A PTX interpreter for the fake CUDA driver ------------===//
+//
+// The PTX is parsed once into instructions with resolved operands (register
+// numbers, immediates as bits, label targets, symbol addresses), then
+// interpreted per thread. Registers hold raw bits; each instruction reads
+// them at its own type. Fragment layouts of ldmatrix and mma.sync follow
+// the PTX ISA ("Matrix fragments for mma.m16n8k16", "ldmatrix").
+//
+//===----------------------------------------------------------------------===//
+
+#include "PtxSim.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace ptxsim {
+namespace {
+
+enum class Op : uint8_t {
+  Mov, Add, Sub, Mul, MulWide, MulHi, Mad, Fma, Div, Rem, Min, Max, Neg, Abs,
+  Sqrt, Rcp, Ex2, Lg2, Shl, Shr, And, Or, Xor, Not, Setp, Selp, Cvt, Cvta,
+  Ld, St, CpAsync, Nop, Bar, Ldmatrix, Mma, Bra, Ret
+};
+
+enum class Ty : uint8_t {
+  None, B8, B16, B32, B64, U8, U16, U32, U64, S8, S16, S32, S64, F16, BF16,
+  F32, F64, Pred
+};
+
+enum class Space : uint8_t { Generic, Global, Shared, Local, Param };
+
+enum class Cmp : uint8_t {
+  Eq, Ne, Lt, Le, Gt, Ge, Lo, Ls, Hi, Hs, Equ, Neu, Ltu, Leu, Gtu, Geu, Num,
+  Nan
+};
+
+enum class Rnd : uint8_t { None, Rn, Rz, Rm, Rp, Rni, Rzi, Rmi, Rpi };
+
+enum Special : uint8_t {
+  TidX, TidY, TidZ, NtidX, NtidY, NtidZ, CtaidX, CtaidY, CtaidZ, NctaidX,
+  NctaidY, NctaidZ, LaneId, WarpId
+};
+
+struct Operand {
+  enum Kind : uint8_t { None, Reg, Imm, Vec, Addr, Spec, Label };
+  Kind kind = None;
+  bool negate = false; // !%p
+  int32_t reg = -1;    // Reg; the base register of Addr (or -1)
+  int64_t imm = 0;     // Imm bits; Addr offset; Spec id; Label target
+  std::vector<Operand> elems; // Vec; an element with kind None is `_`
+  std::string label;   // Label name until resolved
+};
+
+struct Inst {
+  Op op = Op::Nop;
+  Ty type = Ty::None, srcType = Ty::None;
+  Space space = Space::Generic;
+  Cmp cmp = Cmp::Eq;
+  Rnd rnd = Rnd::None;
+  uint8_t vec = 1, count = 1;
+  bool ftz = false, sat = false, trans = false, nan = false, warp = false;
+  Space cvtaSpace = Space::Global;
+  bool cvtaTo = false;
+  int32_t pred = -1;
+  bool predNegated = false;
+  std::vector<Operand> ops;
+  int line = 0;
+};
+
+struct Kernel {
+  std::string name;
+  std::vector<Inst> code;
+  unsigned registers = 0;
+  struct Param {
+    unsigned offset, size;
+  };
+  std::vector<Param> params;
+  unsigned paramBytes = 0;
+  unsigned sharedBytes = 0; // module and kernel shared variables
+  unsigned localBytes = 0;
+  bool usesDynamicShared = false;
+};
+
+constexpr uint64_t kSharedWindow = uint64_t(1) << 60;
+constexpr uint64_t kLocalWindow = uint64_t(2) << 60;
+constexpr uint64_t kWindowSize = uint64_t(1) << 40;
+
+unsigned bits(Ty t) {
+  switch (t) {
+  case Ty::B8: case Ty::U8: case Ty::S8: return 8;
+  case Ty::B16: case Ty::U16: case Ty::S16: case Ty::F16: case Ty::BF16:
+    return 16;
+  case Ty::B32: case Ty::U32: case Ty::S32: case Ty::F32: return 32;
+  case Ty::B64: case Ty::U64: case Ty::S64: case Ty::F64: return 64;
+  case Ty::Pred: return 1;
+  case Ty::None: return 0;
+  }
+  return 0;
+}
+bool isSigned(Ty t) {
+  return t == Ty::S8 || t == Ty::S16 || t == Ty::S32 || t == Ty::S64;
+}
+bool isFloat(Ty t) {
+  return t == Ty::F16 || t == Ty::BF16 || t == Ty::F32 || t == Ty::F64;
+}
+
+//===----------------------------------------------------------------------===//
+// Numbers
+//===----------------------------------------------------------------------===//
+
+float f32(uint64_t v) {
+  float f;
+  uint32_t b = uint32_t(v);
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+double f64(uint64_t v) {
+  double d;
+  std::memcpy(&d, &v, 8);
+  return d;
+}
+uint64_t bitsOf(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+uint64_t bitsOf(double d) {
+  uint64_t b;
+  std::memcpy(&b, &d, 8);
+  return b;
+}
+float bf16ToF32(uint16_t h) { return f32(uint64_t(h) << 16); }
+uint16_t f32ToBf16(float f) {
+  uint32_t b = uint32_t(bitsOf(f));
+  if (std::isnan(f))
+    return 0x7fff;
+  return uint16_t((b + 0x7fff + ((b >> 16) & 1)) >> 16);
+}
+float f16ToF32(uint16_t h) {
+  _Float16 x;
+  std::memcpy(&x, &h, 2);
+  return float(x);
+}
+uint16_t f32ToF16(float f) {
+  _Float16 x = _Float16(f);
+  uint16_t h;
+  std::memcpy(&h, &x, 2);
+  return h;
+}
+
+/// The value of `raw` read as `t`, widened: integers to int64 (sign- or
+/// zero-extended), floats to double.
+int64_t asInt(uint64_t raw, Ty t) {
+  unsigned n = bits(t);
+  if (n == 64)
+    return int64_t(raw);
+  uint64_t mask = (uint64_t(1) << n) - 1;
+  raw &= mask;
+  if (isSigned(t) && (raw >> (n - 1)) & 1)
+    raw |= ~mask;
+  return int64_t(raw);
+}
+double asFloat(uint64_t raw, Ty t) {
+  switch (t) {
+  case Ty::F16: return f16ToF32(uint16_t(raw));
+  case Ty::BF16: return bf16ToF32(uint16_t(raw));
+  case Ty::F32: return f32(raw);
+  default: return f64(raw);
+  }
+}
+float flush(float f) {
+  return std::fpclassify(f) == FP_SUBNORMAL ? std::copysign(0.0f, f) : f;
+}
+/// Bits of `v` rounded to the float type `t`.
+uint64_t fromFloat(double v, Ty t) {
+  switch (t) {
+  case Ty::F16: return f32ToF16(float(v));
+  case Ty::BF16: return f32ToBf16(float(v));
+  case Ty::F32: return bitsOf(float(v));
+  default: return bitsOf(v);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Parsing
+//===----------------------------------------------------------------------===//
+
+struct Statement {
+  std::string text;
+  int line;
+};
+
+std::string trim(const std::string &s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos)
+    return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+bool isIdentChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' ||
+         c == '%' || c == '.';
+}
+
+/// Splits PTX into statements: instructions and directives ending in `;`,
+/// labels (`NAME:`), kernel headers (ending before their `{`) and the
+/// braces themselves.
+std::vector<Statement> split(const std::string &text) {
+  std::vector<Statement> out;
+  std::string cur;
+  int line = 1, startLine = 1;
+  int braces = 0; // inside a vector operand or an initializer
+  auto emit = [&](std::string s, int l) {
+    s = trim(s);
+    if (!s.empty())
+      out.push_back({s, l});
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '/' && i + 1 < text.size() && text[i + 1] == '/') {
+      while (i < text.size() && text[i] != '\n')
+        ++i;
+      --i;
+      continue;
+    }
+    if (c == '/' && i + 1 < text.size() && text[i + 1] == '*') {
+      size_t end = text.find("*/", i + 2);
+      for (size_t k = i; k < std::min(end, text.size()); ++k)
+        line += text[k] == '\n';
+      i = end == std::string::npos ? text.size() : end + 1;
+      continue;
+    }
+    if (c == '\n') {
+      // .version, .target and .address_size end at the end of their line.
+      std::string t = trim(cur);
+      if (t.rfind(".version", 0) == 0 || t.rfind(".target", 0) == 0 ||
+          t.rfind(".address_size", 0) == 0) {
+        emit(cur, startLine);
+        cur.clear();
+      }
+      ++line;
+    }
+    if (trim(cur).empty()) {
+      startLine = line;
+      if (c == '{' || c == '}') {
+        out.push_back({std::string(1, c), line});
+        cur.clear();
+        continue;
+      }
+    }
+    if (c == '{') {
+      std::string t = trim(cur);
+      if (braces == 0 && (t.find(".entry") != std::string::npos ||
+                          t.find(".func") != std::string::npos)) {
+        emit(cur, startLine);
+        out.push_back({"{", line});
+        cur.clear();
+        continue;
+      }
+      ++braces;
+    } else if (c == '}') {
+      --braces;
+    } else if (c == ';' && braces == 0) {
+      emit(cur, startLine);
+      cur.clear();
+      continue;
+    } else if (c == ':' && braces == 0) {
+      std::string t = trim(cur);
+      if (!t.empty() && std::all_of(t.begin(), t.end(), isIdentChar)) {
+        emit(cur + ":", startLine);
+        cur.clear();
+        continue;
+      }
+    }
+    cur += c;
+  }
+  emit(cur, startLine);
+  return out;
+}
+
+/// Splits `s` at top-level commas (outside braces and brackets).
+std::vector<std::string> splitOperands(const std::string &s) {
+  std::vector<std::string> out;
+  std::string cur;
+  int depth = 0;
+  for (char c : s) {
+    if (c == '{' || c == '[' || c == '(')
+      ++depth;
+    if (c == '}' || c == ']' || c == ')')
+      --depth;
+    if (c == ',' && depth == 0) {
+      out.push_back(trim(cur));
+      cur.clear();
+      continue;
+    }
+    cur += c;
+  }
+  if (!trim(cur).empty())
+    out.push_back(trim(cur));
+  return out;
+}
+
+std::vector<std::string> splitDots(const std::string &s) {
+  std::vector<std::string> parts;
+  std::stringstream ss(s);
+  std::string p;
+  while (std::getline(ss, p, '.'))
+    parts.push_back(p);
+  return parts;
+}
+
+Ty parseType(const std::string &s) {
+  static const std::map<std::string, Ty> types = {
+      {"b8", Ty::B8},   {"b16", Ty::B16}, {"b32", Ty::B32},
+      {"b64", Ty::B64}, {"u8", Ty::U8},   {"u16", Ty::U16},
+      {"u32", Ty::U32}, {"u64", Ty::U64}, {"s8", Ty::S8},
+      {"s16", Ty::S16}, {"s32", Ty::S32}, {"s64", Ty::S64},
+      {"f16", Ty::F16}, {"bf16", Ty::BF16}, {"f32", Ty::F32},
+      {"f64", Ty::F64}, {"pred", Ty::Pred}};
+  auto it = types.find(s);
+  return it == types.end() ? Ty::None : it->second;
+}
+
+struct ModuleSymbols {
+  std::map<std::string, uint64_t> shared; // offsets in the shared window
+  std::map<std::string, uint64_t> global; // host addresses
+  unsigned sharedBytes = 0;
+  std::string dynamicShared;
+};
+
+} // namespace
+
+struct Module {
+  std::vector<Kernel> kernels;
+  std::vector<std::unique_ptr<char[]>> globals;
+  struct Range {
+    uint64_t base, size;
+    char *host;
+  };
+  std::vector<Range> globalRanges;
+  std::map<std::string, std::string> lines; // unused; kept for errors
+  std::vector<std::string> source;          // statement text per line
+};
+
+namespace {
+
+class Parser {
+public:
+  Parser(Module &m, std::string &error) : m(m), error(error) {}
+
+  bool run(const std::string &text);
+
+private:
+  bool fail(int line, const std::string &msg) {
+    if (error.empty())
+      error = "line " + std::to_string(line) + ": " + msg;
+    return false;
+  }
+  bool parseVariable(const Statement &s, bool inKernel, Kernel *k);
+  bool parseKernel(const std::vector<Statement> &st, size_t &i);
+  bool parseInst(const Statement &s, Kernel &k,
+                 std::unordered_map<std::string, int> &regs,
+                 std::map<std::string, int64_t> &params,
+                 std::map<std::string, uint64_t> &shared,
+                 std::map<std::string, uint64_t> &local);
+  bool parseOperand(const std::string &s, int line, Operand &o,
+                    std::unordered_map<std::string, int> &regs,
+                    std::map<std::string, int64_t> &params,
+                    std::map<std::string, uint64_t> &shared,
+                    std::map<std::string, uint64_t> &local, Space *space);
+
+  /// Dynamic shared memory starts after the kernel's static variables.
+  uint64_t dynamicSharedOffset() const {
+    current->usesDynamicShared = true;
+    return (current->sharedBytes + 15) / 16 * 16;
+  }
+
+  Module &m;
+  std::string &error;
+  ModuleSymbols sym;
+  Kernel *current = nullptr;
+};
+
+bool parseInteger(const std::string &s, int64_t &v) {
+  if (s.empty())
+    return false;
+  try {
+    size_t used = 0;
+    if (s.size() > 2 && (s[0] == '0' || s[1] == '0') &&
+        (s.find("0x") != std::string::npos ||
+         s.find("0X") != std::string::npos)) {
+      bool neg = s[0] == '-';
+      v = int64_t(std::stoull(s.substr(neg), &used, 16));
+      used += neg;
+      if (neg)
+        v = -v;
+    } else {
+      v = std::stoll(s, &used, 10);
+    }
+    if (used < s.size() && (s[used] == 'U' || s[used] == 'u'))
+      ++used;
+    return used == s.size();
+  } catch (...) {
+    return false;
+  }
+}
+
+/// `0fXXXXXXXX` (f32 bits), `0dXXXXXXXXXXXXXXXX` (f64 bits) or an integer.
+bool parseImmediate(const std::string &s, int64_t &v) {
+  if (s.size() == 10 && s[0] == '0' && (s[1] == 'f' || s[1] == 'F')) {
+    v = int64_t(std::stoull(s.substr(2), nullptr, 16));
+    return true;
+  }
+  if (s.size() == 18 && s[0] == '0' && (s[1] == 'd' || s[1] == 'D')) {
+    v = int64_t(std::stoull(s.substr(2), nullptr, 16));
+    return true;
+  }
+  return parseInteger(s, v);
+}
+
+bool Parser::parseVariable(const Statement &s, bool inKernel, Kernel *k) {
+  // [.extern] .shared|.global|.const|.local [.align N] .TYPE NAME[N] [= {..}]
+  std::string text = s.text, init;
+  size_t eq = text.find('=');
+  if (eq != std::string::npos) {
+    init = trim(text.substr(eq + 1));
+    text = trim(text.substr(0, eq));
+  }
+  std::stringstream ss(text);
+  std::vector<std::string> words;
+  for (std::string w; ss >> w;)
+    words.push_back(w);
+  bool external = false;
+  unsigned align = 1;
+  std::string space;
+  Ty type = Ty::None;
+  std::string name;
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string &w = words[i];
+    if (w == ".extern")
+      external = true;
+    else if (w == ".visible" || w == ".weak")
+      continue;
+    else if (w == ".shared" || w == ".global" || w == ".const" ||
+             w == ".local")
+      space = w;
+    else if (w == ".align" && i + 1 < words.size())
+      align = unsigned(std::stoul(words[++i]));
+    else if (w[0] == '.' && parseType(w.substr(1)) != Ty::None)
+      type = parseType(w.substr(1));
+    else
+      name = w;
+  }
+  unsigned elemBytes = std::max(1u, bits(type) / 8);
+  uint64_t count = 1;
+  size_t lb = name.find('[');
+  bool unsized = false;
+  if (lb != std::string::npos) {
+    std::string n = name.substr(lb + 1, name.find(']') - lb - 1);
+    if (n.empty())
+      unsized = true;
+    else
+      count = std::stoull(n);
+    name = name.substr(0, lb);
+  }
+  uint64_t bytes = count * elemBytes;
+  align = std::max(align, elemBytes);
+  if (space == ".shared") {
+    if (external || unsized) {
+      sym.dynamicShared = name;
+      if (k)
+        k->usesDynamicShared = true;
+      return true;
+    }
+    if (inKernel) {
+      unsigned off = (k->sharedBytes + align - 1) / align * align;
+      k->sharedBytes = unsigned(off + bytes);
+      sym.shared[name] = off; // kernel-local names shadow module ones
+      return true;
+    }
+    unsigned off = (sym.sharedBytes + align - 1) / align * align;
+    sym.sharedBytes = unsigned(off + bytes);
+    sym.shared[name] = off;
+    return true;
+  }
+  if (space == ".local") {
+    unsigned off = (k->localBytes + align - 1) / align * align;
+    k->localBytes = unsigned(off + bytes);
+    sym.shared.erase(name);
+    sym.global.erase(name);
+    sym.global[name] = kLocalWindow + off; // resolved as local below
+    return true;
+  }
+  if (space == ".global" || space == ".const") {
+    if (external)
+      return fail(s.line, "external global '" + name + "' is not supported");
+    m.globals.emplace_back(new char[bytes + 16]());
+    char *host = m.globals.back().get();
+    if (!init.empty()) {
+      std::string body = init;
+      body.erase(std::remove(body.begin(), body.end(), '{'), body.end());
+      body.erase(std::remove(body.begin(), body.end(), '}'), body.end());
+      uint64_t i = 0;
+      for (const std::string &e : splitOperands(body)) {
+        int64_t v;
+        if (!parseImmediate(e, v) || i >= count)
+          return fail(s.line, "cannot read the initializer of '" + name + "'");
+        if (type == Ty::F32 && e.find("0f") != 0 && e.find("0F") != 0)
+          v = int64_t(bitsOf(float(v)));
+        std::memcpy(host + i * elemBytes, &v, elemBytes);
+        ++i;
+      }
+    }
+    uint64_t base = reinterpret_cast<uint64_t>(host);
+    sym.global[name] = base;
+    m.globalRanges.push_back({base, bytes, host});
+    return true;
+  }
+  return fail(s.line, "unsupported declaration '" + s.text + "'");
+}
+
+bool Parser::parseOperand(const std::string &in, int line, Operand &o,
+                          std::unordered_map<std::string, int> &regs,
+                          std::map<std::string, int64_t> &params,
+                          std::map<std::string, uint64_t> &shared,
+                          std::map<std::string, uint64_t> &local,
+                          Space *space) {
+  std::string s = trim(in);
+  if (s.empty())
+    return fail(line, "missing operand");
+  if (s == "_") {
+    o.kind = Operand::None;
+    return true;
+  }
+  if (s[0] == '!') {
+    o.negate = true;
+    s = trim(s.substr(1));
+  }
+  if (s[0] == '{') {
+    o.kind = Operand::Vec;
+    for (const std::string &e : splitOperands(s.substr(1, s.size() - 2))) {
+      o.elems.emplace_back();
+      if (!parseOperand(e, line, o.elems.back(), regs, params, shared, local,
+                        nullptr))
+        return false;
+    }
+    return true;
+  }
+  if (s[0] == '[') {
+    o.kind = Operand::Addr;
+    std::string e = trim(s.substr(1, s.size() - 2));
+    std::string base = e, off;
+    size_t plus = e.find('+');
+    if (plus != std::string::npos) {
+      base = trim(e.substr(0, plus));
+      off = trim(e.substr(plus + 1));
+    }
+    int64_t offset = 0;
+    if (!off.empty() && !parseInteger(off, offset))
+      return fail(line, "cannot read the address '" + s + "'");
+    o.imm = offset;
+    if (base[0] == '%') {
+      auto it = regs.find(base);
+      if (it == regs.end())
+        return fail(line, "unknown register " + base);
+      o.reg = it->second;
+      return true;
+    }
+    int64_t value;
+    if (parseInteger(base, value)) {
+      o.imm += value;
+      return true;
+    }
+    if (auto it = params.find(base); it != params.end()) {
+      o.imm += it->second;
+      if (space)
+        *space = Space::Param;
+      return true;
+    }
+    if (auto it = shared.find(base); it != shared.end()) {
+      o.imm += int64_t(it->second);
+      return true;
+    }
+    if (!sym.dynamicShared.empty() && base == sym.dynamicShared) {
+      o.imm += int64_t(dynamicSharedOffset());
+      return true;
+    }
+    if (auto it = local.find(base); it != local.end()) {
+      o.imm += int64_t(it->second);
+      return true;
+    }
+    if (auto it = sym.global.find(base); it != sym.global.end()) {
+      o.imm += int64_t(it->second);
+      return true;
+    }
+    return fail(line, "unknown symbol '" + base + "'");
+  }
+  if (s[0] == '%') {
+    static const std::map<std::string, Special> specials = {
+        {"%tid.x", TidX},       {"%tid.y", TidY},       {"%tid.z", TidZ},
+        {"%ntid.x", NtidX},     {"%ntid.y", NtidY},     {"%ntid.z", NtidZ},
+        {"%ctaid.x", CtaidX},   {"%ctaid.y", CtaidY},   {"%ctaid.z", CtaidZ},
+        {"%nctaid.x", NctaidX}, {"%nctaid.y", NctaidY}, {"%nctaid.z", NctaidZ},
+        {"%laneid", LaneId},    {"%warpid", WarpId}};
+    if (auto it = specials.find(s); it != specials.end()) {
+      o.kind = Operand::Spec;
+      o.imm = it->second;
+      return true;
+    }
+    auto it = regs.find(s);
+    if (it == regs.end())
+      return fail(line, "unknown register " + s);
+    o.kind = Operand::Reg;
+    o.reg = it->second;
+    return true;
+  }
+  int64_t v;
+  if (parseImmediate(s, v)) {
+    o.kind = Operand::Imm;
+    o.imm = v;
+    return true;
+  }
+  // A symbol's address, or a label.
+  o.kind = Operand::Imm;
+  if (auto it = shared.find(s); it != shared.end()) {
+    o.imm = int64_t(it->second);
+    return true;
+  }
+  if (!sym.dynamicShared.empty() && s == sym.dynamicShared) {
+    o.imm = int64_t(dynamicSharedOffset());
+    return true;
+  }
+  if (auto it = local.find(s); it != local.end()) {
+    o.imm = int64_t(it->second);
+    return true;
+  }
+  if (auto it = sym.global.find(s); it != sym.global.end()) {
+    o.imm = int64_t(it->second);
+    return true;
+  }
+  o.kind = Operand::Label;
+  o.label = s;
+  return true;
+}
+
+bool Parser::parseInst(const Statement &s, Kernel &k,
+                       std::unordered_map<std::string, int> &regs,
+                       std::map<std::string, int64_t> &params,
+                       std::map<std::string, uint64_t> &shared,
+                       std::map<std::string, uint64_t> &local) {
+  Inst in;
+  in.line = s.line;
+  std::string text = s.text;
+  if (text[0] == '@') {
+    size_t sp = text.find_first_of(" \t\r\n");
+    std::string p = text.substr(1, sp - 1);
+    if (p[0] == '!') {
+      in.predNegated = true;
+      p = p.substr(1);
+    }
+    auto it = regs.find(p);
+    if (it == regs.end())
+      return fail(s.line, "unknown predicate " + p);
+    in.pred = it->second;
+    text = trim(text.substr(sp));
+  }
+  size_t sp = text.find_first_of(" \t\r\n");
+  std::string opcode = text.substr(0, sp);
+  std::string rest = sp == std::string::npos ? "" : trim(text.substr(sp));
+  std::vector<std::string> parts = splitDots(opcode);
+  const std::string &base = parts[0];
+  static const std::map<std::string, Op> ops = {
+      {"mov", Op::Mov},   {"add", Op::Add},     {"sub", Op::Sub},
+      {"mul", Op::Mul},   {"mad", Op::Mad},     {"fma", Op::Fma},
+      {"div", Op::Div},   {"rem", Op::Rem},     {"min", Op::Min},
+      {"max", Op::Max},   {"neg", Op::Neg},     {"abs", Op::Abs},
+      {"sqrt", Op::Sqrt}, {"rcp", Op::Rcp},     {"ex2", Op::Ex2},
+      {"lg2", Op::Lg2},   {"shl", Op::Shl},     {"shr", Op::Shr},
+      {"and", Op::And},   {"or", Op::Or},       {"xor", Op::Xor},
+      {"not", Op::Not},   {"setp", Op::Setp},   {"selp", Op::Selp},
+      {"cvt", Op::Cvt},   {"cvta", Op::Cvta},   {"ld", Op::Ld},
+      {"st", Op::St},     {"cp", Op::CpAsync},  {"bar", Op::Bar},
+      {"barrier", Op::Bar}, {"ldmatrix", Op::Ldmatrix}, {"mma", Op::Mma},
+      {"bra", Op::Bra},   {"ret", Op::Ret},     {"exit", Op::Ret}};
+  auto opIt = ops.find(base);
+  if (opIt == ops.end())
+    return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+  in.op = opIt->second;
+  std::vector<Ty> types;
+  static const std::map<std::string, Cmp> cmps = {
+      {"eq", Cmp::Eq},   {"ne", Cmp::Ne},   {"lt", Cmp::Lt},
+      {"le", Cmp::Le},   {"gt", Cmp::Gt},   {"ge", Cmp::Ge},
+      {"lo", Cmp::Lo},   {"ls", Cmp::Ls},   {"hi", Cmp::Hi},
+      {"hs", Cmp::Hs},   {"equ", Cmp::Equ}, {"neu", Cmp::Neu},
+      {"ltu", Cmp::Ltu}, {"leu", Cmp::Leu}, {"gtu", Cmp::Gtu},
+      {"geu", Cmp::Geu}, {"num", Cmp::Num}, {"nan", Cmp::Nan}};
+  static const std::map<std::string, Rnd> rnds = {
+      {"rn", Rnd::Rn},   {"rz", Rnd::Rz},   {"rm", Rnd::Rm},
+      {"rp", Rnd::Rp},   {"rni", Rnd::Rni}, {"rzi", Rnd::Rzi},
+      {"rmi", Rnd::Rmi}, {"rpi", Rnd::Rpi}};
+  bool wide = false, hi = false, commit = false, wait = false;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string &p = parts[i];
+    if (Ty t = parseType(p); t != Ty::None) {
+      types.push_back(t);
+    } else if (in.op == Op::Setp && cmps.count(p)) {
+      in.cmp = cmps.at(p);
+    } else if (rnds.count(p)) {
+      in.rnd = rnds.at(p);
+    } else if (p == "global" || p == "shared" || p == "local" ||
+               p == "param" || p == "const") {
+      Space sp = p == "global" || p == "const" ? Space::Global
+                 : p == "shared"               ? Space::Shared
+                 : p == "local"                ? Space::Local
+                                               : Space::Param;
+      if (in.op == Op::Cvta)
+        in.cvtaSpace = sp;
+      else if (in.op != Op::CpAsync)
+        in.space = sp;
+    } else if (p == "to") {
+      in.cvtaTo = true;
+    } else if (p == "v2" || p == "v4") {
+      in.vec = uint8_t(p[1] - '0');
+    } else if (p == "x1" || p == "x2" || p == "x4") {
+      in.count = uint8_t(p[1] - '0');
+    } else if (p == "trans") {
+      in.trans = true;
+    } else if (p == "ftz") {
+      in.ftz = true;
+    } else if (p == "sat") {
+      in.sat = true;
+    } else if (p == "NaN") {
+      in.nan = true;
+    } else if (p == "wide") {
+      wide = true;
+    } else if (p == "hi") {
+      hi = true;
+    } else if (p == "commit_group") {
+      commit = true;
+    } else if (p == "wait_group" || p == "wait_all") {
+      wait = true;
+    } else if (p == "lo" || p == "uni" || p == "nc" || p == "approx" ||
+               p == "full" || p == "sync" || p == "aligned" || p == "async" ||
+               p == "ca" || p == "cg" || p == "m8n8" || p == "m16n8k16" ||
+               p == "row" || p == "col" || p == "L1" || p == "L2" ||
+               p == "weak" || p == "relaxed" || p == "cta") {
+      continue;
+    } else {
+      return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+    }
+  }
+  if (!types.empty())
+    in.type = types.front();
+  if (in.op == Op::Cvt) {
+    if (types.size() != 2)
+      return fail(s.line, "cannot read '" + opcode + "'");
+    in.srcType = types[1];
+  }
+  if (in.op == Op::Mul && wide)
+    in.op = Op::MulWide;
+  if (in.op == Op::Mul && hi)
+    in.op = Op::MulHi;
+  if (in.op == Op::Mad && (wide || hi))
+    return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+  if (in.op == Op::CpAsync && (commit || wait))
+    in.op = Op::Nop;
+  if (in.op == Op::Mma) {
+    // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32
+    if (opcode.find("m16n8k16.row.col.f32") == std::string::npos ||
+        types.size() != 4 || types[1] != types[2] ||
+        (types[1] != Ty::BF16 && types[1] != Ty::F16) ||
+        types[3] != Ty::F32)
+      return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+    in.srcType = types[1];
+    in.warp = true;
+  }
+  if (in.op == Op::Ldmatrix) {
+    if (opcode.find("m8n8") == std::string::npos || in.type != Ty::B16)
+      return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+    in.warp = true;
+  }
+  if (in.op == Op::Setp && (types.size() != 1 ||
+                            rest.find('|') != std::string::npos))
+    return fail(s.line, "unsupported PTX instruction '" + opcode + " " +
+                            rest + "'");
+  for (const std::string &o : splitOperands(rest)) {
+    in.ops.emplace_back();
+    Space sp = in.space;
+    if (!parseOperand(o, s.line, in.ops.back(), regs, params, shared, local,
+                      &sp))
+      return false;
+    in.space = sp;
+  }
+  if (in.op == Op::Bar) {
+    if (in.ops.size() > 1)
+      return fail(s.line, "bar.sync with a thread count is not supported");
+    in.ops.clear();
+  }
+  k.code.push_back(std::move(in));
+  m.source.resize(std::max<size_t>(m.source.size(), size_t(s.line) + 1));
+  m.source[size_t(s.line)] = s.text;
+  return true;
+}
+
+bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
+  const Statement &header = st[i];
+  if (header.text.find(".func") != std::string::npos &&
+      header.text.find(".entry") == std::string::npos)
+    return fail(header.line, "device functions (.func) are not supported");
+  Kernel k;
+  current = &k;
+  std::string h = header.text;
+  size_t open = h.find('(');
+  std::string before = h.substr(0, open);
+  {
+    std::stringstream ss(before);
+    std::vector<std::string> words;
+    for (std::string w; ss >> w;)
+      words.push_back(w);
+    k.name = words.back();
+  }
+  std::map<std::string, int64_t> params;
+  if (open != std::string::npos) {
+    size_t close = h.find(')', open);
+    for (const std::string &p :
+         splitOperands(h.substr(open + 1, close - open - 1))) {
+      std::stringstream ss(p);
+      std::vector<std::string> words;
+      for (std::string w; ss >> w;)
+        words.push_back(w);
+      unsigned align = 1, size = 0;
+      std::string name;
+      Ty type = Ty::None;
+      for (size_t w = 0; w < words.size(); ++w) {
+        if (words[w] == ".align" && w + 1 < words.size())
+          align = unsigned(std::stoul(words[++w]));
+        else if (words[w][0] == '.' && parseType(words[w].substr(1)) != Ty::None)
+          type = parseType(words[w].substr(1));
+        else if (words[w][0] != '.')
+          name = words[w];
+      }
+      size = std::max(1u, bits(type) / 8);
+      if (size_t lb = name.find('['); lb != std::string::npos) {
+        size *= unsigned(std::stoul(name.substr(lb + 1)));
+        name = name.substr(0, lb);
+      }
+      align = std::max(align, std::min(size, 8u));
+      unsigned off = (k.paramBytes + align - 1) / align * align;
+      k.params.push_back({off, size});
+      params[name] = off;
+      k.paramBytes = off + size;
+    }
+  }
+  ++i;
+  if (i >= st.size() || st[i].text != "{")
+    return fail(header.line, "expected the body of '" + k.name + "'");
+  ++i;
+  std::unordered_map<std::string, int> regs;
+  std::map<std::string, uint64_t> shared = sym.shared, local;
+  std::map<std::string, size_t> labels;
+  k.sharedBytes = sym.sharedBytes;
+  int depth = 1;
+  auto saved = sym.shared;
+  for (; i < st.size(); ++i) {
+    const Statement &s = st[i];
+    const std::string &t = s.text;
+    if (t == "{") {
+      ++depth;
+      continue;
+    }
+    if (t == "}") {
+      if (--depth == 0)
+        break;
+      continue;
+    }
+    if (t.back() == ':') {
+      labels[t.substr(0, t.size() - 1)] = k.code.size();
+      continue;
+    }
+    if (t.rfind(".reg", 0) == 0) {
+      // .reg .TYPE %name<N>;  or  .reg .TYPE %a, %b;
+      size_t first = t.find('%');
+      if (first == std::string::npos)
+        return fail(s.line, "cannot read '" + t + "'");
+      std::string names = trim(t.substr(first));
+      for (const std::string &n : splitOperands(names)) {
+        size_t lt = n.find('<');
+        if (lt == std::string::npos) {
+          regs.emplace(n, int(k.registers++));
+          continue;
+        }
+        std::string prefix = n.substr(0, lt);
+        unsigned count = unsigned(std::stoul(n.substr(lt + 1)));
+        for (unsigned r = 0; r < count; ++r)
+          regs.emplace(prefix + std::to_string(r), int(k.registers++));
+      }
+      continue;
+    }
+    if (t.rfind(".shared", 0) == 0 || t.rfind(".extern", 0) == 0) {
+      if (!parseVariable(s, true, &k))
+        return false;
+      shared = sym.shared;
+      continue;
+    }
+    if (t.rfind(".local", 0) == 0) {
+      if (!parseVariable(s, true, &k))
+        return false;
+      for (auto &[name, addr] : sym.global)
+        if (addr >= kLocalWindow && addr < kLocalWindow + kWindowSize)
+          local[name] = addr - kLocalWindow;
+      continue;
+    }
+    if (t.rfind(".pragma", 0) == 0 || t.rfind(".loc", 0) == 0)
+      continue;
+    if (t[0] == '.')
+      return fail(s.line, "unsupported directive '" + t + "'");
+    if (!parseInst(s, k, regs, params, shared, local))
+      return false;
+  }
+  if (depth != 0)
+    return fail(header.line, "unterminated body of '" + k.name + "'");
+  for (Inst &in : k.code)
+    for (Operand &o : in.ops)
+      if (o.kind == Operand::Label) {
+        auto it = labels.find(o.label);
+        if (it == labels.end())
+          return fail(in.line, "unknown label or symbol '" + o.label + "'");
+        o.imm = int64_t(it->second);
+      }
+  // A body that runs off its end returns.
+  Inst ret;
+  ret.op = Op::Ret;
+  ret.line = header.line;
+  k.code.push_back(ret);
+  sym.shared = saved;
+  for (auto it = sym.global.begin(); it != sym.global.end();)
+    it = it->second >= kLocalWindow ? sym.global.erase(it) : std::next(it);
+  m.kernels.push_back(std::move(k));
+  return true;
+}
+
+bool Parser::run(const std::string &text) {
+  if (text.find(".version") == std::string::npos)
+    return fail(1, "not PTX text (no .version directive)");
+  std::vector<Statement> st = split(text);
+  for (size_t i = 0; i < st.size(); ++i) {
+    const std::string &t = st[i].text;
+    if (t.rfind(".version", 0) == 0 || t.rfind(".target", 0) == 0 ||
+        t.rfind(".address_size", 0) == 0)
+      continue;
+    if (t.find(".entry") != std::string::npos ||
+        t.find(".func") != std::string::npos) {
+      if (t.rfind(".extern", 0) == 0 && t.find(".func") != std::string::npos)
+        continue; // a declaration; calls are rejected
+      if (!parseKernel(st, i))
+        return false;
+      continue;
+    }
+    if (t.find(".shared") != std::string::npos ||
+        t.find(".global") != std::string::npos ||
+        t.find(".const") != std::string::npos) {
+      if (!parseVariable(st[i], false, nullptr))
+        return false;
+      continue;
+    }
+    return fail(st[i].line, "unsupported statement '" + t + "'");
+  }
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Execution
+//===----------------------------------------------------------------------===//
+
+enum class State : uint8_t { Ready, Barrier, Warp, Exited };
+
+struct Thread {
+  uint32_t pc = 0;
+  State state = State::Ready;
+  unsigned tid[3] = {0, 0, 0};
+  unsigned linear = 0;
+  uint64_t *regs = nullptr;
+  char *local = nullptr;
+};
+
+struct Stop {};
+
+class Block {
+public:
+  Block(const Module &m, const Kernel &k, Dim3 grid, Dim3 block,
+        unsigned sharedBytes, const char *params, const Resolver &resolve)
+      : m(m), k(k), grid(grid), dims(block), params(params),
+        resolve(resolve) {
+    unsigned n = block.x * block.y * block.z;
+    threads.resize(n);
+    regs.resize(size_t(n) * std::max(1u, k.registers));
+    local.resize(size_t(n) * k.localBytes);
+    shared.resize(sharedBytes);
+    for (unsigned t = 0; t < n; ++t) {
+      Thread &th = threads[t];
+      th.linear = t;
+      th.tid[0] = t % block.x;
+      th.tid[1] = (t / block.x) % block.y;
+      th.tid[2] = t / (block.x * block.y);
+      th.regs = regs.data() + size_t(t) * std::max(1u, k.registers);
+      th.local = local.data() + size_t(t) * k.localBytes;
+    }
+  }
+
+  /// Runs block `id`; false with `result` set on a failure.
+  bool run(const unsigned id[3], LaunchResult &result);
+  uint64_t executed = 0;
+
+private:
+  bool runThread(Thread &t);
+  bool warpStep(unsigned warp);
+  bool failWith(Failure f, const Thread &t, const Inst &in,
+                const std::string &what);
+  uint64_t get(const Thread &t, const Operand &o) const;
+  void set(Thread &t, const Operand &o, uint64_t v) {
+    if (o.kind == Operand::Reg)
+      t.regs[o.reg] = v;
+  }
+  char *address(const Thread &t, const Inst &in, Space space, uint64_t addr,
+                unsigned bytes);
+  bool ldmatrix(unsigned warp, const Inst &in);
+  void mma(unsigned warp, const Inst &in);
+
+  const Module &m;
+  const Kernel &k;
+  Dim3 grid, dims;
+  const char *params;
+  const Resolver &resolve;
+  unsigned ctaid[3] = {0, 0, 0};
+  std::vector<Thread> threads;
+  std::vector<uint64_t> regs;
+  std::vector<char> local, shared;
+  Allocation cached;
+  LaunchResult *result = nullptr;
+};
+
+bool Block::failWith(Failure f, const Thread &t, const Inst &in,
+                     const std::string &what) {
+  std::ostringstream os;
+  os << "kernel " << k.name << ", thread (" << t.tid[0] << "," << t.tid[1]
+     << "," << t.tid[2] << ") of block (" << ctaid[0] << "," << ctaid[1]
+     << "," << ctaid[2] << "), PTX line " << in.line;
+  if (size_t(in.line) < m.source.size() && !m.source[size_t(in.line)].empty())
+    os << " `" << m.source[size_t(in.line)] << "`";
+  os << ": " << what;
+  result->failure = f;
+  result->message = os.str();
+  return false;
+}
+
+uint64_t Block::get(const Thread &t, const Operand &o) const {
+  uint64_t v = 0;
+  switch (o.kind) {
+  case Operand::Reg: v = t.regs[o.reg]; break;
+  case Operand::Imm: v = uint64_t(o.imm); break;
+  case Operand::Spec:
+    switch (Special(o.imm)) {
+    case TidX: v = t.tid[0]; break;
+    case TidY: v = t.tid[1]; break;
+    case TidZ: v = t.tid[2]; break;
+    case NtidX: v = dims.x; break;
+    case NtidY: v = dims.y; break;
+    case NtidZ: v = dims.z; break;
+    case CtaidX: v = ctaid[0]; break;
+    case CtaidY: v = ctaid[1]; break;
+    case CtaidZ: v = ctaid[2]; break;
+    case NctaidX: v = grid.x; break;
+    case NctaidY: v = grid.y; break;
+    case NctaidZ: v = grid.z; break;
+    case LaneId: v = t.linear % 32; break;
+    case WarpId: v = t.linear / 32; break;
+    }
+    break;
+  default: break;
+  }
+  return o.negate ? (~v & 1) : v;
+}
+
+char *Block::address(const Thread &t, const Inst &in, Space space,
+                     uint64_t addr, unsigned bytes) {
+  auto misaligned = [&](uint64_t a) {
+    if (a % bytes == 0)
+      return false;
+    std::ostringstream os;
+    os << "misaligned address 0x" << std::hex << a << std::dec << " for "
+       << bytes << " bytes";
+    failWith(Failure::MisalignedAddress, t, in, os.str());
+    return true;
+  };
+  if (space == Space::Generic) {
+    if (addr >= kSharedWindow && addr < kSharedWindow + kWindowSize) {
+      space = Space::Shared;
+      addr -= kSharedWindow;
+    } else if (addr >= kLocalWindow && addr < kLocalWindow + kWindowSize) {
+      space = Space::Local;
+      addr -= kLocalWindow;
+    } else {
+      space = Space::Global;
+    }
+  }
+  auto outside = [&](const char *what, uint64_t size) {
+    std::ostringstream os;
+    os << "illegal address: " << bytes << " bytes at " << what << " offset "
+       << int64_t(addr) << ", outside its " << size << " bytes";
+    failWith(Failure::IllegalAddress, t, in, os.str());
+    return nullptr;
+  };
+  switch (space) {
+  case Space::Param:
+    if (addr + bytes > k.paramBytes)
+      return outside("parameter", k.paramBytes);
+    return const_cast<char *>(params) + addr;
+  case Space::Shared:
+    if (addr + bytes > shared.size())
+      return outside("shared", shared.size());
+    if (misaligned(addr))
+      return nullptr;
+    return shared.data() + addr;
+  case Space::Local:
+    if (addr + bytes > k.localBytes)
+      return outside("local", k.localBytes);
+    if (misaligned(addr))
+      return nullptr;
+    return t.local + addr;
+  default:
+    break;
+  }
+  if (misaligned(addr))
+    return nullptr;
+  if (!(addr >= cached.base && addr + bytes <= cached.base + cached.size)) {
+    bool found = false;
+    for (const Module::Range &r : m.globalRanges)
+      if (addr >= r.base && addr < r.base + r.size) {
+        cached = {r.base, r.size, r.host};
+        found = true;
+      }
+    if (!found && !resolve(addr, cached)) {
+      std::ostringstream os;
+      os << "illegal address 0x" << std::hex << addr << std::dec
+         << ": in no allocation";
+      failWith(Failure::IllegalAddress, t, in, os.str());
+      return nullptr;
+    }
+    if (addr + bytes > cached.base + cached.size) {
+      std::ostringstream os;
+      os << "illegal address 0x" << std::hex << addr << std::dec << ": "
+         << bytes << " bytes at offset " << addr - cached.base
+         << " of an allocation of " << cached.size << " bytes";
+      failWith(Failure::IllegalAddress, t, in, os.str());
+      return nullptr;
+    }
+  }
+  return cached.host + (addr - cached.base);
+}
+
+bool compare(Cmp c, uint64_t a, uint64_t b, Ty t) {
+  if (isFloat(t)) {
+    double x = asFloat(a, t), y = asFloat(b, t);
+    bool unordered = std::isnan(x) || std::isnan(y);
+    switch (c) {
+    case Cmp::Eq: return !unordered && x == y;
+    case Cmp::Ne: return !unordered && x != y;
+    case Cmp::Lt: return !unordered && x < y;
+    case Cmp::Le: return !unordered && x <= y;
+    case Cmp::Gt: return !unordered && x > y;
+    case Cmp::Ge: return !unordered && x >= y;
+    case Cmp::Equ: return unordered || x == y;
+    case Cmp::Neu: return unordered || x != y;
+    case Cmp::Ltu: return unordered || x < y;
+    case Cmp::Leu: return unordered || x <= y;
+    case Cmp::Gtu: return unordered || x > y;
+    case Cmp::Geu: return unordered || x >= y;
+    case Cmp::Num: return !unordered;
+    case Cmp::Nan: return unordered;
+    default: return false;
+    }
+  }
+  int64_t x = asInt(a, t), y = asInt(b, t);
+  uint64_t ux = uint64_t(x), uy = uint64_t(y);
+  if (!isSigned(t) && bits(t) < 64) {
+    ux &= (uint64_t(1) << bits(t)) - 1;
+    uy &= (uint64_t(1) << bits(t)) - 1;
+  }
+  bool sgn = isSigned(t);
+  switch (c) {
+  case Cmp::Eq: return ux == uy;
+  case Cmp::Ne: return ux != uy;
+  case Cmp::Lt: return sgn ? x < y : ux < uy;
+  case Cmp::Le: return sgn ? x <= y : ux <= uy;
+  case Cmp::Gt: return sgn ? x > y : ux > uy;
+  case Cmp::Ge: return sgn ? x >= y : ux >= uy;
+  case Cmp::Lo: return ux < uy;
+  case Cmp::Ls: return ux <= uy;
+  case Cmp::Hi: return ux > uy;
+  case Cmp::Hs: return ux >= uy;
+  default: return false;
+  }
+}
+
+uint64_t mask(uint64_t v, Ty t) {
+  unsigned n = bits(t);
+  return n >= 64 || n == 0 ? v : v & ((uint64_t(1) << n) - 1);
+}
+
+double roundInt(double v, Rnd r) {
+  switch (r) {
+  case Rnd::Rni: return std::nearbyint(v);
+  case Rnd::Rmi: return std::floor(v);
+  case Rnd::Rpi: return std::ceil(v);
+  default: return std::trunc(v);
+  }
+}
+
+/// cvt: `raw` of type `from` to bits of type `to`.
+uint64_t convert(uint64_t raw, Ty from, Ty to, Rnd r, bool ftz, bool sat) {
+  if (isFloat(from)) {
+    double v = asFloat(raw, from);
+    if (ftz && from == Ty::F32)
+      v = flush(float(v));
+    if (!isFloat(to)) {
+      if (std::isnan(v))
+        return 0;
+      v = roundInt(v, r);
+      unsigned n = bits(to);
+      if (isSigned(to)) {
+        double lo = -std::ldexp(1.0, int(n) - 1), hi = -lo - 1;
+        int64_t i = v <= lo ? int64_t(lo) : v >= hi ? int64_t(hi) : int64_t(v);
+        return mask(uint64_t(i), to);
+      }
+      double hi = std::ldexp(1.0, int(n)) - 1;
+      uint64_t u = v <= 0 ? 0 : v >= hi ? uint64_t(hi) : uint64_t(v);
+      return u;
+    }
+    if (from == to || r == Rnd::Rni || r == Rnd::Rzi || r == Rnd::Rmi ||
+        r == Rnd::Rpi) {
+      if (r != Rnd::None && r != Rnd::Rn)
+        v = roundInt(v, r);
+    }
+    if (sat)
+      v = std::isnan(v) ? 0.0 : std::clamp(v, 0.0, 1.0);
+    uint64_t out = fromFloat(v, to);
+    if (ftz && to == Ty::F32)
+      out = bitsOf(flush(f32(out)));
+    return out;
+  }
+  int64_t i = asInt(raw, from);
+  if (isFloat(to)) {
+    double v = isSigned(from) ? double(i) : double(uint64_t(mask(raw, from)));
+    return fromFloat(v, to);
+  }
+  return mask(uint64_t(i), to);
+}
+
+bool Block::runThread(Thread &t) {
+  const Inst *code = k.code.data();
+  uint64_t count = 0;
+  for (;;) {
+    const Inst &in = code[t.pc];
+    ++count;
+    if (in.pred >= 0 && bool(t.regs[in.pred] & 1) == in.predNegated) {
+      ++t.pc;
+      continue;
+    }
+    const std::vector<Operand> &o = in.ops;
+    Ty ty = in.type;
+    bool fl = isFloat(ty);
+    switch (in.op) {
+    case Op::Nop:
+      break;
+    case Op::Mov: {
+      if (o[0].kind == Operand::Vec) { // unpack
+        uint64_t v = get(t, o[1]);
+        unsigned w = bits(ty) / unsigned(o[0].elems.size());
+        for (size_t e = 0; e < o[0].elems.size(); ++e)
+          set(t, o[0].elems[e], mask(v >> (w * e), w == 16   ? Ty::B16
+                                                    : w == 32 ? Ty::B32
+                                                              : Ty::B8));
+      } else if (o[1].kind == Operand::Vec) { // pack
+        unsigned w = bits(ty) / unsigned(o[1].elems.size());
+        uint64_t v = 0;
+        for (size_t e = 0; e < o[1].elems.size(); ++e)
+          v |= mask(get(t, o[1].elems[e]), w == 16   ? Ty::B16
+                                           : w == 32 ? Ty::B32
+                                                     : Ty::B8)
+               << (w * e);
+        set(t, o[0], v);
+      } else {
+        set(t, o[0], get(t, o[1]));
+      }
+      break;
+    }
+    case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Rem:
+    case Op::Min: case Op::Max: {
+      uint64_t a = get(t, o[1]), b = get(t, o[2]);
+      if (fl) {
+        double x = asFloat(a, ty), y = asFloat(b, ty), r = 0;
+        if (ty == Ty::F32) {
+          float fx = float(x), fy = float(y), fr = 0;
+          if (in.ftz) {
+            fx = flush(fx);
+            fy = flush(fy);
+          }
+          switch (in.op) {
+          case Op::Add: fr = fx + fy; break;
+          case Op::Sub: fr = fx - fy; break;
+          case Op::Mul: fr = fx * fy; break;
+          case Op::Div: fr = fx / fy; break;
+          case Op::Min:
+            fr = (in.nan && (std::isnan(fx) || std::isnan(fy)))
+                     ? std::numeric_limits<float>::quiet_NaN()
+                     : std::fmin(fx, fy);
+            break;
+          case Op::Max:
+            fr = (in.nan && (std::isnan(fx) || std::isnan(fy)))
+                     ? std::numeric_limits<float>::quiet_NaN()
+                     : std::fmax(fx, fy);
+            break;
+          default: return failWith(Failure::LaunchFailed, t, in, "bad op");
+          }
+          if (in.ftz)
+            fr = flush(fr);
+          if (in.sat)
+            fr = std::isnan(fr) ? 0.0f : std::clamp(fr, 0.0f, 1.0f);
+          set(t, o[0], bitsOf(fr));
+          break;
+        }
+        switch (in.op) {
+        case Op::Add: r = x + y; break;
+        case Op::Sub: r = x - y; break;
+        case Op::Mul: r = x * y; break;
+        case Op::Div: r = x / y; break;
+        case Op::Min:
+          r = (in.nan && (std::isnan(x) || std::isnan(y)))
+                  ? std::numeric_limits<double>::quiet_NaN()
+                  : std::fmin(x, y);
+          break;
+        case Op::Max:
+          r = (in.nan && (std::isnan(x) || std::isnan(y)))
+                  ? std::numeric_limits<double>::quiet_NaN()
+                  : std::fmax(x, y);
+          break;
+        default: return failWith(Failure::LaunchFailed, t, in, "bad op");
+        }
+        set(t, o[0], fromFloat(r, ty));
+        break;
+      }
+      int64_t x = asInt(a, ty), y = asInt(b, ty);
+      uint64_t ux = mask(uint64_t(x), ty), uy = mask(uint64_t(y), ty), r = 0;
+      bool sgn = isSigned(ty);
+      switch (in.op) {
+      case Op::Add: r = ux + uy; break;
+      case Op::Sub: r = ux - uy; break;
+      case Op::Mul: r = ux * uy; break;
+      case Op::Div:
+        r = uy == 0 ? ~uint64_t(0)
+            : sgn   ? uint64_t(x / y)
+                    : ux / uy;
+        break;
+      case Op::Rem:
+        r = uy == 0 ? ux : sgn ? uint64_t(x % y) : ux % uy;
+        break;
+      case Op::Min: r = sgn ? uint64_t(std::min(x, y)) : std::min(ux, uy); break;
+      case Op::Max: r = sgn ? uint64_t(std::max(x, y)) : std::max(ux, uy); break;
+      default: break;
+      }
+      set(t, o[0], mask(r, ty));
+      break;
+    }
+    case Op::MulWide: {
+      int64_t x = asInt(get(t, o[1]), ty), y = asInt(get(t, o[2]), ty);
+      uint64_t r = isSigned(ty) ? uint64_t(x * y)
+                                : mask(uint64_t(x), ty) * mask(uint64_t(y), ty);
+      set(t, o[0], r);
+      break;
+    }
+    case Op::MulHi: {
+      int64_t x = asInt(get(t, o[1]), ty), y = asInt(get(t, o[2]), ty);
+      unsigned n = bits(ty);
+      uint64_t r;
+      if (isSigned(ty))
+        r = uint64_t((__int128(x) * __int128(y)) >> n);
+      else
+        r = uint64_t((unsigned __int128)(mask(uint64_t(x), ty)) *
+                     mask(uint64_t(y), ty) >> n);
+      set(t, o[0], mask(r, ty));
+      break;
+    }
+    case Op::Mad: case Op::Fma: {
+      uint64_t a = get(t, o[1]), b = get(t, o[2]), c = get(t, o[3]);
+      if (fl) {
+        if (ty == Ty::F32) {
+          float r = std::fma(f32(a), f32(b), f32(c));
+          set(t, o[0], bitsOf(in.ftz ? flush(r) : r));
+        } else {
+          set(t, o[0], bitsOf(std::fma(f64(a), f64(b), f64(c))));
+        }
+        break;
+      }
+      set(t, o[0], mask(a * b + c, ty));
+      break;
+    }
+    case Op::Neg: case Op::Abs: case Op::Sqrt: case Op::Rcp: case Op::Ex2:
+    case Op::Lg2: {
+      uint64_t a = get(t, o[1]);
+      if (!fl) {
+        int64_t x = asInt(a, ty);
+        uint64_t r = in.op == Op::Neg ? uint64_t(-x)
+                                      : uint64_t(x < 0 ? -x : x);
+        set(t, o[0], mask(r, ty));
+        break;
+      }
+      if (ty == Ty::F32) {
+        float x = f32(a), r = 0;
+        if (in.ftz)
+          x = flush(x);
+        switch (in.op) {
+        case Op::Neg: r = -x; break;
+        case Op::Abs: r = std::fabs(x); break;
+        case Op::Sqrt: r = std::sqrt(x); break;
+        case Op::Rcp: r = 1.0f / x; break;
+        case Op::Ex2: r = std::exp2(x); break;
+        default: r = std::log2(x); break;
+        }
+        set(t, o[0], bitsOf(in.ftz ? flush(r) : r));
+        break;
+      }
+      double x = asFloat(a, ty), r = 0;
+      switch (in.op) {
+      case Op::Neg: r = -x; break;
+      case Op::Abs: r = std::fabs(x); break;
+      case Op::Sqrt: r = std::sqrt(x); break;
+      case Op::Rcp: r = 1.0 / x; break;
+      case Op::Ex2: r = std::exp2(x); break;
+      default: r = std::log2(x); break;
+      }
+      set(t, o[0], fromFloat(r, ty));
+      break;
+    }
+    case Op::Shl: case Op::Shr: {
+      uint64_t a = mask(get(t, o[1]), ty);
+      uint64_t s = uint32_t(get(t, o[2]));
+      unsigned n = bits(ty);
+      uint64_t r;
+      if (in.op == Op::Shl)
+        r = s >= n ? 0 : a << s;
+      else if (isSigned(ty))
+        r = uint64_t(asInt(a, ty) >> std::min<uint64_t>(s, n - 1));
+      else
+        r = s >= n ? 0 : a >> s;
+      set(t, o[0], mask(r, ty));
+      break;
+    }
+    case Op::And: case Op::Or: case Op::Xor: {
+      uint64_t a = get(t, o[1]), b = get(t, o[2]);
+      uint64_t r = in.op == Op::And ? a & b : in.op == Op::Or ? a | b : a ^ b;
+      set(t, o[0], mask(r, ty));
+      break;
+    }
+    case Op::Not:
+      set(t, o[0], mask(~get(t, o[1]), ty));
+      break;
+    case Op::Setp:
+      set(t, o[0], compare(in.cmp, get(t, o[1]), get(t, o[2]), ty) ? 1 : 0);
+      break;
+    case Op::Selp:
+      set(t, o[0], (get(t, o[3]) & 1) ? get(t, o[1]) : get(t, o[2]));
+      break;
+    case Op::Cvt:
+      set(t, o[0], convert(get(t, o[1]), in.srcType, ty, in.rnd, in.ftz,
+                           in.sat));
+      break;
+    case Op::Cvta: {
+      uint64_t a = get(t, o[1]);
+      uint64_t window = in.cvtaSpace == Space::Shared  ? kSharedWindow
+                        : in.cvtaSpace == Space::Local ? kLocalWindow
+                                                       : 0;
+      set(t, o[0], in.cvtaTo ? a - window : a + window);
+      break;
+    }
+    case Op::Ld: case Op::St: {
+      const Operand &addrOp = in.op == Op::Ld ? o[1] : o[0];
+      const Operand &val = in.op == Op::Ld ? o[0] : o[1];
+      unsigned elem = std::max(1u, bits(ty) / 8);
+      uint64_t addr = uint64_t(addrOp.imm) +
+                      (addrOp.reg >= 0 ? t.regs[addrOp.reg] : 0);
+      char *p = address(t, in, in.space, addr, elem * in.vec);
+      if (!p)
+        return false;
+      for (unsigned e = 0; e < in.vec; ++e) {
+        const Operand &v = in.vec > 1 ? val.elems[e] : val;
+        if (in.op == Op::Ld) {
+          uint64_t x = 0;
+          std::memcpy(&x, p + e * elem, elem);
+          set(t, v, isSigned(ty) ? uint64_t(asInt(x, ty)) : x);
+        } else if (v.kind != Operand::None) {
+          uint64_t x = get(t, v);
+          std::memcpy(p + e * elem, &x, elem);
+        }
+      }
+      break;
+    }
+    case Op::CpAsync: {
+      // cp.async.{ca,cg}.shared.global [dst], [src], size[, src-size]
+      unsigned size = unsigned(get(t, o[2]));
+      unsigned srcSize = o.size() > 3 ? unsigned(get(t, o[3])) : size;
+      uint64_t dst = uint64_t(o[0].imm) + (o[0].reg >= 0 ? t.regs[o[0].reg] : 0);
+      uint64_t src = uint64_t(o[1].imm) + (o[1].reg >= 0 ? t.regs[o[1].reg] : 0);
+      char *d = address(t, in, Space::Shared, dst, size);
+      if (!d)
+        return false;
+      std::memset(d, 0, size);
+      if (srcSize > 0) {
+        char *s = address(t, in, Space::Global, src, size);
+        if (!s)
+          return false;
+        std::memcpy(d, s, std::min(size, srcSize));
+      }
+      break;
+    }
+    case Op::Bar:
+      t.state = State::Barrier;
+      executed += count;
+      return true;
+    case Op::Ldmatrix: case Op::Mma:
+      t.state = State::Warp;
+      executed += count;
+      return true;
+    case Op::Bra:
+      t.pc = uint32_t(o[0].imm);
+      continue;
+    case Op::Ret:
+      t.state = State::Exited;
+      executed += count;
+      return true;
+    }
+    ++t.pc;
+  }
+}
+
+bool Block::ldmatrix(unsigned warp, const Inst &in) {
+  // Lanes 8m..8m+7 give the addresses of the 8 rows (16 bytes each) of
+  // matrix m. Lane l receives, of each matrix, row l/4 and columns
+  // 2(l%4), 2(l%4)+1 (transposed: rows 2(l%4), 2(l%4)+1 of column l/4).
+  uint16_t mat[4][8][8];
+  for (unsigned m = 0; m < in.count; ++m)
+    for (unsigned r = 0; r < 8; ++r) {
+      Thread &src = threads[warp * 32 + m * 8 + r];
+      uint64_t addr = uint64_t(in.ops[1].imm) +
+                      (in.ops[1].reg >= 0 ? src.regs[in.ops[1].reg] : 0);
+      char *p = address(src, in, in.space, addr, 16);
+      if (!p)
+        return false;
+      std::memcpy(mat[m][r], p, 16);
+    }
+  for (unsigned l = 0; l < 32; ++l) {
+    Thread &t = threads[warp * 32 + l];
+    unsigned row = l / 4, col = 2 * (l % 4);
+    for (unsigned m = 0; m < in.count; ++m) {
+      uint16_t lo = in.trans ? mat[m][col][row] : mat[m][row][col];
+      uint16_t hi = in.trans ? mat[m][col + 1][row] : mat[m][row][col + 1];
+      set(t, in.ops[0].elems[m], uint64_t(lo) | uint64_t(hi) << 16);
+    }
+  }
+  return true;
+}
+
+void Block::mma(unsigned warp, const Inst &in) {
+  // m16n8k16, A row-major 16x16, B column-major 16x8, C/D 16x8 f32.
+  // Lane l: g = l/4, c = l%4. A reg j holds a[2j], a[2j+1]; element i is at
+  // row g + 8*((i/2)%2), column 2c + i%2 + 8*(i/4). B reg j holds b[2j],
+  // b[2j+1]: k = 2c + i%2 + 8*(i/2), n = g. C element i: row g + 8*(i/2),
+  // column 2c + i%2.
+  double A[16][16], B[16][8], C[16][8];
+  auto half = [&](uint64_t reg, unsigned h) {
+    uint16_t v = uint16_t(reg >> (16 * h));
+    return in.srcType == Ty::BF16 ? double(bf16ToF32(v)) : double(f16ToF32(v));
+  };
+  const std::vector<Operand> &o = in.ops;
+  for (unsigned l = 0; l < 32; ++l) {
+    const Thread &t = threads[warp * 32 + l];
+    unsigned g = l / 4, c = l % 4;
+    for (unsigned i = 0; i < 8; ++i)
+      A[g + 8 * ((i / 2) % 2)][2 * c + i % 2 + 8 * (i / 4)] =
+          half(get(t, o[1].elems[i / 2]), i % 2);
+    for (unsigned i = 0; i < 4; ++i)
+      B[2 * c + i % 2 + 8 * (i / 2)][g] = half(get(t, o[2].elems[i / 2]), i % 2);
+    for (unsigned i = 0; i < 4; ++i)
+      C[g + 8 * (i / 2)][2 * c + i % 2] = f32(get(t, o[3].elems[i]));
+  }
+  for (unsigned l = 0; l < 32; ++l) {
+    Thread &t = threads[warp * 32 + l];
+    unsigned g = l / 4, c = l % 4;
+    for (unsigned i = 0; i < 4; ++i) {
+      unsigned r = g + 8 * (i / 2), n = 2 * c + i % 2;
+      double sum = 0;
+      for (unsigned kk = 0; kk < 16; ++kk)
+        sum += A[r][kk] * B[kk][n];
+      set(t, o[0].elems[i], bitsOf(float(sum + C[r][n])));
+    }
+  }
+}
+
+bool Block::warpStep(unsigned warp) {
+  unsigned first = warp * 32, last = std::min<unsigned>(first + 32,
+                                                        unsigned(threads.size()));
+  uint32_t pc = UINT32_MAX;
+  for (unsigned l = first; l < last; ++l) {
+    const Thread &t = threads[l];
+    if (t.state != State::Warp)
+      return false;
+    if (pc != UINT32_MAX && t.pc != pc)
+      return false;
+    pc = t.pc;
+  }
+  const Inst &in = k.code[pc];
+  if (last - first != 32) {
+    failWith(Failure::LaunchFailed, threads[first], in,
+             "a warp-wide instruction in a warp of fewer than 32 threads");
+    return false;
+  }
+  if (in.op == Op::Ldmatrix) {
+    if (!ldmatrix(warp, in))
+      return false;
+  } else {
+    mma(warp, in);
+  }
+  for (unsigned l = first; l < last; ++l) {
+    threads[l].state = State::Ready;
+    ++threads[l].pc;
+  }
+  return true;
+}
+
+bool Block::run(const unsigned id[3], LaunchResult &res) {
+  result = &res;
+  std::copy(id, id + 3, ctaid);
+  std::fill(regs.begin(), regs.end(), 0);
+  std::fill(shared.begin(), shared.end(), 0);
+  for (Thread &t : threads) {
+    t.pc = 0;
+    t.state = State::Ready;
+  }
+  unsigned warps = unsigned(threads.size() + 31) / 32;
+  for (;;) {
+    for (Thread &t : threads)
+      if (t.state == State::Ready && !runThread(t))
+        return false;
+    bool done = true, progress = false;
+    for (unsigned w = 0; w < warps; ++w) {
+      if (warpStep(w))
+        progress = true;
+      else if (res.failure != Failure::None)
+        return false;
+    }
+    for (Thread &t : threads)
+      done &= t.state == State::Exited;
+    if (done)
+      return true;
+    if (progress)
+      continue;
+    bool allAtBarrier = true;
+    for (Thread &t : threads)
+      allAtBarrier &= t.state == State::Barrier || t.state == State::Exited;
+    if (!allAtBarrier) {
+      for (Thread &t : threads)
+        if (t.state == State::Warp)
+          return failWith(Failure::LaunchFailed, t, k.code[t.pc],
+                          "deadlock: the threads of its warp are not all at "
+                          "this instruction");
+      return failWith(Failure::LaunchFailed, threads[0], k.code[threads[0].pc],
+                      "deadlock");
+    }
+    for (Thread &t : threads)
+      if (t.state == State::Barrier) {
+        t.state = State::Ready;
+        ++t.pc;
+      }
+  }
+}
+
+} // namespace
+
+Module *parse(const std::string &text, std::string &error) {
+  auto m = std::make_unique<Module>();
+  Parser p(*m, error);
+  if (!p.run(text))
+    return nullptr;
+  return m.release();
+}
+
+void destroy(Module *module) { delete module; }
+
+bool hasKernel(const Module &module, const std::string &name) {
+  for (const Kernel &k : module.kernels)
+    if (k.name == name)
+      return true;
+  return false;
+}
+
+LaunchResult launch(const Module &module, const std::string &name, Dim3 grid,
+                    Dim3 block, unsigned dynamicShared, void **params,
+                    const Resolver &resolve, unsigned workers) {
+  LaunchResult result;
+  const Kernel *k = nullptr;
+  for (const Kernel &c : module.kernels)
+    if (c.name == name)
+      k = &c;
+  if (!k) {
+    result.failure = Failure::LaunchFailed;
+    result.message = "no kernel " + name;
+    return result;
+  }
+  std::vector<char> paramBuf(k->paramBytes + 16);
+  for (size_t i = 0; i < k->params.size(); ++i)
+    std::memcpy(paramBuf.data() + k->params[i].offset, params[i],
+                k->params[i].size);
+  unsigned sharedBytes = (k->sharedBytes + 15) / 16 * 16 + dynamicShared;
+  uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
+  workers = unsigned(std::max<uint64_t>(1, std::min<uint64_t>(workers, blocks)));
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mutex;
+  std::atomic<uint64_t> executed{0};
+  auto work = [&] {
+    Block b(module, *k, grid, block, sharedBytes, paramBuf.data(), resolve);
+    LaunchResult local;
+    for (uint64_t id; !failed && (id = next++) < blocks;) {
+      unsigned ids[3] = {unsigned(id % grid.x), unsigned(id / grid.x % grid.y),
+                         unsigned(id / (uint64_t(grid.x) * grid.y))};
+      if (!b.run(ids, local)) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!failed.exchange(true))
+          result = local;
+        break;
+      }
+    }
+    executed += b.executed;
+  };
+  std::vector<std::thread> pool;
+  for (unsigned w = 1; w < workers; ++w)
+    pool.emplace_back(work);
+  work();
+  for (std::thread &t : pool)
+    t.join();
+  result.instructions = executed;
+  return result;
+}
+
+} // namespace ptxsim
