@@ -19,6 +19,7 @@
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -29,6 +30,7 @@
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <algorithm>
 #include <sys/stat.h>
 
 using namespace mlir;
@@ -160,6 +162,25 @@ createHostTargetMachine(const std::string &cpuName, rt::Manifest &m,
     return nullptr;
   }
   std::string cpu = cpuName, features;
+  if (cpuName != "native") {
+    // LLVM warns on stderr for each unknown CPU and then aborts with
+    // "64-bit code requested on a subtarget that doesn't support it".
+    std::unique_ptr<llvm::MCSubtargetInfo> sti(
+        target->createMCSubtargetInfo(triple, "", ""));
+    if (sti && !sti->isCPUStringValid(cpuName)) {
+      std::vector<std::string> names;
+      for (const llvm::SubtargetSubTypeKV &d :
+           sti->getAllProcessorDescriptions())
+        names.push_back(d.Key);
+      std::string hint;
+      if (std::find(names.begin(), names.end(), "x86-64-v3") != names.end())
+        hint = " (for example x86-64, x86-64-v3, skylake-avx512, znver4)";
+      error("unknown --mcpu '" + cpuName + "' for " + triple.str() +
+            "; choose native (the default: this machine's CPU) or one of " +
+            "LLVM's " + std::to_string(names.size()) + " CPU names" + hint);
+      return nullptr;
+    }
+  }
   if (cpuName == "native") {
     cpu = llvm::sys::getHostCPUName().str();
     std::vector<std::string> parts;

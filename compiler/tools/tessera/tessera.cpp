@@ -374,7 +374,13 @@ std::string resolveEmit(DiagnosticEngine &diags) {
     return "";
   }
   if (!gpu && emit == "ptx") {
-    diags.errorNoLoc("--emit=ptx needs a GPU target: --target=sm_80 or sm_90");
+    diags.errorNoLoc("--emit=ptx needs a GPU target: --target=sm_80, sm_86, "
+                     "sm_89, sm_90 or sm_90a");
+    return "";
+  }
+  if (!gpu && gpuCode.getNumOccurrences() > 0) {
+    diags.errorNoLoc("--gpu-code=" + gpuCode + " is for GPU packages; "
+                     "--target=" + targetName + " makes none");
     return "";
   }
   if (emit == "package" && outputFile == "-") {
