@@ -29,7 +29,8 @@ namespace {
 enum class Op : uint8_t {
   Mov, Add, Sub, Mul, MulWide, MulHi, Mad, Fma, Div, Rem, Min, Max, Neg, Abs,
   Sqrt, Rcp, Ex2, Lg2, Shl, Shr, And, Or, Xor, Not, Setp, Selp, Cvt, Cvta,
-  Ld, St, CpAsync, Nop, Bar, Ldmatrix, Mma, Bra, Ret
+  Ld, St, CpAsync, CpCommit, CpWait, CpWaitAll, Nop, Bar, Ldmatrix, Mma, Bra,
+  Ret
 };
 
 enum class Ty : uint8_t {
@@ -773,8 +774,11 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
     in.op = Op::MulHi;
   if (in.op == Op::Mad && (wide || hi))
     return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
-  if (in.op == Op::CpAsync && (commit || wait))
-    in.op = Op::Nop;
+  if (in.op == Op::CpAsync && commit)
+    in.op = Op::CpCommit;
+  if (in.op == Op::CpAsync && wait)
+    in.op = opcode.find("wait_all") != std::string::npos ? Op::CpWaitAll
+                                                         : Op::CpWait;
   if (in.op == Op::Mma) {
     // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32
     if (opcode.find("m16n8k16.row.col.f32") == std::string::npos ||
@@ -985,8 +989,19 @@ bool Parser::run(const std::string &text) {
 
 enum class State : uint8_t { Ready, Barrier, Warp, Exited };
 
+/// A cp.async copy not yet visible in shared memory: its source is read
+/// when it is issued, and it lands when a wait_group covers its group.
+struct PendingCopy {
+  char *dst;
+  char data[16];
+  unsigned size;
+  uint32_t group; // 0 until committed
+};
+
 struct Thread {
   uint32_t pc = 0;
+  std::vector<PendingCopy> pending;
+  uint32_t groups = 0; // committed so far
   State state = State::Ready;
   unsigned tid[3] = {0, 0, 0};
   unsigned linear = 0;
@@ -1524,13 +1539,36 @@ bool Block::runThread(Thread &t) {
       char *d = address(t, in, Space::Shared, dst, size);
       if (!d)
         return false;
-      std::memset(d, 0, size);
+      if (size > 16)
+        return failWith(Failure::LaunchFailed, t, in, "cp.async of more than 16 bytes");
+      PendingCopy copy{d, {}, size, 0};
       if (srcSize > 0) {
         char *s = address(t, in, Space::Global, src, size);
         if (!s)
           return false;
-        std::memcpy(d, s, std::min(size, srcSize));
+        std::memcpy(copy.data, s, std::min(size, srcSize));
       }
+      t.pending.push_back(copy);
+      break;
+    }
+    case Op::CpCommit:
+      ++t.groups;
+      for (PendingCopy &c : t.pending)
+        if (c.group == 0)
+          c.group = t.groups;
+      break;
+    case Op::CpWait: case Op::CpWaitAll: {
+      // wait_group N: all but the N most recent committed groups land.
+      uint64_t keep = in.op == Op::CpWait ? get(t, o[0]) : 0;
+      uint32_t upTo = keep >= t.groups ? 0 : t.groups - uint32_t(keep);
+      size_t kept = 0;
+      for (PendingCopy &c : t.pending) {
+        if (in.op == Op::CpWaitAll || (c.group != 0 && c.group <= upTo))
+          std::memcpy(c.dst, c.data, c.size);
+        else
+          t.pending[kept++] = c;
+      }
+      t.pending.resize(kept);
       break;
     }
     case Op::Bar:
@@ -1655,6 +1693,8 @@ bool Block::run(const unsigned id[3], LaunchResult &res) {
   for (Thread &t : threads) {
     t.pc = 0;
     t.state = State::Ready;
+    t.pending.clear();
+    t.groups = 0;
   }
   unsigned warps = unsigned(threads.size() + 31) / 32;
   for (;;) {

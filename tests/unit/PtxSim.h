@@ -10,7 +10,8 @@
 //
 // Threads run until they reach a barrier or a warp-wide instruction
 // (ldmatrix, mma.sync); those run once every thread of the warp (or block)
-// has reached them. cp.async copies complete at once. Every global access
+// has reached them. A cp.async copy lands in shared memory only when a
+// cp.async.wait_group (or wait_all) covers it. Every global access
 // must lie inside one allocation and be aligned to its size, as on a GPU;
 // a violation stops the launch with the kernel, the PTX line and the
 // address.
