@@ -1022,6 +1022,8 @@ public:
     regs.resize(size_t(n) * std::max(1u, k.registers));
     local.resize(size_t(n) * k.localBytes);
     shared.resize(sharedBytes);
+    for (auto *v : {&writeEpoch, &writer, &readEpoch, &reader})
+      v->resize(sharedBytes);
     for (unsigned t = 0; t < n; ++t) {
       Thread &th = threads[t];
       th.linear = t;
@@ -1049,6 +1051,8 @@ private:
   }
   char *address(const Thread &t, const Inst &in, Space space, uint64_t addr,
                 unsigned bytes);
+  bool sharedAccess(const Thread &t, const Inst &in, const char *p,
+                    unsigned bytes, bool write);
   bool ldmatrix(unsigned warp, const Inst &in);
   void mma(unsigned warp, const Inst &in);
 
@@ -1061,6 +1065,10 @@ private:
   std::vector<Thread> threads;
   std::vector<uint64_t> regs;
   std::vector<char> local, shared;
+  /// Race detection on shared memory: per byte, the barrier interval
+  /// (epoch) and thread of its last write and of its last reads.
+  std::vector<uint32_t> writeEpoch, writer, readEpoch, reader;
+  uint32_t epoch = 1;
   Allocation cached;
   LaunchResult *result = nullptr;
 };
@@ -1077,6 +1085,44 @@ bool Block::failWith(Failure f, const Thread &t, const Inst &in,
   result->failure = f;
   result->message = os.str();
   return false;
+}
+
+bool Block::sharedAccess(const Thread &t, const Inst &in, const char *p,
+                         unsigned bytes, bool write) {
+  if (p < shared.data() || p >= shared.data() + shared.size())
+    return true;
+  constexpr uint32_t many = UINT32_MAX;
+  size_t at = size_t(p - shared.data());
+  for (size_t i = at; i < at + bytes; ++i) {
+    const char *what = nullptr;
+    uint32_t other = 0;
+    if (writeEpoch[i] == epoch && writer[i] != t.linear) {
+      what = write ? "written" : "read";
+      other = writer[i];
+    } else if (write && readEpoch[i] == epoch && reader[i] != t.linear) {
+      what = "written";
+      other = reader[i];
+    }
+    if (what) {
+      std::ostringstream os;
+      os << "race on shared memory: byte " << i << " " << what
+         << " here without a barrier since thread "
+         << (other == many ? std::string("(several)") : std::to_string(other))
+         << (writeEpoch[i] == epoch && writer[i] != t.linear ? " wrote it"
+                                                              : " read it");
+      return failWith(Failure::LaunchFailed, t, in, os.str());
+    }
+    if (write) {
+      writeEpoch[i] = epoch;
+      writer[i] = t.linear;
+    } else if (readEpoch[i] != epoch) {
+      readEpoch[i] = epoch;
+      reader[i] = t.linear;
+    } else if (reader[i] != t.linear) {
+      reader[i] = many;
+    }
+  }
+  return true;
 }
 
 uint64_t Block::get(const Thread &t, const Operand &o) const {
@@ -1515,7 +1561,7 @@ bool Block::runThread(Thread &t) {
       uint64_t addr = uint64_t(addrOp.imm) +
                       (addrOp.reg >= 0 ? t.regs[addrOp.reg] : 0);
       char *p = address(t, in, in.space, addr, elem * in.vec);
-      if (!p)
+      if (!p || !sharedAccess(t, in, p, elem * in.vec, in.op == Op::St))
         return false;
       for (unsigned e = 0; e < in.vec; ++e) {
         const Operand &v = in.vec > 1 ? val.elems[e] : val;
@@ -1563,9 +1609,11 @@ bool Block::runThread(Thread &t) {
       uint32_t upTo = keep >= t.groups ? 0 : t.groups - uint32_t(keep);
       size_t kept = 0;
       for (PendingCopy &c : t.pending) {
-        if (in.op == Op::CpWaitAll || (c.group != 0 && c.group <= upTo))
+        if (in.op == Op::CpWaitAll || (c.group != 0 && c.group <= upTo)) {
+          if (!sharedAccess(t, in, c.dst, c.size, /*write=*/true))
+            return false;
           std::memcpy(c.dst, c.data, c.size);
-        else
+        } else
           t.pending[kept++] = c;
       }
       t.pending.resize(kept);
@@ -1602,7 +1650,7 @@ bool Block::ldmatrix(unsigned warp, const Inst &in) {
       uint64_t addr = uint64_t(in.ops[1].imm) +
                       (in.ops[1].reg >= 0 ? src.regs[in.ops[1].reg] : 0);
       char *p = address(src, in, in.space, addr, 16);
-      if (!p)
+      if (!p || !sharedAccess(src, in, p, 16, /*write=*/false))
         return false;
       std::memcpy(mat[m][r], p, 16);
     }
@@ -1690,6 +1738,9 @@ bool Block::run(const unsigned id[3], LaunchResult &res) {
   std::copy(id, id + 3, ctaid);
   std::fill(regs.begin(), regs.end(), 0);
   std::fill(shared.begin(), shared.end(), 0);
+  for (auto *v : {&writeEpoch, &readEpoch})
+    std::fill(v->begin(), v->end(), 0);
+  epoch = 1;
   for (Thread &t : threads) {
     t.pc = 0;
     t.state = State::Ready;
@@ -1726,6 +1777,7 @@ bool Block::run(const unsigned id[3], LaunchResult &res) {
       return failWith(Failure::LaunchFailed, threads[0], k.code[threads[0].pc],
                       "deadlock");
     }
+    ++epoch;
     for (Thread &t : threads)
       if (t.state == State::Barrier) {
         t.state = State::Ready;

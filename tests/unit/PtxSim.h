@@ -12,7 +12,9 @@
 // (ldmatrix, mma.sync); those run once every thread of the warp (or block)
 // has reached them. A cp.async copy lands in shared memory only when a
 // cp.async.wait_group (or wait_all) covers it. Every global access
-// must lie inside one allocation and be aligned to its size, as on a GPU;
+// must lie inside one allocation and be aligned to its size, as on a GPU,
+// and no byte of shared memory may be written by one thread and touched by
+// another between the same two barriers;
 // a violation stops the launch with the kernel, the PTX line and the
 // address.
 //

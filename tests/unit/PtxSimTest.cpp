@@ -1,7 +1,7 @@
 //===- PtxSimTest.cpp - The PTX interpreter of the fake driver ------------===//
 //
-// Hand-written PTX: shared memory and a barrier, early exits, and the
-// faults a GPU reports (out of bounds, misaligned). The interpreter's
+// Hand-written PTX: shared memory and a barrier, early exits, the faults a
+// GPU reports (out of bounds, misaligned), and a race on shared memory. The interpreter's
 // tensor-core instructions are checked end to end instead: the bf16
 // char-GPT's packages against the CPU (tests/lit/e2e/ptx-vs-cpu.test).
 //
@@ -145,6 +145,26 @@ TEST(PtxSim, OutOfBoundsAccessNamesKernelThreadAndLine) {
   EXPECT_NE(r.message.find("`ld.global.b32 \t%f1, [%rd5]`"), std::string::npos)
       << r.message;
   EXPECT_NE(r.message.find("in no allocation"), std::string::npos)
+      << r.message;
+}
+
+TEST(PtxSim, SharedMemoryRaceWithoutBarrierFails) {
+  std::string text = kReverse;
+  text.erase(text.find("\tbar.sync \t0;"), 13);
+  ModulePtr m = parseOrFail(text.c_str());
+  ASSERT_TRUE(m);
+  Memory mem;
+  mem.buffers = {std::vector<float>(50), std::vector<float>(50)};
+  void *in = mem.buffers[0].data(), *out = mem.buffers[1].data();
+  uint32_t n = 50;
+  void *params[] = {&in, &out, &n};
+  ptxsim::LaunchResult r = ptxsim::launch(*m, "reverse", {1, 1, 1}, {64, 1, 1},
+                                          0, params, mem.resolver(), 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed) << r.message;
+  EXPECT_NE(r.message.find("race on shared memory"), std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find("byte 100 written here without a barrier since thread 24 read it"),
+            std::string::npos)
       << r.message;
 }
 
