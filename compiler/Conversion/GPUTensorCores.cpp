@@ -409,10 +409,175 @@ module attributes {transform.with_named_sequence} {
   return text;
 }
 
+/// The K loop of a launch that the schedule left as: the A tile's
+/// cp.async copies and their group, a wait, a barrier; the same for B;
+/// the products from shared memory; a barrier (once the kernel is
+/// `complete`: the conversion to mma.sync adds it). Null if it is not so.
+struct CopyLoop {
+  scf::ForOp loop;
+  SmallVector<nvgpu::DeviceAsyncCopyOp> copies;
+  SmallVector<nvgpu::DeviceAsyncCreateGroupOp> groups;
+  SmallVector<nvgpu::DeviceAsyncWaitOp> waits;
+  /// The size of each shared buffer the copies fill.
+  int64_t bufferBytes = 0;
+};
+
+std::optional<CopyLoop> findCopyLoop(gpu::LaunchOp launch, bool complete) {
+  CopyLoop c;
+  launch.getBody().walk([&](scf::ForOp f) {
+    if (!f.getOps<nvgpu::DeviceAsyncCopyOp>().empty())
+      c.loop = f;
+  });
+  if (!c.loop)
+    return std::nullopt;
+  Block *body = c.loop.getBody();
+  for (Operation &op : *body) {
+    if (auto copy = dyn_cast<nvgpu::DeviceAsyncCopyOp>(op))
+      c.copies.push_back(copy);
+    else if (auto group = dyn_cast<nvgpu::DeviceAsyncCreateGroupOp>(op))
+      c.groups.push_back(group);
+    else if (auto wait = dyn_cast<nvgpu::DeviceAsyncWaitOp>(op))
+      c.waits.push_back(wait);
+  }
+  auto barrierAfter = [](Operation *op) {
+    return isa_and_nonnull<gpu::BarrierOp>(op->getNextNode());
+  };
+  Operation *beforeYield = body->getTerminator()->getPrevNode();
+  if (c.groups.size() != 2 || c.waits.size() != 2 ||
+      !barrierAfter(c.waits[0]) || !barrierAfter(c.waits[1]) ||
+      (complete && !isa_and_nonnull<gpu::BarrierOp>(beforeYield)) ||
+      c.copies.front()->getBlock() != body ||
+      !c.waits[1]->isBeforeInBlock(beforeYield))
+    return std::nullopt;
+  // Every copy comes before the first wait's barrier or between the two;
+  // their destinations are views at offset 0 of workgroup buffers.
+  std::optional<int64_t> bytes;
+  for (nvgpu::DeviceAsyncCopyOp copy : c.copies) {
+    auto view = copy.getDst().getDefiningOp<memref::ViewOp>();
+    if (!view || view->getBlock() != body ||
+        getConstantIntValue(view.getByteShift()) != 0 ||
+        copy.getSrcElements() || !copy->isBeforeInBlock(c.waits[1]))
+      return std::nullopt;
+    auto source = cast<MemRefType>(view.getSource().getType());
+    if (source.getRank() != 1 || !source.hasStaticShape() ||
+        (bytes && *bytes != source.getDimSize(0)))
+      return std::nullopt;
+    bytes = source.getDimSize(0);
+  }
+  c.bufferBytes = *bytes;
+  std::optional<int64_t> lb = getConstantIntValue(c.loop.getLowerBound());
+  std::optional<int64_t> step = getConstantIntValue(c.loop.getStep());
+  if (!lb || !step)
+    return std::nullopt;
+  return c;
+}
+
+/// Software-pipelines the K loop in two stages: each iteration issues the
+/// copies of the next K tile into the other half of the (doubled) shared
+/// buffers, then waits for its own tile, which the previous iteration (or
+/// the prologue) issued. A and B copies form one group, so one wait and one
+/// barrier precede the products, instead of a wait and a barrier per
+/// operand. The last iteration's copies read nothing (a source size of 0).
+void pipelineCopies(CopyLoop &c) {
+  int64_t stageBytes = c.bufferBytes / 2;
+  scf::ForOp loop = c.loop;
+  Location loc = loop.getLoc();
+  Value iv = loop.getInductionVar();
+  Block *body = loop.getBody();
+  Type token = nvgpu::DeviceAsyncTokenType::get(loop.getContext());
+
+  // One wait and one barrier: the first operand's go, and one group holds
+  // every copy.
+  c.waits[0]->getNextNode()->erase();
+  c.waits[0]->erase();
+  c.groups[0]->erase();
+
+  // `v` with `iv` replaced: the ops between it and the loop body's start
+  // that depend on `iv` are cloned at `b`'s point.
+  std::function<Value(Value, IRMapping &, OpBuilder &)> remap =
+      [&](Value v, IRMapping &map, OpBuilder &b) -> Value {
+    if (Value m = map.lookupOrNull(v))
+      return m;
+    Operation *def = v.getDefiningOp();
+    if (!def || def->getBlock() != body)
+      return v;
+    for (Value operand : def->getOperands())
+      remap(operand, map, b);
+    Operation *clone = b.clone(*def, map);
+    return clone->getResult(cast<OpResult>(v).getResultNumber());
+  };
+  auto viewAt = [&](OpBuilder &b, memref::ViewOp view, Value shift) {
+    return memref::ViewOp::create(b, view.getLoc(), view.getType(),
+                                  view.getSource(), shift, ValueRange{});
+  };
+  auto issue = [&](OpBuilder &b, Value k, Value shift, Value srcElements) {
+    IRMapping map;
+    map.map(iv, k);
+    SmallVector<Value> tokens;
+    for (nvgpu::DeviceAsyncCopyOp copy : c.copies) {
+      auto view = copy.getDst().getDefiningOp<memref::ViewOp>();
+      SmallVector<Value> dstIdx, srcIdx;
+      for (Value i : copy.getDstIndices())
+        dstIdx.push_back(remap(i, map, b));
+      for (Value i : copy.getSrcIndices())
+        srcIdx.push_back(remap(i, map, b));
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, copy.getLoc(), token, viewAt(b, view, shift), dstIdx,
+          remap(copy.getSrc(), map, b), srcIdx, copy.getDstElementsAttr(),
+          srcElements, copy.getBypassL1Attr()));
+    }
+    return nvgpu::DeviceAsyncCreateGroupOp::create(b, loc, token, tokens);
+  };
+
+  // Prologue: the first tile into stage 0.
+  OpBuilder b(loop);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value first = issue(b, loop.getLowerBound(), zero, Value());
+
+  // In the loop: stage = ((k - lb) / step) % 2.
+  b.setInsertionPointToStart(body);
+  Value bytes = arith::ConstantIndexOp::create(b, loc, stageBytes);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value iter = arith::DivUIOp::create(
+      b, loc, arith::SubIOp::create(b, loc, iv, loop.getLowerBound()),
+      loop.getStep());
+  Value parity = arith::AndIOp::create(b, loc, iter, one);
+  Value cur = arith::MulIOp::create(b, loc, parity, bytes);
+  Value next = arith::SubIOp::create(b, loc, bytes, cur);
+  Value k = arith::AddIOp::create(b, loc, iv, loop.getStep());
+  Value more = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, k,
+                                     loop.getUpperBound());
+  int64_t elements = c.copies.front().getDstElements().getZExtValue();
+  Value srcElements = arith::SelectOp::create(
+      b, loc, more, arith::ConstantIndexOp::create(b, loc, elements), zero);
+  // The prefetch goes right before the wait, after the index computations
+  // it may share with the old copies.
+  b.setInsertionPoint(c.waits[1]);
+  Value group = issue(b, k, next, srcElements);
+  c.waits[1].getAsyncDependenciesMutable().assign(group);
+  c.waits[1].setNumGroupsAttr(b.getI32IntegerAttr(1));
+
+  // The products read the current stage.
+  llvm::SetVector<memref::ViewOp> views;
+  for (nvgpu::DeviceAsyncCopyOp copy : c.copies)
+    views.insert(copy.getDst().getDefiningOp<memref::ViewOp>());
+  c.groups[1]->erase();
+  for (nvgpu::DeviceAsyncCopyOp copy : c.copies)
+    copy.erase();
+  for (memref::ViewOp view : views) {
+    b.setInsertionPointAfter(view);
+    view.getByteShiftMutable().assign(cur);
+  }
+
+  // Drain: no copy is left in flight when the kernel ends.
+  b.setInsertionPointAfter(loop);
+  nvgpu::DeviceAsyncWaitOp::create(b, loc, first, b.getI32IntegerAttr(0));
+}
+
 /// Moves the launch's workgroup-memory allocations into workgroup
-/// attributions (static shared memory); nothing upstream does this for a
-/// gpu.launch.
-void allocsToAttributions(gpu::LaunchOp launch) {
+/// attributions (static shared memory), `factor` times as large; nothing
+/// upstream does this for a gpu.launch.
+void allocsToAttributions(gpu::LaunchOp launch, int64_t factor) {
   SmallVector<memref::AllocOp> allocs;
   launch.getBody().walk([&](memref::AllocOp alloc) {
     if (auto space = dyn_cast_or_null<gpu::AddressSpaceAttr>(
@@ -421,8 +586,14 @@ void allocsToAttributions(gpu::LaunchOp launch) {
         allocs.push_back(alloc);
   });
   for (memref::AllocOp alloc : allocs) {
-    BlockArgument shared =
-        launch.addWorkgroupAttribution(alloc.getType(), alloc.getLoc());
+    MemRefType type = alloc.getType();
+    if (factor != 1) {
+      SmallVector<int64_t> shape(type.getShape());
+      shape[0] *= factor;
+      type = MemRefType::get(shape, type.getElementType(), MemRefLayoutAttrInterface(),
+                             type.getMemorySpace());
+    }
+    BlockArgument shared = launch.addWorkgroupAttribution(type, alloc.getLoc());
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
       if (isa<memref::DeallocOp>(user))
         user->erase();
@@ -630,7 +801,8 @@ struct GPUTensorCoreMatmulsPass
       });
       for (gpu::LaunchOp launch : launches) {
         launch->removeAttr(kMmaLaunchAttr);
-        allocsToAttributions(launch);
+        std::optional<CopyLoop> copyLoop = findCopyLoop(launch, false);
+        allocsToAttributions(launch, copyLoop ? 2 : 1);
         if (filled && !zeroAccumulators(launch, filled)) {
           OpBuilder b(launch);
           linalg::FillOp::create(b, launch.getLoc(), zero, filled);
@@ -645,6 +817,9 @@ struct GPUTensorCoreMatmulsPass
           return signalPassFailure();
         if (format == "bf16" && failed(retypeMmaToBF16(launch)))
           return signalPassFailure();
+        // The conversions above may have rebuilt ops: look again.
+        if (copyLoop && (copyLoop = findCopyLoop(launch, true)))
+          pipelineCopies(*copyLoop);
       }
     }
   }
