@@ -1328,6 +1328,22 @@ uint64_t convert(uint64_t raw, Ty from, Ty to, Rnd r, bool ftz, bool sat) {
   return mask(uint64_t(i), to);
 }
 
+/// add/sub/mul/div/min/max of two floats; min and max with `.NaN`
+/// propagate a NaN operand, without it they return the other operand.
+template <typename T> T floatBinary(Op op, bool nan, T x, T y) {
+  if ((op == Op::Min || op == Op::Max) && nan &&
+      (std::isnan(x) || std::isnan(y)))
+    return std::numeric_limits<T>::quiet_NaN();
+  switch (op) {
+  case Op::Add: return x + y;
+  case Op::Sub: return x - y;
+  case Op::Mul: return x * y;
+  case Op::Div: return x / y;
+  case Op::Min: return std::fmin(x, y);
+  default: return std::fmax(x, y);
+  }
+}
+
 bool Block::runThread(Thread &t) {
   const Inst *code = k.code.data();
   uint64_t count = 0;
@@ -1377,23 +1393,7 @@ bool Block::runThread(Thread &t) {
             fx = flush(fx);
             fy = flush(fy);
           }
-          switch (in.op) {
-          case Op::Add: fr = fx + fy; break;
-          case Op::Sub: fr = fx - fy; break;
-          case Op::Mul: fr = fx * fy; break;
-          case Op::Div: fr = fx / fy; break;
-          case Op::Min:
-            fr = (in.nan && (std::isnan(fx) || std::isnan(fy)))
-                     ? std::numeric_limits<float>::quiet_NaN()
-                     : std::fmin(fx, fy);
-            break;
-          case Op::Max:
-            fr = (in.nan && (std::isnan(fx) || std::isnan(fy)))
-                     ? std::numeric_limits<float>::quiet_NaN()
-                     : std::fmax(fx, fy);
-            break;
-          default: return failWith(Failure::LaunchFailed, t, in, "bad op");
-          }
+          fr = floatBinary(in.op, in.nan, fx, fy);
           if (in.ftz)
             fr = flush(fr);
           if (in.sat)
@@ -1401,23 +1401,7 @@ bool Block::runThread(Thread &t) {
           set(t, o[0], bitsOf(fr));
           break;
         }
-        switch (in.op) {
-        case Op::Add: r = x + y; break;
-        case Op::Sub: r = x - y; break;
-        case Op::Mul: r = x * y; break;
-        case Op::Div: r = x / y; break;
-        case Op::Min:
-          r = (in.nan && (std::isnan(x) || std::isnan(y)))
-                  ? std::numeric_limits<double>::quiet_NaN()
-                  : std::fmin(x, y);
-          break;
-        case Op::Max:
-          r = (in.nan && (std::isnan(x) || std::isnan(y)))
-                  ? std::numeric_limits<double>::quiet_NaN()
-                  : std::fmax(x, y);
-          break;
-        default: return failWith(Failure::LaunchFailed, t, in, "bad op");
-        }
+        r = floatBinary(in.op, in.nan, x, y);
         set(t, o[0], fromFloat(r, ty));
         break;
       }
