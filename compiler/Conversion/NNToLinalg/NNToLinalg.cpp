@@ -392,16 +392,29 @@ Value callKernel(PatternRewriter &b, Location loc, StringRef name, Value lhs,
                                            /*restrict=*/true, /*writable=*/true);
 }
 
+/// [[0, ..., rank - 2], [rank - 1]]: the leading dimensions as one.
+SmallVector<ReassociationIndices> leadingAsOne(int64_t rank) {
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < rank; ++i)
+    lead.push_back(i);
+  return {lead, {rank - 1}};
+}
+
 /// Collapses all leading dimensions: [a, b, ..., k] -> [a*b*..., k].
 Value flattenLeading(PatternRewriter &b, Location loc, Value x) {
   RankedTensorType t = ty(x);
   if (t.getRank() == 2)
     return x;
-  ReassociationIndices lead;
-  for (int64_t i = 0; i + 1 < t.getRank(); ++i)
-    lead.push_back(i);
-  SmallVector<ReassociationIndices> re{lead, {t.getRank() - 1}};
-  return tensor::CollapseShapeOp::create(b, loc, x, re);
+  return tensor::CollapseShapeOp::create(b, loc, x, leadingAsOne(t.getRank()));
+}
+
+/// The inverse of flattenLeading: [r0 * ... * rk, d] -> `type`.
+Value unflattenLeading(PatternRewriter &b, Location loc, Value x,
+                       RankedTensorType type) {
+  if (type.getRank() == 2)
+    return x;
+  return tensor::ExpandShapeOp::create(b, loc, type, x,
+                                       leadingAsOne(type.getRank()));
 }
 
 template <typename OpT>
@@ -545,14 +558,7 @@ struct LinearLowering : StaticPattern<nn::LinearOp> {
           {ty(x2).getDimSize(0), out.getShape().back()}, b.getF32Type());
       Value y = callKernel(b, loc, "tessera_linear_f32", x2, op.getWeight(),
                            flatOut);
-      if (out.getRank() != 2) {
-        ReassociationIndices lead;
-        for (int64_t i = 0; i + 1 < out.getRank(); ++i)
-          lead.push_back(i);
-        y = tensor::ExpandShapeOp::create(
-            b, loc, out, y,
-            SmallVector<ReassociationIndices>{lead, {out.getRank() - 1}});
-      }
+      y = unflattenLeading(b, loc, y, out);
       if (Value bias = op.getBias())
         y = elementwise(b, loc, out, {y, bias}, addF);
       return y;
@@ -597,14 +603,10 @@ struct MatmulLowering : StaticPattern<nn::MatmulOp> {
       Value a2 = flattenLeading(b, loc, op.getLhs());
       auto flatOut = RankedTensorType::get(
           {ty(a2).getDimSize(0), out.getShape().back()}, b.getF32Type());
-      Value y = callKernel(b, loc, "tessera_matmul_f32", a2, op.getRhs(),
-                           flatOut);
-      ReassociationIndices lead;
-      for (int64_t i = 0; i + 1 < out.getRank(); ++i)
-        lead.push_back(i);
-      return tensor::ExpandShapeOp::create(
-          b, loc, out, y,
-          SmallVector<ReassociationIndices>{lead, {out.getRank() - 1}});
+      return unflattenLeading(
+          b, loc,
+          callKernel(b, loc, "tessera_matmul_f32", a2, op.getRhs(), flatOut),
+          out);
     }
     ArrayRef<int64_t> batch = out.getShape().drop_back(2);
     if (useBlas && out.getElementType().isF32() && out.getRank() >= 3 &&
@@ -1404,18 +1406,6 @@ struct SliceGradLowering : StaticPattern<nn::SliceGradOp> {
 
 constexpr unsigned kRowBenefit = 2;
 
-/// The inverse of flattenLeading: [r0 * ... * rk, d] -> `type`.
-Value unflattenLeading(PatternRewriter &b, Location loc, Value x,
-                       RankedTensorType type) {
-  if (type.getRank() == 2)
-    return x;
-  ReassociationIndices lead;
-  for (int64_t i = 0; i + 1 < type.getRank(); ++i)
-    lead.push_back(i);
-  return tensor::ExpandShapeOp::create(
-      b, loc, type, x,
-      SmallVector<ReassociationIndices>{lead, {type.getRank() - 1}});
-}
 /// A per-row statistic [r0 * ... * rk] as [r0, ..., rk, 1], which
 /// broadcasts against the rows of `type`.
 Value keepRowDims(PatternRewriter &b, Location loc, Value stat,
