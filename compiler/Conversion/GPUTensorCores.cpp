@@ -449,8 +449,8 @@ std::optional<CopyLoop> findCopyLoop(gpu::LaunchOp launch, bool complete) {
       c.copies.front()->getBlock() != body ||
       !c.waits[1]->isBeforeInBlock(beforeYield))
     return std::nullopt;
-  // Every copy comes before the first wait's barrier or between the two;
-  // their destinations are views at offset 0 of workgroup buffers.
+  // Every copy comes before the second wait; their destinations are views
+  // at offset 0 of workgroup buffers of one size.
   std::optional<int64_t> bytes;
   for (nvgpu::DeviceAsyncCopyOp copy : c.copies) {
     auto view = copy.getDst().getDefiningOp<memref::ViewOp>();
@@ -465,10 +465,6 @@ std::optional<CopyLoop> findCopyLoop(gpu::LaunchOp launch, bool complete) {
     bytes = source.getDimSize(0);
   }
   c.bufferBytes = *bytes;
-  std::optional<int64_t> lb = getConstantIntValue(c.loop.getLowerBound());
-  std::optional<int64_t> step = getConstantIntValue(c.loop.getStep());
-  if (!lb || !step)
-    return std::nullopt;
   return c;
 }
 
@@ -492,8 +488,9 @@ void pipelineCopies(CopyLoop &c) {
   c.waits[0]->erase();
   c.groups[0]->erase();
 
-  // `v` with `iv` replaced: the ops between it and the loop body's start
-  // that depend on `iv` are cloned at `b`'s point.
+  // `v` recomputed at `b`'s point with `iv` replaced as `map` says: the
+  // ops of the loop body it is computed from are cloned (the prologue,
+  // before the loop, needs them all).
   std::function<Value(Value, IRMapping &, OpBuilder &)> remap =
       [&](Value v, IRMapping &map, OpBuilder &b) -> Value {
     if (Value m = map.lookupOrNull(v))

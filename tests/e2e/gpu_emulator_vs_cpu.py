@@ -120,21 +120,21 @@ for name, path, entry, bound in cases:
                         "--output", f"{work}/{name}-{target}-y.npy"], check=True,
                        stdout=subprocess.DEVNULL, env=env)
         metrics[target] = (records, np.load(f"{work}/{name}-{target}-y.npy"))
-    (cpu, ycpu), (emu, yemu) = metrics["cpu"], metrics[other]
+    (cpu, ycpu), (gpu, ygpu) = metrics["cpu"], metrics[other]
     worst, worst_norm = 0.0, 0.0
-    for a, b in zip(emu, cpu):
+    for a, b in zip(gpu, cpu):
         for key in ("loss", "val_loss"):
             if isinstance(b.get(key), float):
                 worst = max(worst, rel(a[key], b[key]))
         if isinstance(b.get("grad_norm"), float):
             worst_norm = max(worst_norm, rel(a["grad_norm"], b["grad_norm"]))
-    first = rel(emu[0]["loss"], cpu[0]["loss"])
-    yerr = float(np.abs(yemu - ycpu).max() / np.abs(ycpu).max())
+    first = rel(gpu[0]["loss"], cpu[0]["loss"])
+    yerr = float(np.abs(ygpu - ycpu).max() / np.abs(ycpu).max())
     # The tensor cores sum each product's k in another order than the CPU,
     # which mixed precision's roundings turn into 2.3e-6 (fp16) on the
-    # first loss; in f32 the products are the emulator's plain loops.
+    # first loss; f32 products are plain loops in both pipelines.
     first_bound = 1e-5 if ptx and bound > 1e-4 else 1e-6
-    ok = (len(emu) == len(cpu) and first <= first_bound and max(worst, yerr) <= bound
+    ok = (len(gpu) == len(cpu) and first <= first_bound and max(worst, yerr) <= bound
           and worst_norm <= 1e-3)
     failed |= not ok
     print(f"{name}: {STEPS} steps, first loss {first:.1e}, losses {worst:.1e}, forward {yerr:.1e}, "

@@ -203,13 +203,30 @@ void *access(CUdeviceptr ptr) {
   return reinterpret_cast<void *>(ptr);
 }
 
-/// Whether `ptr` lies in an allocation of the fake.
-bool isDevice(CUdeviceptr ptr) {
+/// The allocation holding `address` (for the interpreter: with its host
+/// address).
+bool resolve(uint64_t address, ptxsim::Allocation &out) {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  auto it = s.allocations.upper_bound(ptr);
-  return it != s.allocations.begin() && ptr < std::prev(it)->first +
-                                                  std::prev(it)->second;
+  auto it = s.allocations.upper_bound(address);
+  if (it == s.allocations.begin())
+    return false;
+  --it;
+  if (address >= it->first + it->second)
+    return false;
+  auto shadow = s.shadows.find(it->first);
+  out.base = it->first;
+  out.size = it->second;
+  out.host = shadow != s.shadows.end()
+                 ? static_cast<char *>(shadow->second)
+                 : reinterpret_cast<char *>(it->first);
+  return true;
+}
+
+/// Whether `ptr` lies in an allocation of the fake.
+bool isDevice(CUdeviceptr ptr) {
+  ptxsim::Allocation allocation;
+  return resolve(ptr, allocation);
 }
 
 bool executing() {
@@ -227,25 +244,6 @@ unsigned workers() {
     return std::max(1u, w);
   }();
   return n;
-}
-
-/// The allocation holding `address`, for the interpreter.
-bool resolve(uint64_t address, ptxsim::Allocation &out) {
-  State &s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  auto it = s.allocations.upper_bound(address);
-  if (it == s.allocations.begin())
-    return false;
-  --it;
-  if (address >= it->first + it->second)
-    return false;
-  auto shadow = s.shadows.find(it->first);
-  out.base = it->first;
-  out.size = it->second;
-  out.host = shadow != s.shadows.end()
-                 ? static_cast<char *>(shadow->second)
-                 : reinterpret_cast<char *>(it->first);
-  return true;
 }
 
 CUresult loadModule(void **module, const void *image, std::string &log) {

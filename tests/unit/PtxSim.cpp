@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -69,7 +70,7 @@ struct Inst {
   Cmp cmp = Cmp::Eq;
   Rnd rnd = Rnd::None;
   uint8_t vec = 1, count = 1;
-  bool ftz = false, sat = false, trans = false, nan = false, warp = false;
+  bool ftz = false, sat = false, trans = false, nan = false;
   Space cvtaSpace = Space::Global;
   bool cvtaTo = false;
   int32_t pred = -1;
@@ -89,7 +90,6 @@ struct Kernel {
   unsigned paramBytes = 0;
   unsigned sharedBytes = 0; // module and kernel shared variables
   unsigned localBytes = 0;
-  bool usesDynamicShared = false;
 };
 
 constexpr uint64_t kSharedWindow = uint64_t(1) << 60;
@@ -336,6 +336,7 @@ Ty parseType(const std::string &s) {
 struct ModuleSymbols {
   std::map<std::string, uint64_t> shared; // offsets in the shared window
   std::map<std::string, uint64_t> global; // host addresses
+  std::map<std::string, uint64_t> local;  // the current kernel's, offsets
   unsigned sharedBytes = 0;
   std::string dynamicShared;
 };
@@ -350,8 +351,7 @@ struct Module {
     char *host;
   };
   std::vector<Range> globalRanges;
-  std::map<std::string, std::string> lines; // unused; kept for errors
-  std::vector<std::string> source;          // statement text per line
+  std::vector<std::string> source; // statement text per line
 };
 
 namespace {
@@ -372,18 +372,15 @@ private:
   bool parseKernel(const std::vector<Statement> &st, size_t &i);
   bool parseInst(const Statement &s, Kernel &k,
                  std::unordered_map<std::string, int> &regs,
-                 std::map<std::string, int64_t> &params,
-                 std::map<std::string, uint64_t> &shared,
-                 std::map<std::string, uint64_t> &local);
+                 std::map<std::string, int64_t> &params);
   bool parseOperand(const std::string &s, int line, Operand &o,
                     std::unordered_map<std::string, int> &regs,
-                    std::map<std::string, int64_t> &params,
-                    std::map<std::string, uint64_t> &shared,
-                    std::map<std::string, uint64_t> &local, Space *space);
+                    std::map<std::string, int64_t> &params, Space *space);
+  /// The address of a shared, local or global symbol, if `name` is one.
+  std::optional<uint64_t> symbol(const std::string &name) const;
 
   /// Dynamic shared memory starts after the kernel's static variables.
   uint64_t dynamicSharedOffset() const {
-    current->usesDynamicShared = true;
     return (current->sharedBytes + 15) / 16 * 16;
   }
 
@@ -480,14 +477,12 @@ bool Parser::parseVariable(const Statement &s, bool inKernel, Kernel *k) {
   if (space == ".shared") {
     if (external || unsized) {
       sym.dynamicShared = name;
-      if (k)
-        k->usesDynamicShared = true;
       return true;
     }
     if (inKernel) {
       unsigned off = (k->sharedBytes + align - 1) / align * align;
       k->sharedBytes = unsigned(off + bytes);
-      sym.shared[name] = off; // kernel-local names shadow module ones
+      sym.shared[name] = off;
       return true;
     }
     unsigned off = (sym.sharedBytes + align - 1) / align * align;
@@ -498,9 +493,7 @@ bool Parser::parseVariable(const Statement &s, bool inKernel, Kernel *k) {
   if (space == ".local") {
     unsigned off = (k->localBytes + align - 1) / align * align;
     k->localBytes = unsigned(off + bytes);
-    sym.shared.erase(name);
-    sym.global.erase(name);
-    sym.global[name] = kLocalWindow + off; // resolved as local below
+    sym.local[name] = off;
     return true;
   }
   if (space == ".global" || space == ".const") {
@@ -531,11 +524,21 @@ bool Parser::parseVariable(const Statement &s, bool inKernel, Kernel *k) {
   return fail(s.line, "unsupported declaration '" + s.text + "'");
 }
 
+std::optional<uint64_t> Parser::symbol(const std::string &name) const {
+  if (auto it = sym.shared.find(name); it != sym.shared.end())
+    return it->second;
+  if (!sym.dynamicShared.empty() && name == sym.dynamicShared)
+    return dynamicSharedOffset();
+  if (auto it = sym.local.find(name); it != sym.local.end())
+    return it->second;
+  if (auto it = sym.global.find(name); it != sym.global.end())
+    return it->second;
+  return std::nullopt;
+}
+
 bool Parser::parseOperand(const std::string &in, int line, Operand &o,
                           std::unordered_map<std::string, int> &regs,
                           std::map<std::string, int64_t> &params,
-                          std::map<std::string, uint64_t> &shared,
-                          std::map<std::string, uint64_t> &local,
                           Space *space) {
   std::string s = trim(in);
   if (s.empty())
@@ -552,8 +555,7 @@ bool Parser::parseOperand(const std::string &in, int line, Operand &o,
     o.kind = Operand::Vec;
     for (const std::string &e : splitOperands(s.substr(1, s.size() - 2))) {
       o.elems.emplace_back();
-      if (!parseOperand(e, line, o.elems.back(), regs, params, shared, local,
-                        nullptr))
+      if (!parseOperand(e, line, o.elems.back(), regs, params, nullptr))
         return false;
     }
     return true;
@@ -589,20 +591,8 @@ bool Parser::parseOperand(const std::string &in, int line, Operand &o,
         *space = Space::Param;
       return true;
     }
-    if (auto it = shared.find(base); it != shared.end()) {
-      o.imm += int64_t(it->second);
-      return true;
-    }
-    if (!sym.dynamicShared.empty() && base == sym.dynamicShared) {
-      o.imm += int64_t(dynamicSharedOffset());
-      return true;
-    }
-    if (auto it = local.find(base); it != local.end()) {
-      o.imm += int64_t(it->second);
-      return true;
-    }
-    if (auto it = sym.global.find(base); it != sym.global.end()) {
-      o.imm += int64_t(it->second);
+    if (std::optional<uint64_t> address = symbol(base)) {
+      o.imm += int64_t(*address);
       return true;
     }
     return fail(line, "unknown symbol '" + base + "'");
@@ -633,21 +623,9 @@ bool Parser::parseOperand(const std::string &in, int line, Operand &o,
     return true;
   }
   // A symbol's address, or a label.
-  o.kind = Operand::Imm;
-  if (auto it = shared.find(s); it != shared.end()) {
-    o.imm = int64_t(it->second);
-    return true;
-  }
-  if (!sym.dynamicShared.empty() && s == sym.dynamicShared) {
-    o.imm = int64_t(dynamicSharedOffset());
-    return true;
-  }
-  if (auto it = local.find(s); it != local.end()) {
-    o.imm = int64_t(it->second);
-    return true;
-  }
-  if (auto it = sym.global.find(s); it != sym.global.end()) {
-    o.imm = int64_t(it->second);
+  if (std::optional<uint64_t> address = symbol(s)) {
+    o.kind = Operand::Imm;
+    o.imm = int64_t(*address);
     return true;
   }
   o.kind = Operand::Label;
@@ -657,9 +635,7 @@ bool Parser::parseOperand(const std::string &in, int line, Operand &o,
 
 bool Parser::parseInst(const Statement &s, Kernel &k,
                        std::unordered_map<std::string, int> &regs,
-                       std::map<std::string, int64_t> &params,
-                       std::map<std::string, uint64_t> &shared,
-                       std::map<std::string, uint64_t> &local) {
+                       std::map<std::string, int64_t> &params) {
   Inst in;
   in.line = s.line;
   std::string text = s.text;
@@ -787,12 +763,10 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
         types[3] != Ty::F32)
       return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
     in.srcType = types[1];
-    in.warp = true;
   }
   if (in.op == Op::Ldmatrix) {
     if (opcode.find("m8n8") == std::string::npos || in.type != Ty::B16)
       return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
-    in.warp = true;
   }
   if (in.op == Op::Setp && (types.size() != 1 ||
                             rest.find('|') != std::string::npos))
@@ -801,8 +775,7 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
   for (const std::string &o : splitOperands(rest)) {
     in.ops.emplace_back();
     Space sp = in.space;
-    if (!parseOperand(o, s.line, in.ops.back(), regs, params, shared, local,
-                      &sp))
+    if (!parseOperand(o, s.line, in.ops.back(), regs, params, &sp))
       return false;
     in.space = sp;
   }
@@ -871,11 +844,10 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
     return fail(header.line, "expected the body of '" + k.name + "'");
   ++i;
   std::unordered_map<std::string, int> regs;
-  std::map<std::string, uint64_t> shared = sym.shared, local;
   std::map<std::string, size_t> labels;
   k.sharedBytes = sym.sharedBytes;
   int depth = 1;
-  auto saved = sym.shared;
+  auto moduleShared = sym.shared; // kernel-local names shadow them
   for (; i < st.size(); ++i) {
     const Statement &s = st[i];
     const std::string &t = s.text;
@@ -914,22 +886,18 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
     if (t.rfind(".shared", 0) == 0 || t.rfind(".extern", 0) == 0) {
       if (!parseVariable(s, true, &k))
         return false;
-      shared = sym.shared;
       continue;
     }
     if (t.rfind(".local", 0) == 0) {
       if (!parseVariable(s, true, &k))
         return false;
-      for (auto &[name, addr] : sym.global)
-        if (addr >= kLocalWindow && addr < kLocalWindow + kWindowSize)
-          local[name] = addr - kLocalWindow;
       continue;
     }
     if (t.rfind(".pragma", 0) == 0 || t.rfind(".loc", 0) == 0)
       continue;
     if (t[0] == '.')
       return fail(s.line, "unsupported directive '" + t + "'");
-    if (!parseInst(s, k, regs, params, shared, local))
+    if (!parseInst(s, k, regs, params))
       return false;
   }
   if (depth != 0)
@@ -947,9 +915,8 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
   ret.op = Op::Ret;
   ret.line = header.line;
   k.code.push_back(ret);
-  sym.shared = saved;
-  for (auto it = sym.global.begin(); it != sym.global.end();)
-    it = it->second >= kLocalWindow ? sym.global.erase(it) : std::next(it);
+  sym.shared = std::move(moduleShared);
+  sym.local.clear();
   m.kernels.push_back(std::move(k));
   return true;
 }
