@@ -30,8 +30,8 @@ namespace {
 enum class Op : uint8_t {
   Mov, Add, Sub, Mul, MulWide, MulHi, Mad, Fma, Div, Rem, Min, Max, Neg, Abs,
   Sqrt, Rcp, Ex2, Lg2, Shl, Shr, And, Or, Xor, Not, Setp, Selp, Cvt, Cvta,
-  Ld, St, CpAsync, CpCommit, CpWait, CpWaitAll, Nop, Bar, Ldmatrix, Mma, Bra,
-  Ret
+  Ld, St, CpAsync, CpCommit, CpWait, CpWaitAll, Nop, Bar, Ldmatrix, Mma, Shfl,
+  Bra, Ret
 };
 
 enum class Ty : uint8_t {
@@ -47,6 +47,8 @@ enum class Cmp : uint8_t {
 };
 
 enum class Rnd : uint8_t { None, Rn, Rz, Rm, Rp, Rni, Rzi, Rmi, Rpi };
+
+enum class ShflMode : uint8_t { Up, Down, Bfly, Idx };
 
 enum Special : uint8_t {
   TidX, TidY, TidZ, NtidX, NtidY, NtidZ, CtaidX, CtaidY, CtaidZ, NctaidX,
@@ -71,6 +73,9 @@ struct Inst {
   Rnd rnd = Rnd::None;
   uint8_t vec = 1, count = 1;
   bool ftz = false, sat = false, trans = false, nan = false;
+  /// cvt.{f16x2,bf16x2}.f32 d, a, b: a to the upper half, b to the lower.
+  bool pack = false;
+  ShflMode shfl = ShflMode::Idx;
   Space cvtaSpace = Space::Global;
   bool cvtaTo = false;
   int32_t pred = -1;
@@ -669,6 +674,7 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       {"cvt", Op::Cvt},   {"cvta", Op::Cvta},   {"ld", Op::Ld},
       {"st", Op::St},     {"cp", Op::CpAsync},  {"bar", Op::Bar},
       {"barrier", Op::Bar}, {"ldmatrix", Op::Ldmatrix}, {"mma", Op::Mma},
+      {"shfl", Op::Shfl},
       {"bra", Op::Bra},   {"ret", Op::Ret},     {"exit", Op::Ret}};
   auto opIt = ops.find(base);
   if (opIt == ops.end())
@@ -682,6 +688,9 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       {"hs", Cmp::Hs},   {"equ", Cmp::Equ}, {"neu", Cmp::Neu},
       {"ltu", Cmp::Ltu}, {"leu", Cmp::Leu}, {"gtu", Cmp::Gtu},
       {"geu", Cmp::Geu}, {"num", Cmp::Num}, {"nan", Cmp::Nan}};
+  static const std::map<std::string, ShflMode> shflModes = {
+      {"up", ShflMode::Up}, {"down", ShflMode::Down},
+      {"bfly", ShflMode::Bfly}, {"idx", ShflMode::Idx}};
   static const std::map<std::string, Rnd> rnds = {
       {"rn", Rnd::Rn},   {"rz", Rnd::Rz},   {"rm", Rnd::Rm},
       {"rp", Rnd::Rp},   {"rni", Rnd::Rni}, {"rzi", Rnd::Rzi},
@@ -693,6 +702,11 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       types.push_back(t);
     } else if (in.op == Op::Setp && cmps.count(p)) {
       in.cmp = cmps.at(p);
+    } else if (in.op == Op::Cvt && (p == "f16x2" || p == "bf16x2")) {
+      in.pack = true;
+      types.push_back(p == "f16x2" ? Ty::F16 : Ty::BF16);
+    } else if (in.op == Op::Shfl && shflModes.count(p)) {
+      in.shfl = shflModes.at(p);
     } else if (rnds.count(p)) {
       in.rnd = rnds.at(p);
     } else if (p == "global" || p == "shared" || p == "local" ||
@@ -772,7 +786,19 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
                             rest.find('|') != std::string::npos))
     return fail(s.line, "unsupported PTX instruction '" + opcode + " " +
                             rest + "'");
-  for (const std::string &o : splitOperands(rest)) {
+  std::vector<std::string> operands = splitOperands(rest);
+  // shfl's `d|p`: the predicate goes last.
+  if (in.op == Op::Shfl && !operands.empty()) {
+    size_t bar = operands[0].find('|');
+    if (bar != std::string::npos) {
+      operands.push_back(trim(operands[0].substr(bar + 1)));
+      operands[0] = trim(operands[0].substr(0, bar));
+    }
+    if (operands.size() < 5 || types.size() != 1 || types[0] != Ty::B32)
+      return fail(s.line, "unsupported PTX instruction '" + opcode + " " +
+                              rest + "'");
+  }
+  for (const std::string &o : operands) {
     in.ops.emplace_back();
     Space sp = in.space;
     if (!parseOperand(o, s.line, in.ops.back(), regs, params, &sp))
@@ -1021,6 +1047,7 @@ private:
   bool sharedAccess(const Thread &t, const Inst &in, const char *p,
                     unsigned bytes, bool write);
   bool ldmatrix(unsigned warp, const Inst &in);
+  bool shfl(unsigned warp, const Inst &in);
   void mma(unsigned warp, const Inst &in);
 
   const Module &m;
@@ -1494,8 +1521,16 @@ bool Block::runThread(Thread &t) {
       set(t, o[0], (get(t, o[3]) & 1) ? get(t, o[1]) : get(t, o[2]));
       break;
     case Op::Cvt:
-      set(t, o[0], convert(get(t, o[1]), in.srcType, ty, in.rnd, in.ftz,
-                           in.sat));
+      if (in.pack)
+        set(t, o[0],
+            (convert(get(t, o[1]), in.srcType, ty, in.rnd, in.ftz, in.sat) &
+             0xffff) << 16 |
+                (convert(get(t, o[2]), in.srcType, ty, in.rnd, in.ftz,
+                         in.sat) &
+                 0xffff));
+      else
+        set(t, o[0], convert(get(t, o[1]), in.srcType, ty, in.rnd, in.ftz,
+                             in.sat));
       break;
     case Op::Cvta: {
       uint64_t a = get(t, o[1]);
@@ -1574,7 +1609,7 @@ bool Block::runThread(Thread &t) {
       t.state = State::Barrier;
       executed += count;
       return true;
-    case Op::Ldmatrix: case Op::Mma:
+    case Op::Ldmatrix: case Op::Mma: case Op::Shfl:
       t.state = State::Warp;
       executed += count;
       return true;
@@ -1613,6 +1648,42 @@ bool Block::ldmatrix(unsigned warp, const Inst &in) {
       uint16_t hi = in.trans ? mat[m][col + 1][row] : mat[m][row][col + 1];
       set(t, in.ops[0].elems[m], uint64_t(lo) | uint64_t(hi) << 16);
     }
+  }
+  return true;
+}
+
+bool Block::shfl(unsigned warp, const Inst &in) {
+  // PTX ISA, shfl.sync: c packs the clamp value (bits 0-4) and the segment
+  // mask (bits 8-12); a source lane outside the segment reads its own value.
+  uint64_t a[32];
+  for (unsigned l = 0; l < 32; ++l)
+    a[l] = get(threads[warp * 32 + l], in.ops[1]);
+  for (unsigned l = 0; l < 32; ++l) {
+    Thread &t = threads[warp * 32 + l];
+    if (uint32_t(get(t, in.ops[4])) != 0xffffffffu)
+      return failWith(Failure::LaunchFailed, t, in,
+                      "shfl.sync with a partial member mask");
+    uint32_t b = uint32_t(get(t, in.ops[2])) & 31;
+    uint32_t c = uint32_t(get(t, in.ops[3]));
+    uint32_t clamp = c & 31, segmask = (c >> 8) & 31;
+    uint32_t maxLane = (l & segmask) | (clamp & ~segmask);
+    uint32_t minLane = l & segmask;
+    int64_t j = 0;
+    bool valid = false;
+    switch (in.shfl) {
+    case ShflMode::Up: j = int64_t(l) - b; valid = j >= int64_t(maxLane); break;
+    case ShflMode::Down: j = l + b; valid = j <= int64_t(maxLane); break;
+    case ShflMode::Bfly: j = l ^ b; valid = j <= int64_t(maxLane); break;
+    case ShflMode::Idx:
+      j = minLane | (b & ~segmask);
+      valid = j <= int64_t(maxLane);
+      break;
+    }
+    if (!valid)
+      j = l;
+    set(t, in.ops[0], a[j] & 0xffffffffu);
+    if (in.ops.size() > 5)
+      set(t, in.ops[5], valid);
   }
   return true;
 }
@@ -1673,6 +1744,9 @@ bool Block::warpStep(unsigned warp) {
   }
   if (in.op == Op::Ldmatrix) {
     if (!ldmatrix(warp, in))
+      return false;
+  } else if (in.op == Op::Shfl) {
+    if (!shfl(warp, in))
       return false;
   } else {
     mma(warp, in);

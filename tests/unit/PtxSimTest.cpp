@@ -1,7 +1,8 @@
 //===- PtxSimTest.cpp - The PTX interpreter of the fake driver ------------===//
 //
-// Hand-written PTX: shared memory and a barrier, early exits, the faults a
-// GPU reports (out of bounds, misaligned), and a race on shared memory. The interpreter's
+// Hand-written PTX: shared memory and a barrier, early exits, warp shuffles,
+// packed conversions, the faults a GPU reports (out of bounds, misaligned),
+// and a race on shared memory. The interpreter's
 // tensor-core instructions are checked end to end instead: the bf16
 // char-GPT's packages against the CPU (tests/lit/e2e/ptx-vs-cpu.test).
 //
@@ -11,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -74,6 +76,45 @@ $L__BB0_2:
 
 	ld.param.b64 	%rd1, [offset_v4_param_0];
 	ld.global.v4.b32 	{%r1, %r2, %r3, %r4}, [%rd1+4];
+	ret;
+
+}
+)";
+
+// Lane l of one warp reads in[l] and writes to out[8l..8l+4]: the value of
+// lane l^1 (butterfly), of lane l+3 with its validity (down, clamped at
+// lane 31), of lane 1 of its group of 4 (indexed, width 4), and in[l] and
+// in[l^1] as bf16 packed in one register (in[l] in the upper half).
+const char *kShuffles = R"(
+.version 8.0
+.target sm_80
+.address_size 64
+
+.visible .entry shuffles(
+	.param .u64 shuffles_param_0,
+	.param .u64 shuffles_param_1
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<12>;
+	.reg .b64 	%rd<8>;
+
+	ld.param.b64 	%rd1, [shuffles_param_0];
+	ld.param.b64 	%rd2, [shuffles_param_1];
+	mov.u32 	%r1, %tid.x;
+	mul.wide.u32 	%rd3, %r1, 4;
+	add.s64 	%rd4, %rd1, %rd3;
+	ld.global.b32 	%r2, [%rd4];
+	mov.b32 	%r9, -1;
+	shfl.sync.bfly.b32 	%r3, %r2, 1, 31, %r9;
+	shfl.sync.down.b32 	%r4|%p1, %r2, 3, 31, %r9;
+	selp.b32 	%r5, 1, 0, %p1;
+	shfl.sync.idx.b32 	%r6, %r2, 5, 7199, %r9;
+	cvt.rn.bf16x2.f32 	%r7, %r2, %r3;
+	mul.wide.u32 	%rd5, %r1, 32;
+	add.s64 	%rd6, %rd2, %rd5;
+	st.global.v4.b32 	[%rd6], {%r3, %r4, %r5, %r6};
+	st.global.b32 	[%rd6+16], %r7;
 	ret;
 
 }
@@ -182,13 +223,45 @@ TEST(PtxSim, MisalignedVectorLoadFails) {
   EXPECT_NE(r.message.find("for 16 bytes"), std::string::npos) << r.message;
 }
 
+TEST(PtxSim, WarpShufflesAndPackedConversion) {
+  ModulePtr m = parseOrFail(kShuffles);
+  ASSERT_TRUE(m);
+  Memory mem;
+  mem.buffers = {std::vector<float>(32), std::vector<float>(32 * 8)};
+  for (int l = 0; l < 32; ++l)
+    mem.buffers[0][size_t(l)] = float(l) * 1.5f;
+  void *in = mem.buffers[0].data(), *out = mem.buffers[1].data();
+  void *params[] = {&in, &out};
+  ptxsim::LaunchResult r = ptxsim::launch(*m, "shuffles", {1, 1, 1},
+                                          {32, 1, 1}, 0, params,
+                                          mem.resolver(), 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  auto bits = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+  };
+  for (int l = 0; l < 32; ++l) {
+    const float *o = &mem.buffers[1][size_t(l) * 8];
+    const std::vector<float> &x = mem.buffers[0];
+    EXPECT_EQ(o[0], x[size_t(l ^ 1)]) << l;
+    EXPECT_EQ(o[1], x[size_t(l < 29 ? l + 3 : l)]) << l;
+    EXPECT_EQ(bits(o[2]), l < 29 ? 1u : 0u) << l;
+    EXPECT_EQ(o[3], x[size_t((l & 28) | 1)]) << l;
+    // The inputs are exact in bf16: their upper 16 bits.
+    EXPECT_EQ(bits(o[4]), (bits(x[size_t(l)]) & 0xffff0000u) |
+                              bits(x[size_t(l ^ 1)]) >> 16)
+        << l;
+  }
+}
+
 TEST(PtxSim, UnsupportedInstructionNamesItsLine) {
   std::string text = kReverse;
-  text.replace(text.find("add.rn.f32"), 10, "shfl.sync.bfly.b32");
+  text.replace(text.find("add.rn.f32"), 10, "tanh.approx.f32");
   std::string error;
   ModulePtr m(ptxsim::parse(text, error));
   EXPECT_FALSE(m);
-  EXPECT_EQ(error, "line 30: unsupported PTX instruction 'shfl.sync.bfly.b32'");
+  EXPECT_EQ(error, "line 30: unsupported PTX instruction 'tanh.approx.f32'");
   error.clear();
   ModulePtr none(ptxsim::parse("\x50\xed\x55\xba binary", error));
   EXPECT_FALSE(none);
