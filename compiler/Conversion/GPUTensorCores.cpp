@@ -9,6 +9,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Conversion/MmaUtils.h"
+#include "compiler/Conversion/NNToLinalg/FlashAttention.h"
 
 #include "dialects/precision/IR/PrecisionDialect.h"
 
@@ -599,10 +601,8 @@ void allocsToAttributions(gpu::LaunchOp launch, int64_t factor) {
   }
 }
 
-/// nvgpu.mma.sync on f16-typed operands holding bf16 bits -> nvvm.mma.sync
-/// of type bf16. The fragment layouts of m16n8k16 are the same for both
-/// types; only the operand registers are i32 (two bf16 each) instead of
-/// vector<2xf16>.
+} // namespace
+
 LogicalResult retypeMmaToBF16(gpu::LaunchOp launch) {
   SmallVector<nvgpu::MmaSyncOp> mmas;
   launch.getBody().walk([&](nvgpu::MmaSyncOp op) { mmas.push_back(op); });
@@ -650,6 +650,8 @@ LogicalResult retypeMmaToBF16(gpu::LaunchOp launch) {
   }
   return success();
 }
+
+namespace {
 
 /// Drops the f16 -> bf16 bitcasts of a bf16 contraction's body, so that it
 /// reads as an f16 contraction: MLIR 22's vector-to-nvgpu conversion only
@@ -819,6 +821,13 @@ struct GPUTensorCoreMatmulsPass
           pipelineCopies(*copyLoop);
       }
     }
+    // Attention kernels (convert-nn-to-linalg{mma-attention}).
+    WalkResult attention = getOperation().walk([](gpu::LaunchOp launch) {
+      return failed(expandMmaAttention(launch)) ? WalkResult::interrupt()
+                                                : WalkResult::advance();
+    });
+    if (attention.wasInterrupted())
+      signalPassFailure();
   }
 };
 

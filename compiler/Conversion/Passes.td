@@ -22,6 +22,12 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
            "Lower f32 attention and its gradient (head dimensions <= 128) "
            "to flash-style row loops (scf.forall with an online softmax) "
            "that never build a (queries x keys) tensor">,
+    Option<"mmaAttention", "mma-attention", "bool", /*default=*/"false",
+           "With flash-attention: the forward pass of attention on "
+           "bf16/f16-rounded operands (the mixed-precision policy's) as a "
+           "GPU kernel on tensor cores (mma.sync) when its shapes allow "
+           "(sequence lengths multiples of 64, head dimensions multiples of "
+           "16 up to 128)">,
     Option<"rowKernels", "row-kernels", "bool", /*default=*/"false",
            "Lower f32 softmax (last dimension), layer and RMS norm (one "
            "normalized dimension), cross-entropy and their gradients to one "
@@ -37,7 +43,12 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect",
                            "mlir::math::MathDialect",
                            "mlir::scf::SCFDialect",
-                           "mlir::vector::VectorDialect"];
+                           "mlir::vector::VectorDialect",
+                           "mlir::gpu::GPUDialect",
+                           "mlir::nvgpu::NVGPUDialect",
+                           "mlir::NVVM::NVVMDialect",
+                           "mlir::LLVM::LLVMDialect",
+                           "mlir::ub::UBDialect"];
 }
 
 def ConvertOptimToLinalg : Pass<"convert-optim-to-linalg", "mlir::ModuleOp"> {

@@ -112,9 +112,12 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, bool useBlas) {
 static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
   std::vector<std::string> passes = {
       // Attention as flash-style row loops (scf.forall, online softmax):
-      // no (queries x keys) tensor, forward or backward. Softmax, the
-      // norms and cross-entropy as one loop per row each (row kernels).
-      "convert-nn-to-linalg{flash-attention row-kernels}",
+      // no (queries x keys) tensor, forward or backward; with tensor
+      // cores, the forward pass on bf16/f16 operands as an mma.sync
+      // kernel. Softmax, the norms and cross-entropy as one loop per row
+      // each (row kernels).
+      std::string("convert-nn-to-linalg{flash-attention row-kernels") +
+          (tensorCores ? " mma-attention}" : "}"),
       "convert-optim-to-linalg",
       // Contractions on bf16/f16-rounded operands become half-precision
       // matmuls for the tensor cores (before the roundings are lowered).

@@ -10,7 +10,9 @@ random batch.
 Bounds (relative): 1e-4 for f32 specs and 2e-2 for bf16/fp16 (the
 issue's bounds for GPU vs CPU), on the losses, validation losses and the
 forward outputs. The first step's loss sees identical inputs and weights,
-so it must agree to 1e-6 (1e-5 for mixed precision on tensor cores). The gradient norm is bounded by 1e-3: both
+so it must agree to 1e-6 (1e-4 for mixed precision on tensor cores, where
+attention multiplies v by probabilities rounded to bf16/f16). The gradient
+norm is bounded by 1e-3: both
 pipelines sum its squares in the same partial sums (9e-8 apart in f32),
 but in bf16 the gradients themselves differ by roundings (1.5e-4). Mixed
 precision amplifies f32 summation-order
@@ -55,13 +57,25 @@ np.random.seed(0)
 np.random.randint(0, 80, 20000).astype(np.uint16).tofile(f"{work}/tokens.bin")
 
 
-def spec(name, source, edits):
+def edited(source, edits):
     text = open(os.path.join(root, source)).read()
     for old, new in edits:
         assert re.search(old, text), (source, old)
         text = re.sub(old, new, text)
-    path = f"{work}/{name}.tsr"
-    open(path, "w").write(text)
+    return text
+
+
+def spec(name, source, edits, nn_edits=()):
+    """The spec `source` with `edits`; with `nn_edits`, in a folder of its
+    own beside the standard library's nn.tsr with those edits (imports look
+    next to the importing file first)."""
+    folder = work
+    if nn_edits:
+        folder = f"{work}/{name}"
+        os.makedirs(folder, exist_ok=True)
+        open(f"{folder}/nn.tsr", "w").write(edited("stdlib/nn.tsr", nn_edits))
+    path = f"{folder}/{name}.tsr"
+    open(path, "w").write(edited(source, edits))
     return path
 
 
@@ -83,7 +97,17 @@ cases = [
     ("gpt_fp16", spec("gpt_fp16", GPT, TOKENS + [(r"precision = bf16\(master=f32\)",
                                                   "precision = fp16(loss_scale=dynamic, growth_interval=2)")]),
      "pretrain", 2e-2),
-]
+] + ([
+    # The attention kernel on tensor cores (PTX only): GPT-2's head
+    # dimension (64); and attention without the causal mask (every key
+    # tile, no masking).
+    ("gpt_bf16_hd64", spec("gpt_bf16_hd64", GPT, TOKENS + [(r"heads=4", "heads=2")]),
+     "pretrain", 2e-2),
+    ("gpt_fp16_full", spec("gpt_fp16_full", GPT, TOKENS + [(r"precision = bf16\(master=f32\)",
+                                                          "precision = fp16(loss_scale=dynamic)")],
+                           nn_edits=[(r"causal=true", "causal=false")]),
+     "pretrain", 2e-2),
+] if ptx else [])
 
 STEPS = 3 if ptx else 4
 failed = False
@@ -132,8 +156,11 @@ for name, path, entry, bound in cases:
     yerr = float(np.abs(ygpu - ycpu).max() / np.abs(ycpu).max())
     # The tensor cores sum each product's k in another order than the CPU,
     # which mixed precision's roundings turn into 2.3e-6 (fp16) on the
-    # first loss; f32 products are plain loops in both pipelines.
-    first_bound = 1e-5 if ptx and bound > 1e-4 else 1e-6
+    # first loss; and attention on tensor cores rounds the probabilities
+    # to bf16/f16 before they multiply v (the CPU keeps them in f32):
+    # 1.3e-5 with bf16 and 64-wide heads. f32 products are plain loops in
+    # both pipelines.
+    first_bound = 1e-4 if ptx and bound > 1e-4 else 1e-6
     ok = (len(gpu) == len(cpu) and first <= first_bound and max(worst, yerr) <= bound
           and worst_norm <= 1e-3)
     failed |= not ok

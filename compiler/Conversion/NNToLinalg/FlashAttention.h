@@ -11,6 +11,7 @@
 #ifndef TESSERA_CONVERSION_FLASHATTENTION_H
 #define TESSERA_CONVERSION_FLASHATTENTION_H
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 
@@ -43,6 +44,28 @@ buildFlashAttentionGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
                         mlir::Value q, mlir::Value k, mlir::Value v,
                         mlir::Value o, double scale, bool causal,
                         mlir::Value forwardLse = {});
+
+/// Whether attention over q [N, T, D], k [N, S, D], v [N, S, E] can run
+/// as buildMmaAttention's kernel: static shapes, T and S multiples of 64,
+/// D and E multiples of 16 up to 128.
+bool mmaAttentionApplies(mlir::RankedTensorType q, mlir::RankedTensorType k,
+                         mlir::RankedTensorType v);
+
+/// buildFlashAttention as a GPU kernel on tensor cores, for q, k, v whose
+/// f32 values are exactly representable in `format` ("bf16" or "f16"): the
+/// products take them in that format and accumulate in f32; the
+/// probabilities are rounded to it before they multiply v. Builds, between
+/// bufferization.to_buffer and to_tensor, a gpu.launch whose body only
+/// stands in for the kernel (barriers would stop the deallocation passes);
+/// expandMmaAttention builds the kernel once the buffers are final.
+FlashForward buildMmaAttention(mlir::OpBuilder &b, mlir::Location loc,
+                               mlir::Value q, mlir::Value k, mlir::Value v,
+                               double scale, bool causal, bool withLse,
+                               llvm::StringRef format);
+
+/// Replaces the stand-in body of a launch from buildMmaAttention by the
+/// kernel; leaves other launches alone.
+llvm::LogicalResult expandMmaAttention(mlir::gpu::LaunchOp launch);
 
 } // namespace tessera
 

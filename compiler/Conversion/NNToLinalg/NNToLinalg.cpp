@@ -12,6 +12,7 @@
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
 #include "compiler/Conversion/NNToLinalg/RowKernels.h"
 #include "dialects/nn/IR/NNDialect.h"
+#include "dialects/precision/IR/PrecisionDialect.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -963,9 +964,22 @@ SmallVector<Value> lowerFlashAttentionGrad(PatternRewriter &b,
 }
 
 struct AttentionLowering : StaticPattern<nn::AttentionOp> {
-  AttentionLowering(MLIRContext *ctx, bool useBlas, bool flash)
-      : StaticPattern(ctx), useBlas(useBlas), flash(flash) {}
-  bool useBlas, flash;
+  AttentionLowering(MLIRContext *ctx, bool useBlas, bool flash, bool mma)
+      : StaticPattern(ctx), useBlas(useBlas), flash(flash), mma(mma) {}
+  bool useBlas, flash, mma;
+
+  /// The format ("bf16"/"f16") all of q, k and v are rounded to by the
+  /// mixed-precision policy, or "" when they are not.
+  static StringRef roundedFormat(nn::AttentionOp op) {
+    StringRef format;
+    for (Value x : {op.getQuery(), op.getKey(), op.getValue()}) {
+      auto round = x.getDefiningOp<precision::RoundOp>();
+      if (!round || (!format.empty() && round.getFormat() != format))
+        return "";
+      format = round.getFormat();
+    }
+    return format;
+  }
 
   /// Scale, causal mask (-inf above the diagonal) and softmax of scores
   /// whose last two dimensions are (query, key).
@@ -1003,10 +1017,16 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
         if (auto grad = dyn_cast<nn::AttentionGradOp>(user))
           if (isGradientOf(grad, op))
             grads.push_back(grad);
-      FlashForward fwd = buildFlashAttention(
-          b, loc, flattenBatch(b, loc, op.getQuery()),
-          flattenBatch(b, loc, op.getKey()), flattenBatch(b, loc, op.getValue()),
-          sc, op.getCausal(), /*withLse=*/!grads.empty());
+      Value q3 = flattenBatch(b, loc, op.getQuery());
+      Value k3 = flattenBatch(b, loc, op.getKey());
+      Value v3 = flattenBatch(b, loc, op.getValue());
+      StringRef format = mma ? roundedFormat(op) : "";
+      FlashForward fwd =
+          !format.empty() && mmaAttentionApplies(ty(q3), ty(k3), ty(v3))
+              ? buildMmaAttention(b, loc, q3, k3, v3, sc, op.getCausal(),
+                                  /*withLse=*/!grads.empty(), format)
+              : buildFlashAttention(b, loc, q3, k3, v3, sc, op.getCausal(),
+                                    /*withLse=*/!grads.empty());
       Value o = unflattenBatch(b, loc, fwd.out, ty(op.getResult()));
       for (nn::AttentionGradOp grad : grads) {
         OpBuilder::InsertionGuard guard(b);
@@ -1665,7 +1685,8 @@ struct ConvertNNToLinalgPass
                  RMSNormGradLowering, EmbeddingGradLowering,
                  CrossEntropyGradLowering, SliceGradLowering>(&getContext());
     patterns.add<LinearLowering, MatmulLowering>(&getContext(), useBlas);
-    patterns.add<AttentionLowering>(&getContext(), useBlas, flashAttention);
+    patterns.add<AttentionLowering>(&getContext(), useBlas, flashAttention,
+                                   mmaAttention);
     patterns.add<AttentionGradLowering>(&getContext(), flashAttention);
     if (rowKernels)
       patterns.add<RowSoftmaxLowering, RowNormLowering<nn::LayerNormOp>,

@@ -1,0 +1,24 @@
+//===- MmaUtils.h - Shared pieces of the tensor-core kernels ----*- C++ -*-===//
+//
+// The tensor-core kernels (GPUTensorCores.cpp's matmuls, MmaAttention.cpp's
+// attention) build nvgpu.mma.sync on f16-typed fragments, whatever the
+// format of their bits; this turns the bf16 ones into what they mean.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TESSERA_CONVERSION_MMAUTILS_H
+#define TESSERA_CONVERSION_MMAUTILS_H
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
+namespace tessera {
+
+/// Rewrites every nvgpu.mma.sync in `launch` (f16-typed operands holding
+/// bf16 bits) into an nvvm.mma.sync of type bf16. The fragment layouts of
+/// m16n8k16 are the same for both types; only the operand registers are
+/// i32 (two bf16 each) instead of vector<2xf16>.
+llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
+
+} // namespace tessera
+
+#endif // TESSERA_CONVERSION_MMAUTILS_H
