@@ -30,8 +30,10 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <array>
 #include <limits>
 
 using namespace mlir;
@@ -197,6 +199,8 @@ FlashForward buildMmaAttention(OpBuilder &b, Location loc, Value q, Value k,
   // The body stands in for the kernel until the buffers are final (the
   // deallocation passes reject barriers): it reads q, k, v and writes the
   // outputs, so that those passes see the kernel's uses of the buffers.
+  // Input i is read at [0, 0, i], so that CSE keeps the reads apart when
+  // q, k and v are one tensor.
   auto c = [&](int64_t x) { return arith::ConstantIndexOp::create(b, loc, x); };
   auto launch = gpu::LaunchOp::create(b, loc, c(queries / kRows), c(batch),
                                       c(1), c(kThreads), c(1), c(1));
@@ -210,9 +214,10 @@ FlashForward buildMmaAttention(OpBuilder &b, Location loc, Value q, Value k,
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&launch.getBody().front());
     Value zero = c(0), sum;
-    for (Value in : {qb, kb, vb}) {
+    std::array<Value, 3> inputs = {qb, kb, vb};
+    for (auto [i, in] : llvm::enumerate(inputs)) {
       Value x = memref::LoadOp::create(b, loc, in,
-                                       ValueRange{zero, zero, zero});
+                                       ValueRange{zero, zero, c(int64_t(i))});
       sum = sum ? arith::AddFOp::create(b, loc, sum, x).getResult() : x;
     }
     memref::StoreOp::create(b, loc, sum, out, ValueRange{zero, zero, zero});
@@ -235,18 +240,21 @@ LogicalResult expandMmaAttention(gpu::LaunchOp launch) {
   if (!config)
     return success();
   launch->removeAttr(kMmaAttentionAttr);
-  // The buffers, from the stand-in body.
-  SmallVector<Value> in, outs;
+  // The buffers, from the stand-in body: input i is read at [0, 0, i];
+  // the output has rank 3, the log-sum-exp rank 2.
+  Value in[3], out, lse;
   for (Operation &op : launch.getBody().front()) {
-    if (auto load = dyn_cast<memref::LoadOp>(op))
-      in.push_back(load.getMemRef());
-    else if (auto store = dyn_cast<memref::StoreOp>(op))
-      outs.push_back(store.getMemRef());
+    if (auto load = dyn_cast<memref::LoadOp>(op)) {
+      std::optional<int64_t> i = getConstantIntValue(load.getIndices().back());
+      if (i && *i >= 0 && *i < 3)
+        in[*i] = load.getMemRef();
+    } else if (auto store = dyn_cast<memref::StoreOp>(op)) {
+      (store.getMemRefType().getRank() == 3 ? out : lse) = store.getMemRef();
+    }
   }
-  if (in.size() != 3 || outs.empty() || outs.size() > 2)
+  if (!in[0] || !in[1] || !in[2] || !out)
     return launch.emitOpError("internal error: not an attention stand-in");
-  Value qb = in[0], kb = in[1], vb = in[2], out = outs[0];
-  Value lse = outs.size() == 2 ? outs[1] : Value();
+  Value qb = in[0], kb = in[1], vb = in[2];
   double scale = cast<FloatAttr>(config.get("scale")).getValueAsDouble();
   bool causal = cast<BoolAttr>(config.get("causal")).getValue();
   StringRef format = cast<StringAttr>(config.get("format")).getValue();
