@@ -27,7 +27,9 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
            "bf16/f16-rounded operands (the mixed-precision policy's) as a "
            "GPU kernel on tensor cores (mma.sync) when its shapes allow "
            "(sequence lengths multiples of 64, head dimensions multiples of "
-           "16 up to 128)">,
+           "16 up to 128). The kernel's launch is a stand-in until "
+           "tessera-gpu-tensor-core-matmuls builds its body after "
+           "bufferization">,
     Option<"rowKernels", "row-kernels", "bool", /*default=*/"false",
            "Lower f32 softmax (last dimension), layer and RMS norm (one "
            "normalized dimension), cross-entropy and their gradients to one "
