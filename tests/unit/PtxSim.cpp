@@ -124,27 +124,17 @@ bool isFloat(Ty t) {
 // Numbers
 //===----------------------------------------------------------------------===//
 
-float f32(uint64_t v) {
-  float f;
-  uint32_t b = uint32_t(v);
-  std::memcpy(&f, &b, 4);
-  return f;
+/// The bits of `from` read as a `To` of the same size.
+template <typename To, typename From> To bitCast(From from) {
+  static_assert(sizeof(To) == sizeof(From), "sizes differ");
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
 }
-double f64(uint64_t v) {
-  double d;
-  std::memcpy(&d, &v, 8);
-  return d;
-}
-uint64_t bitsOf(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
-uint64_t bitsOf(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, 8);
-  return b;
-}
+float f32(uint64_t v) { return bitCast<float>(uint32_t(v)); }
+double f64(uint64_t v) { return bitCast<double>(v); }
+uint64_t bitsOf(float f) { return bitCast<uint32_t>(f); }
+uint64_t bitsOf(double d) { return bitCast<uint64_t>(d); }
 float bf16ToF32(uint16_t h) { return f32(uint64_t(h) << 16); }
 uint16_t f32ToBf16(float f) {
   uint32_t b = uint32_t(bitsOf(f));
@@ -1520,18 +1510,15 @@ bool Block::runThread(Thread &t) {
     case Op::Selp:
       set(t, o[0], (get(t, o[3]) & 1) ? get(t, o[1]) : get(t, o[2]));
       break;
-    case Op::Cvt:
-      if (in.pack)
-        set(t, o[0],
-            (convert(get(t, o[1]), in.srcType, ty, in.rnd, in.ftz, in.sat) &
-             0xffff) << 16 |
-                (convert(get(t, o[2]), in.srcType, ty, in.rnd, in.ftz,
-                         in.sat) &
-                 0xffff));
-      else
-        set(t, o[0], convert(get(t, o[1]), in.srcType, ty, in.rnd, in.ftz,
-                             in.sat));
+    case Op::Cvt: {
+      auto cvt = [&](const Operand &x) {
+        return convert(get(t, x), in.srcType, ty, in.rnd, in.ftz, in.sat);
+      };
+      set(t, o[0],
+          in.pack ? (cvt(o[1]) & 0xffff) << 16 | (cvt(o[2]) & 0xffff)
+                  : cvt(o[1]));
       break;
+    }
     case Op::Cvta: {
       uint64_t a = get(t, o[1]);
       uint64_t window = in.cvtaSpace == Space::Shared  ? kSharedWindow

@@ -102,7 +102,6 @@ struct Kernel {
   void loadTile(Value src, Value n, Value row0, Value tile, int64_t width) {
     int64_t perRow = width / 4;
     auto f32x4 = VectorType::get({4}, f32());
-    auto halfx4 = VectorType::get({4}, f16());
     for (int64_t it = 0; it < kRows * perRow / kThreads; ++it) {
       Value e = add(tid, it * kThreads);
       Value r = div(e, perRow), c = mulIdx(rem(e, perRow), 4);
@@ -110,15 +109,7 @@ struct Kernel {
                                        ValueRange{n, add(row0, r), c},
                                        /*nontemporal=*/false,
                                        llvm::MaybeAlign(16));
-      Value h;
-      if (bf16) {
-        h = arith::TruncFOp::create(
-            b, loc, VectorType::get({4}, b.getBF16Type()), x);
-        h = arith::BitcastOp::create(b, loc, halfx4, h);
-      } else {
-        h = arith::TruncFOp::create(b, loc, halfx4, x);
-      }
-      vector::StoreOp::create(b, loc, h, tile, ValueRange{r, c},
+      vector::StoreOp::create(b, loc, half(x), tile, ValueRange{r, c},
                               /*nontemporal=*/false, llvm::MaybeAlign(8));
     }
   }
@@ -130,7 +121,9 @@ struct Kernel {
         b, loc, VectorType::get({4, 2}, f16()), tile, ValueRange{row, col},
         b.getBoolAttr(transpose), b.getI32IntegerAttr(4));
   }
-  /// Rows {first, first + 1} of an x4 result: one B fragment.
+  /// Rows {first, first + 1} of an x4 result: one B fragment. (Built row
+  /// by row: a 2-D vector.extract_strided_slice is left unconverted by the
+  /// lowering to NVVM.)
   Value bFragment(Value x4, int64_t first) {
     auto t = VectorType::get({2, 2}, f16());
     Value frag = ub::PoisonOp::create(b, loc, t);
@@ -150,12 +143,17 @@ struct Kernel {
   Value elem(Value frag, int64_t h, int64_t j) {
     return vector::ExtractOp::create(b, loc, frag, ArrayRef<int64_t>{h, j});
   }
-  /// p (f32) rounded to the format's bits.
-  Value half(Value p) {
+  /// `x` (f32, scalar or vector) rounded to the format, as f16-typed bits.
+  Value half(Value x) {
+    auto as = [&](Type element) -> Type {
+      if (auto v = dyn_cast<VectorType>(x.getType()))
+        return v.clone(element);
+      return element;
+    };
     if (!bf16)
-      return arith::TruncFOp::create(b, loc, f16(), p);
-    Value h = arith::TruncFOp::create(b, loc, b.getBF16Type(), p);
-    return arith::BitcastOp::create(b, loc, f16(), h);
+      return arith::TruncFOp::create(b, loc, as(f16()), x);
+    Value h = arith::TruncFOp::create(b, loc, as(b.getBF16Type()), x);
+    return arith::BitcastOp::create(b, loc, as(f16()), h);
   }
 };
 
