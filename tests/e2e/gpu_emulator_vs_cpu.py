@@ -7,9 +7,12 @@ Both packages train the same steps from the same seed; their losses,
 gradient norms and validation losses must agree, and so must `forward` on a
 random batch.
 
+Then both run `train_step` once more, at the trained weights on one
+random batch: the loss and every gradient must agree too (normwise).
+
 Bounds (relative): 1e-4 for f32 specs and 2e-2 for bf16/fp16 (the
-issue's bounds for GPU vs CPU), on the losses, validation losses and the
-forward outputs. The first step's loss sees identical inputs and weights,
+issue's bounds for GPU vs CPU), on the losses, validation losses, the
+forward outputs and train_step's loss and gradients. The first step's loss sees identical inputs and weights,
 so it must agree to 1e-6 (1e-4 for mixed precision on tensor cores, where
 attention multiplies v by probabilities rounded to bf16/f16). The gradient
 norm is bounded by 1e-3: both
@@ -143,8 +146,29 @@ for name, path, entry, bound in cases:
                         "--weights", f"{out}/step-{STEPS:08d}.safetensors",
                         "--output", f"{work}/{name}-{target}-y.npy"], check=True,
                        stdout=subprocess.DEVNULL, env=env)
-        metrics[target] = (records, np.load(f"{work}/{name}-{target}-y.npy"))
-    (cpu, ycpu), (gpu, ygpu) = metrics["cpu"], metrics[other]
+        # train_step's loss and gradients at the trained weights, on a
+        # random batch (the same for both packages; integers are tokens or
+        # class labels, valid for both models below 3).
+        step = next(e for e in manifest["entry_points"] if e["name"] == "train_step")
+        args = [tessera, "run", pkg, "--entry", "train_step",
+                "--weights", f"{out}/step-{STEPS:08d}.safetensors"]
+        for i, x in enumerate(step["inputs"]):
+            data = (rng.integers(0, 3, x["shape"]).astype(np.int32) if x["dtype"] == "i32"
+                    else rng.standard_normal(x["shape"]).astype(np.float32))
+            np.save(f"{work}/{name}-step-{i}.npy", data)
+            args += ["--input", f"{x['name']}={work}/{name}-step-{i}.npy"]
+        names = [o["name"] for o in step["outputs"]]
+        for n in names:
+            args += ["--output", f"{n}={work}/{name}-{target}-{n}.npy"]
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, env=env)
+        grads = {n: np.load(f"{work}/{name}-{target}-{n}.npy").astype(np.float64) for n in names}
+        metrics[target] = (records, np.load(f"{work}/{name}-{target}-y.npy"), grads)
+    (cpu, ycpu, gcpu), (gpu, ygpu, ggpu) = metrics["cpu"], metrics[other]
+    gerr, gworst = 0.0, ""
+    for n in gcpu:
+        e = float(np.linalg.norm(ggpu[n] - gcpu[n]) / max(np.linalg.norm(gcpu[n]), 1e-30))
+        if e >= gerr:
+            gerr, gworst = e, n
     worst, worst_norm = 0.0, 0.0
     for a, b in zip(gpu, cpu):
         for key in ("loss", "val_loss"):
@@ -161,9 +185,10 @@ for name, path, entry, bound in cases:
     # 1.3e-5 with bf16 and 64-wide heads. f32 products are plain loops in
     # both pipelines.
     first_bound = 1e-4 if ptx and bound > 1e-4 else 1e-6
-    ok = (len(gpu) == len(cpu) and first <= first_bound and max(worst, yerr) <= bound
+    ok = (len(gpu) == len(cpu) and first <= first_bound and max(worst, yerr, gerr) <= bound
           and worst_norm <= 1e-3)
     failed |= not ok
     print(f"{name}: {STEPS} steps, first loss {first:.1e}, losses {worst:.1e}, forward {yerr:.1e}, "
-          f"grad norms {worst_norm:.1e}, bound {bound:g}: {'ok' if ok else 'FAILED'}")
+          f"grad norms {worst_norm:.1e}, gradients {gerr:.1e} ({gworst}), bound {bound:g}: "
+          f"{'ok' if ok else 'FAILED'}")
 sys.exit(1 if failed else 0)

@@ -63,8 +63,19 @@ FlashForward buildMmaAttention(mlir::OpBuilder &b, mlir::Location loc,
                                double scale, bool causal, bool withLse,
                                llvm::StringRef format);
 
-/// Replaces the stand-in body of a launch from buildMmaAttention by the
-/// kernel; leaves other launches alone.
+/// {dq, dk, dv} of buildMmaAttention's attention, given the gradient g and
+/// the forward pass's out and lse: two kernels on tensor cores, one for dq
+/// (it also writes D = rowsum(g o)) and one for dk and dv. g and the
+/// gradients of the scores are rounded to `format` where they enter the
+/// products. Stand-in launches, as in buildMmaAttention.
+llvm::SmallVector<mlir::Value, 3>
+buildMmaAttentionGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
+                      mlir::Value q, mlir::Value k, mlir::Value v,
+                      mlir::Value o, mlir::Value lse, double scale, bool causal,
+                      llvm::StringRef format);
+
+/// Replaces the stand-in body of a launch from buildMmaAttention or
+/// buildMmaAttentionGrad by its kernel; leaves other launches alone.
 llvm::LogicalResult expandMmaAttention(mlir::gpu::LaunchOp launch);
 
 } // namespace tessera

@@ -1,21 +1,39 @@
 //===- MmaAttention.cpp - Flash attention on tensor cores -----------------===//
 //
-// The forward pass of attention as one GPU kernel whose products run on
-// tensor cores (mma.sync m16n8k16), in the manner of FlashAttention-2.
+// Attention and its gradients as GPU kernels whose products run on tensor
+// cores (mma.sync m16n8k16), in the manner of FlashAttention-2.
 //
-// A block of 4 warps owns 64 query rows of one (batch, head); each warp
-// owns 16 of them. The block's Q tile goes through shared memory into
-// registers once (A fragments). For each tile of 64 keys the block copies
-// K and V into shared memory (f32 -> bf16/f16), then each warp
+// Every kernel is a block of 4 warps that owns 64 rows (of queries, or of
+// keys for dk/dv) of one (batch, head); each warp owns 16 of them, whose
+// operand fragments it loads once (ldmatrix from shared memory). The block
+// then walks the other sequence 64 rows at a time: it copies those tiles
+// into shared memory (f32 -> bf16/f16) and each warp multiplies
 //
-//   S = Q K^T          mma: A = Q fragments, B = K rows by ldmatrix
-//   online softmax     on S's accumulator fragments: a thread holds 2 rows
-//                      x 16 columns, the row max/sum take two shuffles
-//   O = O c + P V      P's accumulator fragments are, in half precision,
-//                      the A fragments of this product; V by ldmatrix.trans
+//   rows x tile^T   A = the warp's fragments, B = tile rows by ldmatrix
+//   X x tile        A = X's accumulator fragments rounded to the format,
+//                   B = the tile by ldmatrix.trans
 //
-// and at the end O / l and L = m + log(l). Shared memory rows are padded by
-// 8 halves so that the 8 rows an ldmatrix reads fall in distinct banks.
+// The forward pass, per query block and key tile:
+//
+//   S = Q K^T,  online softmax on S's fragments (a thread holds 2 rows x
+//   16 columns: the row max and sum take two quad shuffles), O = O c + P V;
+//   at the end O / l and L = m + log(l)
+//
+// The gradients, with P recomputed from L and D = rowsum(dO o O):
+//
+//   dq kernel, per query block, over key tiles:
+//     S = Q K^T, dP = dO V^T, dS = P (dP - D), dQ += dS K
+//   dk/dv kernel, per key block, over query tiles (transposed products):
+//     S^T = K Q^T, dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D),
+//     dK += dS^T Q
+//
+// dQ and dK are scaled once at the end. Shared-memory rows are padded by 8
+// halves so that the 8 rows an ldmatrix reads fall in distinct banks.
+//
+// The kernels are built in two steps: before bufferization, a gpu.launch
+// whose body only stands in for the kernel (it reads every input and
+// writes every output; the deallocation passes reject barriers); after
+// it, expandMmaAttention replaces that body by the kernel.
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,20 +59,41 @@ using namespace mlir;
 namespace tessera {
 namespace {
 
-/// Query rows per block and per warp, keys per tile, threads per block.
-constexpr int64_t kRows = 64, kWarpRows = 16, kKeys = 64, kThreads = 128;
-static_assert(kRows == kKeys, "the Q tile passes through the K tile");
+/// Rows per block and per warp, rows per tile of the other sequence,
+/// threads per block.
+constexpr int64_t kRows = 64, kWarpRows = 16, kTile = 64, kThreads = 128;
+static_assert(kRows == kTile, "a block's own rows pass through a tile");
 /// Halves of padding after each shared-memory row.
 constexpr int64_t kPad = 8;
 
-/// The builders of the kernel body. Fragments are nvgpu's: A is
+/// The elements of a warp's 16 x 64 accumulator tile held by one thread:
+/// [nt][h][j] is row g + 8 h, column 8 nt + 2 t4 + j (g = lane / 4,
+/// t4 = lane % 4).
+using Elements = SmallVector<std::array<std::array<Value, 2>, 2>>;
+
+/// The builders of the kernel bodies. Fragments are nvgpu's: A is
 /// vector<4x2xf16>, B vector<2x2xf16>, C vector<2x2xf32>; bf16 bits travel
 /// in f16 vectors (retypeMmaToBF16 gives the mma its real type).
 struct Kernel {
   OpBuilder &b;
   Location loc;
   bool bf16;
-  Value tid, lane, warp;
+  /// Thread, lane and warp; the lane's row g and column pair t4 in
+  /// accumulator fragments; the row and column a lane gives ldmatrix.
+  Value tid, lane, warp, g, t4, lane8, lane16, half16, quarter8, warpRow;
+
+  Kernel(OpBuilder &b, Location loc, bool bf16, Value threadId)
+      : b(b), loc(loc), bf16(bf16), tid(threadId) {
+    lane = rem(tid, 32);
+    warp = div(tid, 32);
+    g = div(lane, 4);
+    t4 = rem(lane, 4);
+    lane8 = rem(lane, 8);
+    lane16 = rem(lane, 16);
+    half16 = mulIdx(div(lane, 16), 8);           // (lane / 16) * 8
+    quarter8 = mulIdx(rem(div(lane, 8), 2), 8); // ((lane / 8) % 2) * 8
+    warpRow = mulIdx(warp, kWarpRows);
+  }
 
   Type f16() { return b.getF16Type(); }
   Type f32() { return b.getF32Type(); }
@@ -83,6 +122,12 @@ struct Kernel {
     return arith::MaximumFOp::create(b, loc, x, y);
   }
   Value exp(Value x) { return math::ExpOp::create(b, loc, x); }
+  Value lessThan(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, y);
+  }
+  Value select(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, loc, c, x, y);
+  }
   void barrier() { gpu::BarrierOp::create(b, loc); }
   /// `x` combined with the values of the lanes 1 and 2 apart: the 4
   /// threads of a quad hold one row of an accumulator fragment.
@@ -95,14 +140,30 @@ struct Kernel {
     }
     return x;
   }
+  /// Runs `body` in thread t4 == 0 of each quad only.
+  void inFirstOfQuad(function_ref<void()> body) {
+    Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, t4,
+                                        index(0));
+    auto ifOp = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    body();
+  }
+
+  /// A shared-memory tile: kTile rows of `width` halves, padded.
+  static MemRefType tileType(MLIRContext *ctx, int64_t width) {
+    auto shared =
+        gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    return MemRefType::get({kTile, width + kPad}, Float16Type::get(ctx),
+                           MemRefLayoutAttrInterface(), shared);
+  }
 
   /// Copies rows [row0, row0 + 64) of src[n] (f32, `width` columns) into
-  /// `tile` (64 x (width + kPad) halves), rounding to the format: each
-  /// thread moves 4 floats at a time.
+  /// `tile`, rounding to the format: each thread moves 4 floats at a time.
   void loadTile(Value src, Value n, Value row0, Value tile, int64_t width) {
     int64_t perRow = width / 4;
     auto f32x4 = VectorType::get({4}, f32());
-    for (int64_t it = 0; it < kRows * perRow / kThreads; ++it) {
+    for (int64_t it = 0; it < kTile * perRow / kThreads; ++it) {
       Value e = add(tid, it * kThreads);
       Value r = div(e, perRow), c = mulIdx(rem(e, perRow), 4);
       Value x = vector::LoadOp::create(b, loc, f32x4, src,
@@ -140,9 +201,6 @@ struct Kernel {
     return arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(VectorType::get({2, 2}, f32()), 0.0f));
   }
-  Value elem(Value frag, int64_t h, int64_t j) {
-    return vector::ExtractOp::create(b, loc, frag, ArrayRef<int64_t>{h, j});
-  }
   /// `x` (f32, scalar or vector) rounded to the format, as f16-typed bits.
   Value half(Value x) {
     auto as = [&](Type element) -> Type {
@@ -155,7 +213,492 @@ struct Kernel {
     Value h = arith::TruncFOp::create(b, loc, as(b.getBF16Type()), x);
     return arith::BitcastOp::create(b, loc, as(f16()), h);
   }
+
+  /// The A fragments of this warp's 16 rows of `tile`, one per 16 of its
+  /// `width` columns.
+  SmallVector<Value> rowFragments(Value tile, int64_t width) {
+    SmallVector<Value> frags;
+    for (int64_t kk = 0; kk < width / 16; ++kk)
+      frags.push_back(ldmatrix(tile, add(warpRow, lane16),
+                               add(half16, kk * 16), /*transpose=*/false));
+    return frags;
+  }
+
+  /// (16 rows) x tile^T for the tile rows [row0, row0 + rows): `a` are A
+  /// fragments over the tile's columns; the result is the thread's
+  /// elements of the 16 x rows product.
+  Elements timesTileT(ArrayRef<Value> a, Value tile, int64_t row0 = 0,
+                      int64_t rows = kTile) {
+    SmallVector<Value> acc(rows / 8);
+    for (Value &x : acc)
+      x = zeroC();
+    for (auto [kk, frag] : llvm::enumerate(a))
+      for (int64_t np = 0; np < rows / 16; ++np) {
+        Value x4 = ldmatrix(tile, add(add(half16, lane8), row0 + np * 16),
+                            add(quarter8, int64_t(kk) * 16), false);
+        acc[2 * np] = mma(frag, bFragment(x4, 0), acc[2 * np]);
+        acc[2 * np + 1] = mma(frag, bFragment(x4, 2), acc[2 * np + 1]);
+      }
+    Elements x(acc.size());
+    for (auto [nt, frag] : llvm::enumerate(acc))
+      for (int64_t h = 0; h < 2; ++h)
+        for (int64_t j = 0; j < 2; ++j)
+          x[nt][h][j] = vector::ExtractOp::create(b, loc, frag,
+                                                  ArrayRef<int64_t>{h, j});
+    return x;
+  }
+
+  /// acc += X tile[row0 : row0 + 8 x.size()], X being 16 x (8 x.size())
+  /// elements (rounded to the format: the accumulator fragments of 16
+  /// columns are the A fragment of 16 k) and `acc` the accumulators of 8
+  /// of the tile's columns each.
+  void accumulateTimesTile(const Elements &x, Value tile,
+                           MutableArrayRef<Value> acc, int64_t row0 = 0) {
+    auto aType = VectorType::get({4, 2}, f16());
+    for (int64_t kk = 0; kk < int64_t(x.size()) / 2; ++kk) {
+      SmallVector<Value> elems;
+      for (int64_t half = 0; half < 2; ++half)
+        for (int64_t h = 0; h < 2; ++h)
+          for (int64_t j = 0; j < 2; ++j)
+            elems.push_back(this->half(x[2 * kk + half][h][j]));
+      Value a = vector::FromElementsOp::create(b, loc, aType, elems);
+      for (int64_t dp = 0; dp < int64_t(acc.size()) / 2; ++dp) {
+        Value x4 = ldmatrix(tile, add(add(quarter8, lane8), row0 + kk * 16),
+                            add(half16, dp * 16), /*transpose=*/true);
+        acc[2 * dp] = mma(a, bFragment(x4, 0), acc[2 * dp]);
+        acc[2 * dp + 1] = mma(a, bFragment(x4, 2), acc[2 * dp + 1]);
+      }
+    }
+  }
+
+  /// Zero accumulators for a 16 x width product.
+  SmallVector<Value> zeroAccumulators(int64_t width) {
+    SmallVector<Value> acc;
+    for (int64_t dt = 0; dt < width / 8; ++dt)
+      acc.push_back(zeroC());
+    return acc;
+  }
+
+  /// Stores accumulators (times `scale` unless it is 1) as this warp's 16
+  /// rows of dst[n] from `row0` on, 2 floats at a time.
+  void storeRows(ArrayRef<Value> acc, double scale, Value dst, Value n,
+                 Value row0) {
+    auto f32x2 = VectorType::get({2}, f32());
+    Value factor = vector::BroadcastOp::create(b, loc, f32x2, cst(scale));
+    for (int64_t h = 0; h < 2; ++h)
+      for (auto [dt, frag] : llvm::enumerate(acc)) {
+        Value row = vector::ExtractOp::create(b, loc, frag, h);
+        if (scale != 1.0)
+          row = mul(row, factor);
+        vector::StoreOp::create(
+            b, loc, row, dst,
+            ValueRange{n, add(row0, add(warpRow, add(g, 8 * h))),
+                       add(mulIdx(t4, 2), int64_t(dt) * 8)},
+            /*nontemporal=*/false, llvm::MaybeAlign(8));
+      }
+  }
 };
+
+/// The attribute of a stand-in launch: {kernel, scale, causal, format}.
+constexpr llvm::StringLiteral kMmaAttentionAttr = "tessera.mma_attention";
+
+/// A launch of grid (gridX, gridY) x kThreads threads whose body stands in
+/// for a kernel: it reads each input (a memref) and writes each output,
+/// input i at [0, ..., 0, i] and output i at [0, ..., 0, i], so that the
+/// deallocation passes see the kernel's uses of the buffers and CSE keeps
+/// the reads of one buffer passed twice apart. The reads are vector.load:
+/// canonicalization turns a memref.load of a to_buffer into a
+/// tensor.extract (folded away when the tensor is a constant).
+void buildStandIn(OpBuilder &b, Location loc, int64_t gridX, int64_t gridY,
+                  ArrayRef<Value> inputs, ArrayRef<Value> outputs,
+                  DictionaryAttr config) {
+  auto c = [&](int64_t x) { return arith::ConstantIndexOp::create(b, loc, x); };
+  auto launch = gpu::LaunchOp::create(b, loc, c(gridX), c(gridY), c(1),
+                                      c(kThreads), c(1), c(1));
+  launch->setAttr(kMmaAttentionAttr, config);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&launch.getBody().front());
+  auto at = [&](Value m, int64_t i) {
+    SmallVector<Value> indices(cast<MemRefType>(m.getType()).getRank() - 1,
+                               c(0));
+    indices.push_back(c(i));
+    return indices;
+  };
+  Value sum;
+  for (auto [i, in] : llvm::enumerate(inputs)) {
+    Value x = vector::LoadOp::create(
+        b, loc, VectorType::get({1}, b.getF32Type()), in, at(in, i));
+    sum = sum ? arith::AddFOp::create(b, loc, sum, x).getResult() : x;
+  }
+  for (auto [i, out] : llvm::enumerate(outputs))
+    vector::StoreOp::create(b, loc, sum, out, at(out, i));
+  gpu::TerminatorOp::create(b, loc);
+}
+
+/// The inputs and outputs of a stand-in, in order.
+LogicalResult readStandIn(gpu::LaunchOp launch, size_t numInputs,
+                          SmallVectorImpl<Value> &inputs,
+                          SmallVectorImpl<Value> &outputs) {
+  inputs.assign(numInputs, Value());
+  for (Operation &op : launch.getBody().front()) {
+    auto place = [&](SmallVectorImpl<Value> &list, Value index, Value m) {
+      std::optional<int64_t> i = getConstantIntValue(index);
+      if (!i || *i < 0)
+        return;
+      if (size_t(*i) >= list.size())
+        list.resize(*i + 1);
+      list[*i] = m;
+    };
+    if (auto load = dyn_cast<vector::LoadOp>(op))
+      place(inputs, load.getIndices().back(), load.getBase());
+    else if (auto store = dyn_cast<vector::StoreOp>(op))
+      place(outputs, store.getIndices().back(), store.getBase());
+  }
+  if (inputs.size() != numInputs || llvm::is_contained(inputs, Value()) ||
+      outputs.empty() || llvm::is_contained(outputs, Value()))
+    return launch.emitOpError("internal error: not an attention stand-in");
+  return success();
+}
+
+struct Config {
+  double scale;
+  bool causal;
+};
+
+/// The forward kernel: inputs q, k, v; outputs out and, optionally, lse.
+void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
+                        ArrayRef<Value> out, Config cfg) {
+  OpBuilder &b = kr.b;
+  Location loc = kr.loc;
+  Value qb = in[0], kb = in[1], vb = in[2];
+  int64_t keys = cast<MemRefType>(vb.getType()).getDimSize(1);
+  int64_t d = cast<MemRefType>(qb.getType()).getDimSize(2);
+  int64_t e = cast<MemRefType>(vb.getType()).getDimSize(2);
+  Value kShared = launch.addWorkgroupAttribution(
+      Kernel::tileType(b.getContext(), d), loc);
+  Value vShared = launch.addWorkgroupAttribution(
+      Kernel::tileType(b.getContext(), e), loc);
+  Value qt = launch.getBlockIds().x, n = launch.getBlockIds().y;
+  Value q0 = kr.mulIdx(qt, kRows);
+
+  // Q: through the K tile into A fragments.
+  kr.loadTile(qb, n, q0, kShared, d);
+  kr.barrier();
+  SmallVector<Value> qa = kr.rowFragments(kShared, d);
+  kr.barrier();
+
+  // Keys tile by tile; with `causal`, up to the block's diagonal tile.
+  Value end = kr.index(keys / kTile);
+  if (cfg.causal)
+    end = arith::MinUIOp::create(b, loc, kr.add(qt, 1), end);
+  double inf = std::numeric_limits<double>::infinity();
+  SmallVector<Value> init = {kr.cst(-inf), kr.cst(-inf), kr.cst(0),
+                             kr.cst(0)};
+  llvm::append_range(init, kr.zeroAccumulators(e));
+  // Each thread's rows: g and g + 8 of its warp's 16.
+  Value myRow[2] = {kr.add(q0, kr.add(kr.warpRow, kr.g)),
+                    kr.add(q0, kr.add(kr.warpRow, kr.add(kr.g, 8)))};
+  auto loop = scf::ForOp::create(
+      b, loc, kr.index(0), end, kr.index(1), init,
+      [&](OpBuilder &, Location, Value kt, ValueRange a) {
+        Value k0 = kr.mulIdx(kt, kTile);
+        kr.loadTile(kb, n, k0, kShared, d);
+        kr.loadTile(vb, n, k0, vShared, e);
+        kr.barrier();
+
+        // Scaled and masked scores.
+        Elements x = kr.timesTileT(qa, kShared);
+        Value keyBase = kr.add(k0, kr.mulIdx(kr.t4, 2));
+        for (auto [nt, col] : llvm::enumerate(x))
+          for (int64_t h = 0; h < 2; ++h)
+            for (int64_t j = 0; j < 2; ++j) {
+              Value &val = col[h][j];
+              val = kr.mul(val, kr.cst(cfg.scale));
+              if (cfg.causal) {
+                Value key = kr.add(keyBase, int64_t(nt) * 8 + j);
+                val = kr.select(kr.lessThan(myRow[h], key), kr.cst(-inf), val);
+              }
+            }
+
+        // Online softmax per row.
+        SmallVector<Value> next(a.begin(), a.end());
+        Value corr[2];
+        for (int64_t h = 0; h < 2; ++h) {
+          Value mx;
+          for (auto &col : x)
+            for (Value val : col[h])
+              mx = mx ? kr.max(mx, val) : val;
+          mx = kr.quadReduce(mx, /*isMax=*/true);
+          Value mNew = kr.max(a[h], mx);
+          corr[h] = kr.exp(kr.sub(a[h], mNew));
+          Value sum = kr.mul(a[2 + h], corr[h]);
+          for (auto &col : x)
+            for (Value &val : col[h]) {
+              val = kr.exp(kr.sub(val, mNew));
+              sum = kr.add(sum, val);
+            }
+          next[h] = mNew;
+          next[2 + h] = sum;
+        }
+
+        // O = O c + P V.
+        auto cType = VectorType::get({2, 2}, kr.f32());
+        Value scaleC = vector::FromElementsOp::create(
+            b, loc, cType, ValueRange{corr[0], corr[0], corr[1], corr[1]});
+        MutableArrayRef<Value> o(next.begin() + 4, next.end());
+        for (Value &acc : o)
+          acc = kr.mul(acc, scaleC);
+        kr.accumulateTimesTile(x, vShared, o);
+        // The next tile overwrites K and V.
+        kr.barrier();
+        scf::YieldOp::create(b, loc, next);
+      });
+
+  // O / l and the log-sum-exp m + log(l).
+  Value col = kr.mulIdx(kr.t4, 2);
+  auto f32x2 = VectorType::get({2}, kr.f32());
+  for (int64_t h = 0; h < 2; ++h) {
+    Value l = kr.quadReduce(loop.getResult(2 + h), /*isMax=*/false);
+    Value inv = arith::DivFOp::create(b, loc, kr.cst(1.0), l);
+    Value invV = vector::BroadcastOp::create(b, loc, f32x2, inv);
+    for (int64_t dt = 0; dt < e / 8; ++dt) {
+      Value row = vector::ExtractOp::create(b, loc, loop.getResult(4 + dt), h);
+      vector::StoreOp::create(b, loc, kr.mul(row, invV), out[0],
+                              ValueRange{n, myRow[h], kr.add(col, dt * 8)},
+                              /*nontemporal=*/false, llvm::MaybeAlign(8));
+    }
+    if (out.size() > 1)
+      kr.inFirstOfQuad([&] {
+        Value logSumExp = kr.add(loop.getResult(h),
+                                 math::LogOp::create(b, loc, l).getResult());
+        memref::StoreOp::create(b, loc, logSumExp, out[1],
+                                ValueRange{n, myRow[h]});
+      });
+  }
+}
+
+/// The dq kernel: inputs g, q, k, v, o, lse; outputs dq and D = rowsum(g o).
+void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
+                      ArrayRef<Value> out, Config cfg) {
+  OpBuilder &b = kr.b;
+  Location loc = kr.loc;
+  Value gb = in[0], qb = in[1], kb = in[2], vb = in[3], ob = in[4],
+        lseb = in[5];
+  Value dq = out[0], delta = out[1];
+  int64_t keys = cast<MemRefType>(vb.getType()).getDimSize(1);
+  int64_t d = cast<MemRefType>(qb.getType()).getDimSize(2);
+  int64_t e = cast<MemRefType>(vb.getType()).getDimSize(2);
+  // Q, then K tiles; dO, then V tiles.
+  Value dTile = launch.addWorkgroupAttribution(
+      Kernel::tileType(b.getContext(), d), loc);
+  Value eTile = launch.addWorkgroupAttribution(
+      Kernel::tileType(b.getContext(), e), loc);
+  Value qt = launch.getBlockIds().x, n = launch.getBlockIds().y;
+  Value q0 = kr.mulIdx(qt, kRows);
+
+  kr.loadTile(qb, n, q0, dTile, d);
+  kr.loadTile(gb, n, q0, eTile, e);
+  kr.barrier();
+  SmallVector<Value> qa = kr.rowFragments(dTile, d);
+  SmallVector<Value> ga = kr.rowFragments(eTile, e);
+  kr.barrier();
+
+  // Each thread's rows, their log-sum-exp and D (in f32, from the
+  // fragment-shaped pieces of g and o the thread reads).
+  Value myRow[2] = {kr.add(q0, kr.add(kr.warpRow, kr.g)),
+                    kr.add(q0, kr.add(kr.warpRow, kr.add(kr.g, 8)))};
+  Value lse[2], dRow[2];
+  auto f32x2 = VectorType::get({2}, kr.f32());
+  for (int64_t h = 0; h < 2; ++h) {
+    lse[h] = memref::LoadOp::create(b, loc, lseb, ValueRange{n, myRow[h]});
+    Value sum;
+    for (int64_t dt = 0; dt < e / 8; ++dt) {
+      SmallVector<Value, 3> at = {n, myRow[h],
+                                  kr.add(kr.mulIdx(kr.t4, 2), dt * 8)};
+      auto load = [&](Value m) {
+        return vector::LoadOp::create(b, loc, f32x2, m, at,
+                                      /*nontemporal=*/false,
+                                      llvm::MaybeAlign(8));
+      };
+      Value prod = kr.mul(load(gb), load(ob));
+      sum = sum ? kr.add(sum, prod) : prod;
+    }
+    Value partial = vector::ReductionOp::create(
+        b, loc, vector::CombiningKind::ADD, sum);
+    dRow[h] = kr.quadReduce(partial, /*isMax=*/false);
+    kr.inFirstOfQuad([&] {
+      memref::StoreOp::create(b, loc, dRow[h], delta, ValueRange{n, myRow[h]});
+    });
+  }
+
+  Value end = kr.index(keys / kTile);
+  if (cfg.causal)
+    end = arith::MinUIOp::create(b, loc, kr.add(qt, 1), end);
+  auto loop = scf::ForOp::create(
+      b, loc, kr.index(0), end, kr.index(1), kr.zeroAccumulators(d),
+      [&](OpBuilder &, Location, Value kt, ValueRange a) {
+        Value k0 = kr.mulIdx(kt, kTile);
+        kr.loadTile(kb, n, k0, dTile, d);
+        kr.loadTile(vb, n, k0, eTile, e);
+        kr.barrier();
+        // 16 keys at a time (no row statistic spans the tile, and the
+        // products of a slab need fewer registers than the tile's):
+        // dS = P (dP - D), P = exp(S scale - L) (0 where masked), then
+        // dQ += dS K.
+        SmallVector<Value> acc(a.begin(), a.end());
+        for (int64_t slab = 0; slab < kTile; slab += 16) {
+          Elements s = kr.timesTileT(qa, dTile, slab, 16);
+          Elements dp = kr.timesTileT(ga, eTile, slab, 16);
+          Value keyBase = kr.add(k0, kr.add(kr.mulIdx(kr.t4, 2), slab));
+          for (auto [nt, col] : llvm::enumerate(s))
+            for (int64_t h = 0; h < 2; ++h)
+              for (int64_t j = 0; j < 2; ++j) {
+                Value p = kr.exp(
+                    kr.sub(kr.mul(col[h][j], kr.cst(cfg.scale)), lse[h]));
+                if (cfg.causal) {
+                  Value key = kr.add(keyBase, int64_t(nt) * 8 + j);
+                  p = kr.select(kr.lessThan(myRow[h], key), kr.cst(0), p);
+                }
+                col[h][j] = kr.mul(p, kr.sub(dp[nt][h][j], dRow[h]));
+              }
+          kr.accumulateTimesTile(s, dTile, acc, slab);
+        }
+        kr.barrier();
+        scf::YieldOp::create(b, loc, acc);
+      });
+  kr.storeRows(SmallVector<Value>(loop.getResults()), cfg.scale, dq, n, q0);
+}
+
+/// The dk/dv kernel: inputs g, q, k, v, lse, D; outputs dk, dv.
+void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
+                       ArrayRef<Value> out, Config cfg) {
+  OpBuilder &b = kr.b;
+  Location loc = kr.loc;
+  Value gb = in[0], qb = in[1], kb = in[2], vb = in[3], lseb = in[4],
+        deltab = in[5];
+  int64_t queries = cast<MemRefType>(qb.getType()).getDimSize(1);
+  int64_t d = cast<MemRefType>(qb.getType()).getDimSize(2);
+  int64_t e = cast<MemRefType>(vb.getType()).getDimSize(2);
+  // K, then Q tiles; V, then dO tiles.
+  Value dTile = launch.addWorkgroupAttribution(
+      Kernel::tileType(b.getContext(), d), loc);
+  Value eTile = launch.addWorkgroupAttribution(
+      Kernel::tileType(b.getContext(), e), loc);
+  // Row 0: the log-sum-exp of the tile's queries; row 1: their D.
+  auto shared = gpu::AddressSpaceAttr::get(b.getContext(),
+                                           gpu::AddressSpace::Workgroup);
+  Value stats = launch.addWorkgroupAttribution(
+      MemRefType::get({2, kTile}, kr.f32(), MemRefLayoutAttrInterface(),
+                      shared),
+      loc);
+  Value kt = launch.getBlockIds().x, n = launch.getBlockIds().y;
+  Value k0 = kr.mulIdx(kt, kRows);
+
+  kr.loadTile(kb, n, k0, dTile, d);
+  kr.loadTile(vb, n, k0, eTile, e);
+  kr.barrier();
+  SmallVector<Value> ka = kr.rowFragments(dTile, d);
+  SmallVector<Value> va = kr.rowFragments(eTile, e);
+  kr.barrier();
+
+  Value myKey[2] = {kr.add(k0, kr.add(kr.warpRow, kr.g)),
+                    kr.add(k0, kr.add(kr.warpRow, kr.add(kr.g, 8)))};
+  // With `causal`, query tiles from the block's diagonal one on.
+  Value begin = cfg.causal ? kt : kr.index(0);
+  SmallVector<Value> init = kr.zeroAccumulators(d);
+  llvm::append_range(init, kr.zeroAccumulators(e));
+  auto f32x2 = VectorType::get({2}, kr.f32());
+  auto loop = scf::ForOp::create(
+      b, loc, begin, kr.index(queries / kTile), kr.index(1), init,
+      [&](OpBuilder &, Location, Value qt, ValueRange a) {
+        Value q0 = kr.mulIdx(qt, kTile);
+        kr.loadTile(qb, n, q0, dTile, d);
+        kr.loadTile(gb, n, q0, eTile, e);
+        // The first 64 threads copy L, the others D.
+        Value col = kr.rem(kr.tid, kTile);
+        auto ifOp = scf::IfOp::create(b, loc, kr.lessThan(kr.tid, kr.index(kTile)),
+                                      /*withElseRegion=*/true);
+        for (auto [row, src] : llvm::enumerate(std::array{lseb, deltab})) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointToStart(row ? ifOp.elseBlock() : ifOp.thenBlock());
+          Value x = memref::LoadOp::create(b, loc, src,
+                                           ValueRange{n, kr.add(q0, col)});
+          memref::StoreOp::create(b, loc, x, stats,
+                                  ValueRange{kr.index(row), col});
+        }
+        kr.barrier();
+        // L or D of the thread's query columns 8 nt + 2 t4 + {0, 1}.
+        auto statPair = [&](int64_t row, int64_t nt) {
+          Value x = vector::LoadOp::create(
+              b, loc, f32x2, stats,
+              ValueRange{kr.index(row), kr.add(kr.mulIdx(kr.t4, 2), nt * 8)},
+              /*nontemporal=*/false, llvm::MaybeAlign(8));
+          return std::array<Value, 2>{vector::ExtractOp::create(b, loc, x, 0),
+                                      vector::ExtractOp::create(b, loc, x, 1)};
+        };
+        // 16 queries at a time: P^T = exp(S^T scale - L) (0 where
+        // masked), dV += P^T dO, dS^T = P^T (dP^T - D) with dP^T = V dO^T,
+        // dK += dS^T Q.
+        SmallVector<Value> acc(a.begin(), a.end());
+        MutableArrayRef<Value> dk(acc.begin(), acc.begin() + d / 8);
+        MutableArrayRef<Value> dv(acc.begin() + d / 8, acc.end());
+        for (int64_t slab = 0; slab < kTile; slab += 16) {
+          Elements p = kr.timesTileT(ka, dTile, slab, 16);
+          Elements dp = kr.timesTileT(va, eTile, slab, 16);
+          Value queryBase = kr.add(q0, kr.add(kr.mulIdx(kr.t4, 2), slab));
+          Elements ds(p.size());
+          for (auto [nt, col] : llvm::enumerate(p)) {
+            Value query = kr.add(queryBase, int64_t(nt) * 8);
+            std::array<Value, 2> lse = statPair(0, slab / 8 + nt);
+            std::array<Value, 2> delta = statPair(1, slab / 8 + nt);
+            for (int64_t h = 0; h < 2; ++h)
+              for (int64_t j = 0; j < 2; ++j) {
+                Value &val = col[h][j];
+                val = kr.exp(kr.sub(kr.mul(val, kr.cst(cfg.scale)), lse[j]));
+                if (cfg.causal)
+                  val = kr.select(kr.lessThan(kr.add(query, j), myKey[h]),
+                                  kr.cst(0), val);
+                ds[nt][h][j] = kr.mul(val, kr.sub(dp[nt][h][j], delta[j]));
+              }
+          }
+          kr.accumulateTimesTile(p, eTile, dv, slab);
+          kr.accumulateTimesTile(ds, dTile, dk, slab);
+        }
+        kr.barrier();
+        scf::YieldOp::create(b, loc, acc);
+      });
+  SmallVector<Value> results(loop.getResults());
+  kr.storeRows(ArrayRef(results).take_front(d / 8), cfg.scale, out[0], n, k0);
+  kr.storeRows(ArrayRef(results).drop_front(d / 8), 1.0, out[1], n, k0);
+}
+
+/// to_buffer (read-only) of a tensor, and a fresh f32 buffer.
+Value readBuffer(OpBuilder &b, Location loc, Value t) {
+  auto tt = cast<RankedTensorType>(t.getType());
+  return bufferization::ToBufferOp::create(
+      b, loc, MemRefType::get(tt.getShape(), tt.getElementType()), t,
+      /*readOnly=*/true);
+}
+Value allocBuffer(OpBuilder &b, Location loc, ArrayRef<int64_t> shape) {
+  return memref::AllocOp::create(b, loc,
+                                 MemRefType::get(shape, b.getF32Type()));
+}
+Value tensorOf(OpBuilder &b, Location loc, Value m) {
+  auto mt = cast<MemRefType>(m.getType());
+  return bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get(mt.getShape(), mt.getElementType()), m,
+      /*restrict=*/true, /*writable=*/true);
+}
+
+DictionaryAttr configAttr(OpBuilder &b, StringRef kernel, double scale,
+                          bool causal, StringRef format) {
+  return b.getDictionaryAttr({
+      b.getNamedAttr("kernel", b.getStringAttr(kernel)),
+      b.getNamedAttr("scale", b.getF64FloatAttr(scale)),
+      b.getNamedAttr("causal", b.getBoolAttr(causal)),
+      b.getNamedAttr("format", b.getStringAttr(format)),
+  });
+}
 
 } // namespace
 
@@ -167,13 +710,9 @@ bool mmaAttentionApplies(RankedTensorType q, RankedTensorType k,
   int64_t d = q.getDimSize(2), e = v.getDimSize(2);
   // Head dimensions: whole k-steps of 16 for S, pairs of n-tiles for O;
   // at most 128 (registers: Q fragments, O accumulators and S).
-  return q.getDimSize(1) % kRows == 0 && k.getDimSize(1) % kKeys == 0 &&
+  return q.getDimSize(1) % kRows == 0 && k.getDimSize(1) % kTile == 0 &&
          d % 16 == 0 && e % 16 == 0 && d <= 128 && e <= 128;
 }
-
-/// The attribute of the launch buildMmaAttention leaves for
-/// expandMmaAttention: {scale, causal, format}.
-constexpr llvm::StringLiteral kMmaAttentionAttr = "tessera.mma_attention";
 
 FlashForward buildMmaAttention(OpBuilder &b, Location loc, Value q, Value k,
                                Value v, double scale, bool causal, bool withLse,
@@ -181,56 +720,40 @@ FlashForward buildMmaAttention(OpBuilder &b, Location loc, Value q, Value k,
   auto qt = cast<RankedTensorType>(q.getType());
   auto vt = cast<RankedTensorType>(v.getType());
   int64_t batch = qt.getDimSize(0), queries = qt.getDimSize(1);
-  Type f32 = b.getF32Type();
-  auto buffer = [&](Value t) {
-    auto tt = cast<RankedTensorType>(t.getType());
-    return bufferization::ToBufferOp::create(
-        b, loc, MemRefType::get(tt.getShape(), f32), t, /*readOnly=*/true);
-  };
-  Value qb = buffer(q), kb = buffer(k), vb = buffer(v);
-  Value out = memref::AllocOp::create(
-      b, loc, MemRefType::get({batch, queries, vt.getDimSize(2)}, f32));
-  Value lse = withLse ? memref::AllocOp::create(
-                            b, loc, MemRefType::get({batch, queries}, f32))
-                      : Value();
+  SmallVector<Value> outputs = {
+      allocBuffer(b, loc, {batch, queries, vt.getDimSize(2)})};
+  if (withLse)
+    outputs.push_back(allocBuffer(b, loc, {batch, queries}));
+  buildStandIn(b, loc, queries / kRows, batch,
+               {readBuffer(b, loc, q), readBuffer(b, loc, k),
+                readBuffer(b, loc, v)},
+               outputs, configAttr(b, "forward", scale, causal, format));
+  return {tensorOf(b, loc, outputs[0]),
+          withLse ? tensorOf(b, loc, outputs[1]) : Value()};
+}
 
-  // The body stands in for the kernel until the buffers are final (the
-  // deallocation passes reject barriers): it reads q, k, v and writes the
-  // outputs, so that those passes see the kernel's uses of the buffers.
-  // Input i is read at [0, 0, i], so that CSE keeps the reads apart when
-  // q, k and v are one tensor.
-  auto c = [&](int64_t x) { return arith::ConstantIndexOp::create(b, loc, x); };
-  auto launch = gpu::LaunchOp::create(b, loc, c(queries / kRows), c(batch),
-                                      c(1), c(kThreads), c(1), c(1));
-  launch->setAttr(kMmaAttentionAttr,
-                  b.getDictionaryAttr({
-                      b.getNamedAttr("scale", b.getF64FloatAttr(scale)),
-                      b.getNamedAttr("causal", b.getBoolAttr(causal)),
-                      b.getNamedAttr("format", b.getStringAttr(format)),
-                  }));
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&launch.getBody().front());
-    Value zero = c(0), sum;
-    std::array<Value, 3> inputs = {qb, kb, vb};
-    for (auto [i, in] : llvm::enumerate(inputs)) {
-      Value x = memref::LoadOp::create(b, loc, in,
-                                       ValueRange{zero, zero, c(int64_t(i))});
-      sum = sum ? arith::AddFOp::create(b, loc, sum, x).getResult() : x;
-    }
-    memref::StoreOp::create(b, loc, sum, out, ValueRange{zero, zero, zero});
-    if (lse)
-      memref::StoreOp::create(b, loc, sum, lse, ValueRange{zero, zero});
-    gpu::TerminatorOp::create(b, loc);
-  }
-
-  auto tensorOf = [&](Value m) {
-    auto mt = cast<MemRefType>(m.getType());
-    return bufferization::ToTensorOp::create(
-        b, loc, RankedTensorType::get(mt.getShape(), f32), m,
-        /*restrict=*/true, /*writable=*/true);
-  };
-  return {tensorOf(out), withLse ? Value(tensorOf(lse)) : Value()};
+SmallVector<Value, 3> buildMmaAttentionGrad(OpBuilder &b, Location loc,
+                                            Value g, Value q, Value k, Value v,
+                                            Value o, Value lse, double scale,
+                                            bool causal, StringRef format) {
+  auto qt = cast<RankedTensorType>(q.getType());
+  auto kt = cast<RankedTensorType>(k.getType());
+  auto vt = cast<RankedTensorType>(v.getType());
+  int64_t batch = qt.getDimSize(0), queries = qt.getDimSize(1),
+          keys = kt.getDimSize(1);
+  Value gb = readBuffer(b, loc, g), qb = readBuffer(b, loc, q),
+        kb = readBuffer(b, loc, k), vb = readBuffer(b, loc, v);
+  Value dq = allocBuffer(b, loc, qt.getShape());
+  Value delta = allocBuffer(b, loc, {batch, queries});
+  Value lseb = readBuffer(b, loc, lse);
+  buildStandIn(b, loc, queries / kRows, batch,
+               {gb, qb, kb, vb, readBuffer(b, loc, o), lseb}, {dq, delta},
+               configAttr(b, "grad_q", scale, causal, format));
+  Value dk = allocBuffer(b, loc, kt.getShape());
+  Value dv = allocBuffer(b, loc, vt.getShape());
+  buildStandIn(b, loc, keys / kRows, batch, {gb, qb, kb, vb, lseb, delta},
+               {dk, dv}, configAttr(b, "grad_kv", scale, causal, format));
+  return {tensorOf(b, loc, dq), tensorOf(b, loc, dk), tensorOf(b, loc, dv)};
 }
 
 LogicalResult expandMmaAttention(gpu::LaunchOp launch) {
@@ -238,193 +761,27 @@ LogicalResult expandMmaAttention(gpu::LaunchOp launch) {
   if (!config)
     return success();
   launch->removeAttr(kMmaAttentionAttr);
-  // The buffers, from the stand-in body: input i is read at [0, 0, i];
-  // the output has rank 3, the log-sum-exp rank 2.
-  Value in[3], out, lse;
-  for (Operation &op : launch.getBody().front()) {
-    if (auto load = dyn_cast<memref::LoadOp>(op)) {
-      std::optional<int64_t> i = getConstantIntValue(load.getIndices().back());
-      if (i && *i >= 0 && *i < 3)
-        in[*i] = load.getMemRef();
-    } else if (auto store = dyn_cast<memref::StoreOp>(op)) {
-      (store.getMemRefType().getRank() == 3 ? out : lse) = store.getMemRef();
-    }
-  }
-  if (!in[0] || !in[1] || !in[2] || !out)
-    return launch.emitOpError("internal error: not an attention stand-in");
-  Value qb = in[0], kb = in[1], vb = in[2];
-  double scale = cast<FloatAttr>(config.get("scale")).getValueAsDouble();
-  bool causal = cast<BoolAttr>(config.get("causal")).getValue();
+  StringRef kernel = cast<StringAttr>(config.get("kernel")).getValue();
+  Config cfg{cast<FloatAttr>(config.get("scale")).getValueAsDouble(),
+             cast<BoolAttr>(config.get("causal")).getValue()};
   StringRef format = cast<StringAttr>(config.get("format")).getValue();
-  int64_t keys = cast<MemRefType>(vb.getType()).getDimSize(1);
-  int64_t d = cast<MemRefType>(qb.getType()).getDimSize(2);
-  int64_t e = cast<MemRefType>(vb.getType()).getDimSize(2);
+  SmallVector<Value> in, out;
+  if (failed(readStandIn(launch, kernel == "forward" ? 3 : 6, in, out)))
+    return failure();
 
   Block &body = launch.getBody().front();
   while (!body.empty())
     body.back().erase();
   OpBuilder b(launch.getContext());
-  Location loc = launch.getLoc();
-  auto shared = gpu::AddressSpaceAttr::get(b.getContext(),
-                                           gpu::AddressSpace::Workgroup);
-  auto tileType = [&](int64_t width) {
-    return MemRefType::get({kKeys, width + kPad}, b.getF16Type(),
-                           MemRefLayoutAttrInterface(), shared);
-  };
-  Value kTile = launch.addWorkgroupAttribution(tileType(d), loc);
-  Value vTile = launch.addWorkgroupAttribution(tileType(e), loc);
   b.setInsertionPointToStart(&body);
-  {
-    Kernel kr{b, loc, format == "bf16", {}, {}, {}};
-    kr.tid = launch.getThreadIds().x;
-    kr.lane = kr.rem(kr.tid, 32);
-    kr.warp = kr.div(kr.tid, 32);
-    Value qTile = launch.getBlockIds().x, n = launch.getBlockIds().y;
-    Value q0 = kr.mulIdx(qTile, kRows);
-    Value lane = kr.lane, g = kr.div(lane, 4), t4 = kr.rem(lane, 4);
-    Value lane8 = kr.rem(lane, 8), lane16 = kr.rem(lane, 16);
-    Value half16 = kr.mulIdx(kr.div(lane, 16), 8);          // (l/16)*8
-    Value quarter8 = kr.mulIdx(kr.rem(kr.div(lane, 8), 2), 8); // ((l/8)%2)*8
-    Value warpRow = kr.mulIdx(kr.warp, kWarpRows);
-
-    // Q: through the K tile into A fragments, one per 16 columns.
-    kr.loadTile(qb, n, q0, kTile, d);
-    kr.barrier();
-    SmallVector<Value> qa;
-    for (int64_t kk = 0; kk < d / 16; ++kk)
-      qa.push_back(kr.ldmatrix(kTile, kr.add(warpRow, lane16),
-                               kr.add(half16, kk * 16), false));
-    kr.barrier();
-
-    // Keys tile by tile; with `causal`, up to the block's diagonal tile.
-    Value end = kr.index(keys / kKeys);
-    if (causal)
-      end = arith::MinUIOp::create(b, loc, kr.add(qTile, 1), end);
-    double inf = std::numeric_limits<double>::infinity();
-    SmallVector<Value> init = {kr.cst(-inf), kr.cst(-inf), kr.cst(0),
-                               kr.cst(0)};
-    for (int64_t dt = 0; dt < e / 8; ++dt)
-      init.push_back(kr.zeroC());
-    // Each thread's rows: g and g + 8 of its warp's 16.
-    Value myRow[2] = {kr.add(q0, kr.add(warpRow, g)),
-                      kr.add(q0, kr.add(warpRow, kr.add(g, 8)))};
-    auto loop = scf::ForOp::create(
-        b, loc, kr.index(0), end, kr.index(1), init,
-        [&](OpBuilder &, Location, Value kt, ValueRange a) {
-          Value k0 = kr.mulIdx(kt, kKeys);
-          kr.loadTile(kb, n, k0, kTile, d);
-          kr.loadTile(vb, n, k0, vTile, e);
-          kr.barrier();
-
-          // S = Q K^T: 8 n-tiles of 8 keys.
-          SmallVector<Value> s(kKeys / 8);
-          for (Value &x : s)
-            x = kr.zeroC();
-          for (int64_t kk = 0; kk < d / 16; ++kk)
-            for (int64_t np = 0; np < kKeys / 16; ++np) {
-              Value bk = kr.ldmatrix(
-                  kTile, kr.add(kr.add(half16, lane8), np * 16),
-                  kr.add(quarter8, kk * 16), false);
-              s[2 * np] = kr.mma(qa[kk], kr.bFragment(bk, 0), s[2 * np]);
-              s[2 * np + 1] =
-                  kr.mma(qa[kk], kr.bFragment(bk, 2), s[2 * np + 1]);
-            }
-
-          // Scale and mask; x[nt][h][j] is row myRow[h], key
-          // k0 + 8 nt + 2 t4 + j.
-          Value keyBase = kr.add(k0, kr.mulIdx(t4, 2));
-          SmallVector<std::array<std::array<Value, 2>, 2>> x(s.size());
-          for (auto [nt, frag] : llvm::enumerate(s))
-            for (int64_t h = 0; h < 2; ++h)
-              for (int64_t j = 0; j < 2; ++j) {
-                Value val = kr.mul(kr.elem(frag, h, j), kr.cst(scale));
-                if (causal) {
-                  Value key = kr.add(keyBase, int64_t(nt) * 8 + j);
-                  Value future = arith::CmpIOp::create(
-                      b, loc, arith::CmpIPredicate::ugt, key, myRow[h]);
-                  val = arith::SelectOp::create(b, loc, future, kr.cst(-inf),
-                                                val);
-                }
-                x[nt][h][j] = val;
-              }
-
-          // Online softmax per row.
-          SmallVector<Value> next(a.begin(), a.end());
-          Value corr[2];
-          for (int64_t h = 0; h < 2; ++h) {
-            Value mx;
-            for (auto &col : x)
-              for (Value val : col[h])
-                mx = mx ? kr.max(mx, val) : val;
-            mx = kr.quadReduce(mx, /*isMax=*/true);
-            Value mNew = kr.max(a[h], mx);
-            corr[h] = kr.exp(kr.sub(a[h], mNew));
-            Value sum = kr.mul(a[2 + h], corr[h]);
-            for (auto &col : x)
-              for (Value &val : col[h]) {
-                val = kr.exp(kr.sub(val, mNew));
-                sum = kr.add(sum, val);
-              }
-            next[h] = mNew;
-            next[2 + h] = sum;
-          }
-
-          // O = O c + P V: P's fragments for 16 keys at a time are the A
-          // fragments of the product.
-          auto cType = VectorType::get({2, 2}, kr.f32());
-          Value scaleC = vector::FromElementsOp::create(
-              b, loc, cType, ValueRange{corr[0], corr[0], corr[1], corr[1]});
-          SmallVector<Value> o;
-          for (int64_t dt = 0; dt < e / 8; ++dt)
-            o.push_back(kr.mul(a[4 + dt], scaleC));
-          auto aType = VectorType::get({4, 2}, kr.f16());
-          for (int64_t kk = 0; kk < kKeys / 16; ++kk) {
-            SmallVector<Value> p;
-            for (int64_t half = 0; half < 2; ++half)
-              for (int64_t h = 0; h < 2; ++h)
-                for (int64_t j = 0; j < 2; ++j)
-                  p.push_back(kr.half(x[2 * kk + half][h][j]));
-            Value pa = vector::FromElementsOp::create(b, loc, aType, p);
-            for (int64_t dp = 0; dp < e / 16; ++dp) {
-              Value bv = kr.ldmatrix(
-                  vTile, kr.add(kr.add(quarter8, lane8), kk * 16),
-                  kr.add(half16, dp * 16), true);
-              o[2 * dp] = kr.mma(pa, kr.bFragment(bv, 0), o[2 * dp]);
-              o[2 * dp + 1] = kr.mma(pa, kr.bFragment(bv, 2), o[2 * dp + 1]);
-            }
-          }
-          llvm::copy(o, next.begin() + 4);
-          // The next tile overwrites K and V.
-          kr.barrier();
-          scf::YieldOp::create(b, loc, next);
-        });
-
-    // O / l and the log-sum-exp m + log(l).
-    Value col = kr.mulIdx(t4, 2);
-    auto f32x2 = VectorType::get({2}, kr.f32());
-    for (int64_t h = 0; h < 2; ++h) {
-      Value l = kr.quadReduce(loop.getResult(2 + h), /*isMax=*/false);
-      Value inv = arith::DivFOp::create(b, loc, kr.cst(1.0), l);
-      Value invV = vector::BroadcastOp::create(b, loc, f32x2, inv);
-      for (int64_t dt = 0; dt < e / 8; ++dt) {
-        Value row = vector::ExtractOp::create(b, loc, loop.getResult(4 + dt), h);
-        vector::StoreOp::create(b, loc, kr.mul(row, invV), out,
-                                ValueRange{n, myRow[h], kr.add(col, dt * 8)},
-                                /*nontemporal=*/false, llvm::MaybeAlign(8));
-      }
-      if (lse) {
-        Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                            t4, kr.index(0));
-        auto ifOp = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-        Value logSumExp = kr.add(loop.getResult(h),
-                                 math::LogOp::create(b, loc, l).getResult());
-        memref::StoreOp::create(b, loc, logSumExp, lse, ValueRange{n, myRow[h]});
-      }
-    }
-    gpu::TerminatorOp::create(b, loc);
-  }
+  Kernel kr(b, launch.getLoc(), format == "bf16", launch.getThreadIds().x);
+  if (kernel == "forward")
+    buildForwardKernel(kr, launch, in, out, cfg);
+  else if (kernel == "grad_q")
+    buildGradQKernel(kr, launch, in, out, cfg);
+  else
+    buildGradKVKernel(kr, launch, in, out, cfg);
+  gpu::TerminatorOp::create(b, launch.getLoc());
   if (format == "bf16")
     return retypeMmaToBF16(launch);
   return success();

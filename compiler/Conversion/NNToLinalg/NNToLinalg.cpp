@@ -1021,8 +1021,10 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
       Value k3 = flattenBatch(b, loc, op.getKey());
       Value v3 = flattenBatch(b, loc, op.getValue());
       StringRef format = mma ? roundedFormat(op) : "";
+      bool onTensorCores =
+          !format.empty() && mmaAttentionApplies(ty(q3), ty(k3), ty(v3));
       FlashForward fwd =
-          !format.empty() && mmaAttentionApplies(ty(q3), ty(k3), ty(v3))
+          onTensorCores
               ? buildMmaAttention(b, loc, q3, k3, v3, sc, op.getCausal(),
                                   /*withLse=*/!grads.empty(), format)
               : buildFlashAttention(b, loc, q3, k3, v3, sc, op.getCausal(),
@@ -1031,7 +1033,17 @@ struct AttentionLowering : StaticPattern<nn::AttentionOp> {
       for (nn::AttentionGradOp grad : grads) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(grad);
-        b.replaceOp(grad, lowerFlashAttentionGrad(b, grad, fwd.lse));
+        if (!onTensorCores) {
+          b.replaceOp(grad, lowerFlashAttentionGrad(b, grad, fwd.lse));
+          continue;
+        }
+        SmallVector<Value, 3> d = buildMmaAttentionGrad(
+            b, loc, flattenBatch(b, loc, grad.getGrad()), q3, k3, v3, fwd.out,
+            fwd.lse, sc, op.getCausal(), format);
+        b.replaceOp(grad, {unflattenBatch(b, loc, d[0], ty(grad.getQueryGrad())),
+                           unflattenBatch(b, loc, d[1], ty(grad.getKeyGrad())),
+                           unflattenBatch(b, loc, d[2],
+                                          ty(grad.getValueGrad()))});
       }
       return o;
     }
