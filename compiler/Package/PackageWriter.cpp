@@ -3,11 +3,13 @@
 #include "compiler/Package/PackageWriter.h"
 
 #include "compiler/Pipelines/Pipelines.h"
+#include "dialects/nn/IR/NNDialect.h"
 #include "runtime/package/Manifest.h"
 #include "runtime/package/Package.h"
 #include "runtime/support/File.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -75,6 +77,51 @@ std::string typeStr(Type t) {
   return s;
 }
 
+/// What the integer input `arg` indexes: the smallest bound over its uses
+/// as embedding indices or cross-entropy targets (through reshapes and
+/// transposes), and that use in words. Out-of-range values would read and
+/// write out of bounds in compiled code, so `tessera run` checks them.
+std::pair<int64_t, std::string> indexBound(Value arg) {
+  std::pair<int64_t, std::string> best = {0, ""};
+  auto consider = [&](Value sized, int64_t dim, std::string what) {
+    auto t = dyn_cast<RankedTensorType>(sized.getType());
+    if (!t || t.getRank() == 0)
+      return;
+    int64_t n = t.getDimSize(dim < 0 ? t.getRank() + dim : dim);
+    if (ShapedType::isDynamic(n) || (best.first && best.first <= n))
+      return;
+    best = {n, what + " (" + std::to_string(n) + ")"};
+  };
+  SmallVector<Value> work = {arg};
+  llvm::DenseSet<Value> seen;
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    if (!seen.insert(v).second)
+      continue;
+    for (OpOperand &use : v.getUses()) {
+      Operation *op = use.getOwner();
+      if (auto e = dyn_cast<nn::EmbeddingOp>(op)) {
+        if (use.get() == e.getIndices())
+          consider(e.getWeight(), 0, "rows of an embedding table");
+      } else if (auto e = dyn_cast<nn::EmbeddingGradOp>(op)) {
+        if (use.get() == e.getIndices())
+          consider(e.getResult(), 0, "rows of an embedding table");
+      } else if (auto c = dyn_cast<nn::CrossEntropyOp>(op)) {
+        if (use.get() == c.getTargets())
+          consider(c.getLogits(), -1, "classes of a cross-entropy");
+      } else if (auto c = dyn_cast<nn::CrossEntropyGradOp>(op)) {
+        if (use.get() == c.getTargets())
+          consider(c.getLogits(), -1, "classes of a cross-entropy");
+      } else if (isa<nn::ReshapeOp, nn::TransposeOp, tensor::CollapseShapeOp,
+                     tensor::ExpandShapeOp, tensor::ReshapeOp, tensor::CastOp>(
+                     op)) {
+        work.append(op->result_begin(), op->result_end());
+      }
+    }
+  }
+  return best;
+}
+
 /// Reads the entry points' signatures off the `nn` module: arguments tagged
 /// `tessera.input` are inputs, `tessera.param` parameters, results outputs.
 bool collectSignatures(ModuleOp module, rt::Manifest &m, const ErrorFn &error) {
@@ -98,6 +145,9 @@ bool collectSignatures(ModuleOp module, rt::Manifest &m, const ErrorFn &error) {
         return false;
       }
       if (input) {
+        if (spec->dtype == rt::DType::I32 || spec->dtype == rt::DType::I64)
+          std::tie(spec->indexBound, spec->indexes) =
+              indexBound(fn.getArgument(i));
         e.inputs.push_back(*spec);
         continue;
       }

@@ -59,13 +59,58 @@ TensorSpec tensorSpec(const json &j, const std::string &where) {
   }
   if (!elementCount(t.shape))
     fieldError(where + ".shape", "too many elements");
+  if (auto b = j.find("index_bound"); b != j.end()) {
+    if (!b->is_number_unsigned() || b->get<uint64_t>() == 0 ||
+        b->get<uint64_t>() > (uint64_t(1) << 48))
+      fieldError(where + ".index_bound", "must be an integer in [1, 2^48]");
+    if (t.dtype != DType::I32 && t.dtype != DType::I64)
+      fieldError(where + ".index_bound", "only i32 and i64 tensors have one");
+    t.indexBound = int64_t(b->get<uint64_t>());
+    t.indexes = str(j, "indexes", where);
+  }
   return t;
 }
 
 json tensorJSON(const TensorSpec &t) {
-  return {{"name", t.name}, {"dtype", dtypeTsrName(t.dtype)}, {"shape", t.shape}};
+  json j = {{"name", t.name}, {"dtype", dtypeTsrName(t.dtype)},
+            {"shape", t.shape}};
+  if (t.indexBound > 0) {
+    j["index_bound"] = t.indexBound;
+    j["indexes"] = t.indexes;
+  }
+  return j;
 }
 } // namespace
+
+Status checkIndices(const TensorSpec &spec, const Tensor &t,
+                    const std::string &source) {
+  if (spec.indexBound <= 0)
+    return {};
+  auto at = [&](auto *values) -> Status {
+    for (uint64_t i = 0, n = t.numElements(); i < n; ++i) {
+      int64_t v = int64_t(values[i]);
+      if (v >= 0 && v < spec.indexBound)
+        continue;
+      // The element's multi-index, for the message.
+      std::vector<int64_t> index(t.shape().size());
+      uint64_t rest = i;
+      for (size_t d = index.size(); d-- > 0;) {
+        index[d] = int64_t(rest % uint64_t(t.shape()[d]));
+        rest /= uint64_t(t.shape()[d]);
+      }
+      return Status::fail(source + ": input '" + spec.name + "': element " +
+                          shapeString(index) + " is " + std::to_string(v) +
+                          ", outside [0, " + std::to_string(spec.indexBound) +
+                          "): it indexes the " + spec.indexes);
+    }
+    return {};
+  };
+  if (t.dtype() == DType::I32)
+    return at(t.as<int32_t>());
+  if (t.dtype() == DType::I64)
+    return at(t.as<int64_t>());
+  return {};
+}
 
 const EntryPoint *Manifest::findEntry(const std::string &name) const {
   for (const EntryPoint &e : entryPoints)

@@ -29,10 +29,22 @@ struct TensorSpec {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
+  /// For integer inputs that index something (embedding rows, the classes
+  /// of a cross-entropy): the values must lie in [0, indexBound), which
+  /// `indexes` says in words ("rows of the 80-row embedding table").
+  /// 0: no bound known.
+  int64_t indexBound = 0;
+  std::string indexes;
   std::string typeString() const {
     return std::string(dtypeTsrName(dtype)) + shapeString(shape);
   }
 };
+
+/// Whether the integer tensor `t` given for `spec` lies in [0,
+/// spec.indexBound); the error names `source` (a file), the input and the
+/// first element outside.
+Status checkIndices(const TensorSpec &spec, const Tensor &t,
+                    const std::string &source);
 
 struct ParameterSpec : TensorSpec {
   std::string init;

@@ -143,6 +143,8 @@ int runCommand(const RunOptions &options) {
     Expected<Tensor> c = convert(*t, spec->dtype, path);
     if (!c)
       return error(c.error());
+    if (Status st = checkIndices(*spec, *c, path); !st)
+      return error(st.error());
     inputs[name] = std::move(*c);
   }
 

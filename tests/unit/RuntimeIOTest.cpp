@@ -166,8 +166,9 @@ TEST(Manifest, RoundTripAndFieldErrors) {
   EntryPoint e;
   e.name = "forward";
   e.symbol = "tessera_entry_forward";
-  e.inputs.push_back({"x", DType::I32, {4, 3}});
-  e.outputs.push_back({"output", DType::F32, {4, 2}});
+  e.inputs.push_back({"x", DType::I32, {4, 3}, 80,
+                      "rows of an embedding table (80)"});
+  e.outputs.push_back({"output", DType::F32, {4, 2}, 0, ""});
   e.parameters = {"w"};
   m.entryPoints.push_back(e);
   Expected<Manifest> r = Manifest::parse(m.toJSON(), "m.json");
@@ -191,6 +192,19 @@ TEST(Manifest, RoundTripAndFieldErrors) {
   EXPECT_EQ(errorOf("\"code\": \"code.so\"", "\"code\": \"/lib/x.so\""),
             "m.json: code: must be a file name inside the package, got "
             "'/lib/x.so'");
+  EXPECT_EQ(errorOf("\"index_bound\": 80", "\"index_bound\": 0"),
+            "m.json: entry_points[0].inputs[0].index_bound: must be an "
+            "integer in [1, 2^48]");
+
+  // Index inputs are checked against their bound, with the element named.
+  Tensor x = Tensor::zeros(DType::I32, {4, 3});
+  EXPECT_TRUE(checkIndices(e.inputs[0], x, "x.npy").ok());
+  x.as<int32_t>()[7] = 80;
+  EXPECT_EQ(checkIndices(e.inputs[0], x, "x.npy").error(),
+            "x.npy: input 'x': element [2, 1] is 80, outside [0, 80): it "
+            "indexes the rows of an embedding table (80)");
+  x.as<int32_t>()[7] = -1;
+  EXPECT_FALSE(checkIndices(e.inputs[0], x, "x.npy").ok());
   EXPECT_EQ(errorOf("\"symbol\"", "\"sym\""),
             "m.json: entry_points[0]: missing field 'symbol'");
   EXPECT_EQ(Manifest::parse("{", "m.json").error().rfind("m.json: not valid JSON", 0),

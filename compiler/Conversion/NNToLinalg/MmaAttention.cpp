@@ -271,6 +271,23 @@ struct Kernel {
     }
   }
 
+  /// The rows this thread holds in accumulator fragments, g and g + 8 of
+  /// its warp's 16, in the block's rows from row0 on.
+  std::array<Value, 2> ownRows(Value row0) {
+    Value first = add(row0, add(warpRow, g));
+    return {first, add(first, 8)};
+  }
+
+  /// The end of the loop over the other sequence's `tiles` tiles: with
+  /// `causal`, the tile after the block's diagonal one (query block qt
+  /// sees key tiles 0..qt).
+  Value loopEnd(Value blockTile, int64_t tiles, bool causal) {
+    Value end = index(tiles);
+    if (!causal)
+      return end;
+    return arith::MinUIOp::create(b, loc, add(blockTile, 1), end);
+  }
+
   /// Zero accumulators for a 16 x width product.
   SmallVector<Value> zeroAccumulators(int64_t width) {
     SmallVector<Value> acc;
@@ -388,16 +405,12 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   kr.barrier();
 
   // Keys tile by tile; with `causal`, up to the block's diagonal tile.
-  Value end = kr.index(keys / kTile);
-  if (cfg.causal)
-    end = arith::MinUIOp::create(b, loc, kr.add(qt, 1), end);
+  Value end = kr.loopEnd(qt, keys / kTile, cfg.causal);
   double inf = std::numeric_limits<double>::infinity();
   SmallVector<Value> init = {kr.cst(-inf), kr.cst(-inf), kr.cst(0),
                              kr.cst(0)};
   llvm::append_range(init, kr.zeroAccumulators(e));
-  // Each thread's rows: g and g + 8 of its warp's 16.
-  Value myRow[2] = {kr.add(q0, kr.add(kr.warpRow, kr.g)),
-                    kr.add(q0, kr.add(kr.warpRow, kr.add(kr.g, 8)))};
+  std::array<Value, 2> myRow = kr.ownRows(q0);
   auto loop = scf::ForOp::create(
       b, loc, kr.index(0), end, kr.index(1), init,
       [&](OpBuilder &, Location, Value kt, ValueRange a) {
@@ -505,8 +518,7 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
 
   // Each thread's rows, their log-sum-exp and D (in f32, from the
   // fragment-shaped pieces of g and o the thread reads).
-  Value myRow[2] = {kr.add(q0, kr.add(kr.warpRow, kr.g)),
-                    kr.add(q0, kr.add(kr.warpRow, kr.add(kr.g, 8)))};
+  std::array<Value, 2> myRow = kr.ownRows(q0);
   Value lse[2], dRow[2];
   auto f32x2 = VectorType::get({2}, kr.f32());
   for (int64_t h = 0; h < 2; ++h) {
@@ -531,9 +543,7 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
     });
   }
 
-  Value end = kr.index(keys / kTile);
-  if (cfg.causal)
-    end = arith::MinUIOp::create(b, loc, kr.add(qt, 1), end);
+  Value end = kr.loopEnd(qt, keys / kTile, cfg.causal);
   auto loop = scf::ForOp::create(
       b, loc, kr.index(0), end, kr.index(1), kr.zeroAccumulators(d),
       [&](OpBuilder &, Location, Value kt, ValueRange a) {
@@ -601,8 +611,7 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   SmallVector<Value> va = kr.rowFragments(eTile, e);
   kr.barrier();
 
-  Value myKey[2] = {kr.add(k0, kr.add(kr.warpRow, kr.g)),
-                    kr.add(k0, kr.add(kr.warpRow, kr.add(kr.g, 8)))};
+  std::array<Value, 2> myKey = kr.ownRows(k0);
   // With `causal`, query tiles from the block's diagonal one on.
   Value begin = cfg.causal ? kt : kr.index(0);
   SmallVector<Value> init = kr.zeroAccumulators(d);
