@@ -2,6 +2,7 @@
 
 #include "compiler/Conversion/Passes.h"
 
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -50,6 +51,18 @@ struct MergeGPUModulesPass
         f.setWorkgroupAttributionAttr(
             i, LLVM::LLVMDialect::getAlignAttrName(),
             IntegerAttr::get(IntegerType::get(f.getContext(), 64), 16));
+      // Tensor-core kernels keep their fragments in registers. Left to
+      // itself, ptxas may cap a 128-thread kernel at 128 registers (for 4
+      // blocks per SM) and spill: `.minnctapersm 1` lets it use up to 255.
+      bool tensorCores = f.walk([](Operation *op) {
+                            return op->getName().getStringRef().ends_with(
+                                       "mma.sync")
+                                       ? WalkResult::interrupt()
+                                       : WalkResult::advance();
+                          }).wasInterrupted();
+      if (tensorCores)
+        f->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                   IntegerAttr::get(IntegerType::get(f.getContext(), 32), 1));
     });
     SmallVector<gpu::GPUModuleOp> modules(module.getOps<gpu::GPUModuleOp>());
     if (modules.empty())

@@ -74,9 +74,12 @@ def MergeGPUModules : Pass<"tessera-merge-gpu-modules", "mlir::ModuleOp"> {
     one PTX module per function. Kernel names are unique, so the functions
     move into the first module and each `gpu.launch_func` is re-pointed.
     Workgroup (shared-memory) buffers get 16-byte alignment, which
-    cp.async and ldmatrix need.
+    cp.async and ldmatrix need. Kernels with mma.sync get
+    `nvvm.minctasm = 1` (`.minnctapersm 1`): ptxas may otherwise cap a
+    128-thread kernel at 128 registers and spill its fragments.
   }];
-  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::LLVM::LLVMDialect"];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::LLVM::LLVMDialect",
+                           "mlir::NVVM::NVVMDialect"];
 }
 
 def GPUMathToPTX : Pass<"tessera-gpu-math-to-ptx", "mlir::gpu::GPUModuleOp"> {

@@ -42,6 +42,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -65,6 +66,7 @@ constexpr int64_t kRows = 64, kWarpRows = 16, kTile = 64, kThreads = 128;
 static_assert(kRows == kTile, "a block's own rows pass through a tile");
 /// Halves of padding after each shared-memory row.
 constexpr int64_t kPad = 8;
+constexpr double kLog2E = 1.4426950408889634, kLn2 = 0.6931471805599453;
 
 /// The elements of a warp's 16 x 64 accumulator tile held by one thread:
 /// [nt][h][j] is row g + 8 h, column 8 nt + 2 t4 + j (g = lane / 4,
@@ -121,7 +123,35 @@ struct Kernel {
   Value max(Value x, Value y) {
     return arith::MaximumFOp::create(b, loc, x, y);
   }
-  Value exp(Value x) { return math::ExpOp::create(b, loc, x); }
+  /// 2^x by the SFU (`ex2.approx.ftz.f32`: one instruction, relative
+  /// error about 2^-22; math.exp would become a polynomial of some 20).
+  /// The kernels work in base 2: scores times scale log2(e).
+  Value exp2(Value x) {
+    return LLVM::InlineAsmOp::create(
+               b, loc, f32(), ValueRange{x}, "ex2.approx.ftz.f32 $0, $1;",
+               "=f,f", /*has_side_effects=*/false, /*is_align_stack=*/false,
+               LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
+               ArrayAttr())
+        .getResult(0);
+  }
+  /// x c - y in one instruction (an LLVM intrinsic: math.fma would be
+  /// expanded into a multiply and an add).
+  Value fms(Value x, double c, Value y) {
+    return LLVM::FMAOp::create(b, loc, x, cst(c),
+                               arith::NegFOp::create(b, loc, y));
+  }
+  /// a - b of two indices, as an i32: the causal masks compare it with
+  /// each element's constant column offset instead of computing every
+  /// element's index in 64 bits.
+  Value gap(Value a, Value x) {
+    return arith::IndexCastOp::create(
+        b, loc, b.getI32Type(), arith::SubIOp::create(b, loc, a, x));
+  }
+  /// Whether the constant c compares with the i32 `gap` as `pred`.
+  Value constVs(int64_t c, arith::CmpIPredicate pred, Value gap) {
+    Value cv = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(c));
+    return arith::CmpIOp::create(b, loc, pred, cv, gap);
+  }
   Value lessThan(Value x, Value y) {
     return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, y);
   }
@@ -421,16 +451,21 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
 
         // Scaled and masked scores.
         Elements x = kr.timesTileT(qa, kShared);
+        // Key keyBase + c is in the future of row r if c > r - keyBase.
         Value keyBase = kr.add(k0, kr.mulIdx(kr.t4, 2));
+        Value rowGap[2];
+        for (int64_t h = 0; h < 2 && cfg.causal; ++h)
+          rowGap[h] = kr.gap(myRow[h], keyBase);
         for (auto [nt, col] : llvm::enumerate(x))
           for (int64_t h = 0; h < 2; ++h)
             for (int64_t j = 0; j < 2; ++j) {
               Value &val = col[h][j];
-              val = kr.mul(val, kr.cst(cfg.scale));
-              if (cfg.causal) {
-                Value key = kr.add(keyBase, int64_t(nt) * 8 + j);
-                val = kr.select(kr.lessThan(myRow[h], key), kr.cst(-inf), val);
-              }
+              val = kr.mul(val, kr.cst(cfg.scale * kLog2E));
+              if (cfg.causal)
+                val = kr.select(kr.constVs(int64_t(nt) * 8 + j,
+                                           arith::CmpIPredicate::sgt,
+                                           rowGap[h]),
+                                kr.cst(-inf), val);
             }
 
         // Online softmax per row.
@@ -443,11 +478,11 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
               mx = mx ? kr.max(mx, val) : val;
           mx = kr.quadReduce(mx, /*isMax=*/true);
           Value mNew = kr.max(a[h], mx);
-          corr[h] = kr.exp(kr.sub(a[h], mNew));
+          corr[h] = kr.exp2(kr.sub(a[h], mNew));
           Value sum = kr.mul(a[2 + h], corr[h]);
           for (auto &col : x)
             for (Value &val : col[h]) {
-              val = kr.exp(kr.sub(val, mNew));
+              val = kr.exp2(kr.sub(val, mNew));
               sum = kr.add(sum, val);
             }
           next[h] = mNew;
@@ -482,7 +517,8 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
     }
     if (out.size() > 1)
       kr.inFirstOfQuad([&] {
-        Value logSumExp = kr.add(loop.getResult(h),
+        // m is in base 2.
+        Value logSumExp = kr.add(kr.mul(loop.getResult(h), kr.cst(kLn2)),
                                  math::LogOp::create(b, loc, l).getResult());
         memref::StoreOp::create(b, loc, logSumExp, out[1],
                                 ValueRange{n, myRow[h]});
@@ -522,7 +558,10 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   Value lse[2], dRow[2];
   auto f32x2 = VectorType::get({2}, kr.f32());
   for (int64_t h = 0; h < 2; ++h) {
-    lse[h] = memref::LoadOp::create(b, loc, lseb, ValueRange{n, myRow[h]});
+    // In base 2, as the scores.
+    lse[h] = kr.mul(
+        memref::LoadOp::create(b, loc, lseb, ValueRange{n, myRow[h]}),
+        kr.cst(kLog2E));
     Value sum;
     for (int64_t dt = 0; dt < e / 8; ++dt) {
       SmallVector<Value, 3> at = {n, myRow[h],
@@ -560,15 +599,19 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
           Elements s = kr.timesTileT(qa, dTile, slab, 16);
           Elements dp = kr.timesTileT(ga, eTile, slab, 16);
           Value keyBase = kr.add(k0, kr.add(kr.mulIdx(kr.t4, 2), slab));
+          Value rowGap[2];
+          for (int64_t h = 0; h < 2 && cfg.causal; ++h)
+            rowGap[h] = kr.gap(myRow[h], keyBase);
           for (auto [nt, col] : llvm::enumerate(s))
             for (int64_t h = 0; h < 2; ++h)
               for (int64_t j = 0; j < 2; ++j) {
-                Value p = kr.exp(
-                    kr.sub(kr.mul(col[h][j], kr.cst(cfg.scale)), lse[h]));
-                if (cfg.causal) {
-                  Value key = kr.add(keyBase, int64_t(nt) * 8 + j);
-                  p = kr.select(kr.lessThan(myRow[h], key), kr.cst(0), p);
-                }
+                Value p =
+                    kr.exp2(kr.fms(col[h][j], cfg.scale * kLog2E, lse[h]));
+                if (cfg.causal)
+                  p = kr.select(kr.constVs(int64_t(nt) * 8 + j,
+                                           arith::CmpIPredicate::sgt,
+                                           rowGap[h]),
+                                kr.cst(0), p);
                 col[h][j] = kr.mul(p, kr.sub(dp[nt][h][j], dRow[h]));
               }
           kr.accumulateTimesTile(s, dTile, acc, slab);
@@ -632,6 +675,8 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
           b.setInsertionPointToStart(row ? ifOp.elseBlock() : ifOp.thenBlock());
           Value x = memref::LoadOp::create(b, loc, src,
                                            ValueRange{n, kr.add(q0, col)});
+          if (row == 0) // L in base 2, as the scores
+            x = kr.mul(x, kr.cst(kLog2E));
           memref::StoreOp::create(b, loc, x, stats,
                                   ValueRange{kr.index(row), col});
         }
@@ -654,18 +699,23 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
         for (int64_t slab = 0; slab < kTile; slab += 16) {
           Elements p = kr.timesTileT(ka, dTile, slab, 16);
           Elements dp = kr.timesTileT(va, eTile, slab, 16);
+          // Query queryBase + c comes before key k if c < k - queryBase.
           Value queryBase = kr.add(q0, kr.add(kr.mulIdx(kr.t4, 2), slab));
+          Value keyGap[2];
+          for (int64_t h = 0; h < 2 && cfg.causal; ++h)
+            keyGap[h] = kr.gap(myKey[h], queryBase);
           Elements ds(p.size());
           for (auto [nt, col] : llvm::enumerate(p)) {
-            Value query = kr.add(queryBase, int64_t(nt) * 8);
             std::array<Value, 2> lse = statPair(0, slab / 8 + nt);
             std::array<Value, 2> delta = statPair(1, slab / 8 + nt);
             for (int64_t h = 0; h < 2; ++h)
               for (int64_t j = 0; j < 2; ++j) {
                 Value &val = col[h][j];
-                val = kr.exp(kr.sub(kr.mul(val, kr.cst(cfg.scale)), lse[j]));
+                val = kr.exp2(kr.fms(val, cfg.scale * kLog2E, lse[j]));
                 if (cfg.causal)
-                  val = kr.select(kr.lessThan(kr.add(query, j), myKey[h]),
+                  val = kr.select(kr.constVs(int64_t(nt) * 8 + j,
+                                             arith::CmpIPredicate::slt,
+                                             keyGap[h]),
                                   kr.cst(0), val);
                 ds[nt][h][j] = kr.mul(val, kr.sub(dp[nt][h][j], delta[j]));
               }
