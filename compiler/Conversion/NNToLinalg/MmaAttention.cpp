@@ -254,6 +254,21 @@ struct Kernel {
     return frags;
   }
 
+  /// Rows [row0, row0 + 64) of x[n] and y[n] (widths xw and yw) through
+  /// two tiles into this warp's A fragments of both; the tiles are free
+  /// again afterwards.
+  std::pair<SmallVector<Value>, SmallVector<Value>>
+  ownFragments(Value x, Value xTile, int64_t xw, Value y, Value yTile,
+               int64_t yw, Value n, Value row0) {
+    loadTile(x, n, row0, xTile, xw);
+    loadTile(y, n, row0, yTile, yw);
+    barrier();
+    std::pair<SmallVector<Value>, SmallVector<Value>> frags = {
+        rowFragments(xTile, xw), rowFragments(yTile, yw)};
+    barrier();
+    return frags;
+  }
+
   /// (16 rows) x tile^T for the tile rows [row0, row0 + rows): `a` are A
   /// fragments over the tile's columns; the result is the thread's
   /// elements of the 16 x rows product.
@@ -412,6 +427,26 @@ struct Config {
   bool causal;
 };
 
+/// What every kernel starts with: the head widths d (q, k) and e (v),
+/// two shared tiles d and e halves wide, the block's tile index and batch
+/// index (its grid position), and its first row.
+struct BlockStart {
+  int64_t d, e;
+  Value dTile, eTile, tile, n, row0;
+};
+BlockStart startBlock(Kernel &kr, gpu::LaunchOp launch, Value q, Value v) {
+  BlockStart s;
+  s.d = cast<MemRefType>(q.getType()).getDimSize(2);
+  s.e = cast<MemRefType>(v.getType()).getDimSize(2);
+  MLIRContext *ctx = kr.b.getContext();
+  s.dTile = launch.addWorkgroupAttribution(Kernel::tileType(ctx, s.d), kr.loc);
+  s.eTile = launch.addWorkgroupAttribution(Kernel::tileType(ctx, s.e), kr.loc);
+  s.tile = launch.getBlockIds().x;
+  s.n = launch.getBlockIds().y;
+  s.row0 = kr.mulIdx(s.tile, kRows);
+  return s;
+}
+
 /// The forward kernel: inputs q, k, v; outputs out and, optionally, lse.
 void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
                         ArrayRef<Value> out, Config cfg) {
@@ -419,14 +454,10 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   Location loc = kr.loc;
   Value qb = in[0], kb = in[1], vb = in[2];
   int64_t keys = cast<MemRefType>(vb.getType()).getDimSize(1);
-  int64_t d = cast<MemRefType>(qb.getType()).getDimSize(2);
-  int64_t e = cast<MemRefType>(vb.getType()).getDimSize(2);
-  Value kShared = launch.addWorkgroupAttribution(
-      Kernel::tileType(b.getContext(), d), loc);
-  Value vShared = launch.addWorkgroupAttribution(
-      Kernel::tileType(b.getContext(), e), loc);
-  Value qt = launch.getBlockIds().x, n = launch.getBlockIds().y;
-  Value q0 = kr.mulIdx(qt, kRows);
+  BlockStart bs = startBlock(kr, launch, qb, vb);
+  int64_t d = bs.d, e = bs.e;
+  Value kShared = bs.dTile, vShared = bs.eTile;
+  Value qt = bs.tile, n = bs.n, q0 = bs.row0;
 
   // Q: through the K tile into A fragments.
   kr.loadTile(qb, n, q0, kShared, d);
@@ -535,22 +566,14 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
         lseb = in[5];
   Value dq = out[0], delta = out[1];
   int64_t keys = cast<MemRefType>(vb.getType()).getDimSize(1);
-  int64_t d = cast<MemRefType>(qb.getType()).getDimSize(2);
-  int64_t e = cast<MemRefType>(vb.getType()).getDimSize(2);
   // Q, then K tiles; dO, then V tiles.
-  Value dTile = launch.addWorkgroupAttribution(
-      Kernel::tileType(b.getContext(), d), loc);
-  Value eTile = launch.addWorkgroupAttribution(
-      Kernel::tileType(b.getContext(), e), loc);
-  Value qt = launch.getBlockIds().x, n = launch.getBlockIds().y;
-  Value q0 = kr.mulIdx(qt, kRows);
+  BlockStart bs = startBlock(kr, launch, qb, vb);
+  int64_t d = bs.d, e = bs.e;
+  Value dTile = bs.dTile, eTile = bs.eTile;
+  Value qt = bs.tile, n = bs.n, q0 = bs.row0;
 
-  kr.loadTile(qb, n, q0, dTile, d);
-  kr.loadTile(gb, n, q0, eTile, e);
-  kr.barrier();
-  SmallVector<Value> qa = kr.rowFragments(dTile, d);
-  SmallVector<Value> ga = kr.rowFragments(eTile, e);
-  kr.barrier();
+  SmallVector<Value> qa, ga;
+  std::tie(qa, ga) = kr.ownFragments(qb, dTile, d, gb, eTile, e, n, q0);
 
   // Each thread's rows, their log-sum-exp and D (in f32, from the
   // fragment-shaped pieces of g and o the thread reads).
@@ -630,13 +653,11 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   Value gb = in[0], qb = in[1], kb = in[2], vb = in[3], lseb = in[4],
         deltab = in[5];
   int64_t queries = cast<MemRefType>(qb.getType()).getDimSize(1);
-  int64_t d = cast<MemRefType>(qb.getType()).getDimSize(2);
-  int64_t e = cast<MemRefType>(vb.getType()).getDimSize(2);
   // K, then Q tiles; V, then dO tiles.
-  Value dTile = launch.addWorkgroupAttribution(
-      Kernel::tileType(b.getContext(), d), loc);
-  Value eTile = launch.addWorkgroupAttribution(
-      Kernel::tileType(b.getContext(), e), loc);
+  BlockStart bs = startBlock(kr, launch, qb, vb);
+  int64_t d = bs.d, e = bs.e;
+  Value dTile = bs.dTile, eTile = bs.eTile;
+  Value kt = bs.tile, n = bs.n, k0 = bs.row0;
   // Row 0: the log-sum-exp of the tile's queries; row 1: their D.
   auto shared = gpu::AddressSpaceAttr::get(b.getContext(),
                                            gpu::AddressSpace::Workgroup);
@@ -644,15 +665,9 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
       MemRefType::get({2, kTile}, kr.f32(), MemRefLayoutAttrInterface(),
                       shared),
       loc);
-  Value kt = launch.getBlockIds().x, n = launch.getBlockIds().y;
-  Value k0 = kr.mulIdx(kt, kRows);
 
-  kr.loadTile(kb, n, k0, dTile, d);
-  kr.loadTile(vb, n, k0, eTile, e);
-  kr.barrier();
-  SmallVector<Value> ka = kr.rowFragments(dTile, d);
-  SmallVector<Value> va = kr.rowFragments(eTile, e);
-  kr.barrier();
+  SmallVector<Value> ka, va;
+  std::tie(ka, va) = kr.ownFragments(kb, dTile, d, vb, eTile, e, n, k0);
 
   std::array<Value, 2> myKey = kr.ownRows(k0);
   // With `causal`, query tiles from the block's diagonal one on.
