@@ -66,6 +66,9 @@ constexpr int64_t kRows = 64, kWarpRows = 16, kTile = 64, kThreads = 128;
 static_assert(kRows == kTile, "a block's own rows pass through a tile");
 /// Halves of padding after each shared-memory row.
 constexpr int64_t kPad = 8;
+/// The widest k + v heads whose dK and dV accumulate in one kernel; wider
+/// ones get a dk kernel and a dv kernel (each recomputes S).
+constexpr int64_t kMaxFusedKV = 128;
 constexpr double kLog2E = 1.4426950408889634, kLn2 = 0.6931471805599453;
 
 /// The elements of a warp's 16 x 64 accumulator tile held by one thread:
@@ -645,9 +648,12 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   kr.storeRows(SmallVector<Value>(loop.getResults()), cfg.scale, dq, n, q0);
 }
 
-/// The dk/dv kernel: inputs g, q, k, v, lse, D; outputs dk, dv.
+/// The dk/dv kernel: inputs g, q, k, v, lse, D; outputs dk and dv, or
+/// only one of them (`wantK`, `wantV`): with wide heads the accumulators
+/// of both would not fit in registers.
 void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
-                       ArrayRef<Value> out, Config cfg) {
+                       ArrayRef<Value> out, Config cfg, bool wantK,
+                       bool wantV) {
   OpBuilder &b = kr.b;
   Location loc = kr.loc;
   Value gb = in[0], qb = in[1], kb = in[2], vb = in[3], lseb = in[4],
@@ -672,8 +678,10 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   std::array<Value, 2> myKey = kr.ownRows(k0);
   // With `causal`, query tiles from the block's diagonal one on.
   Value begin = cfg.causal ? kt : kr.index(0);
-  SmallVector<Value> init = kr.zeroAccumulators(d);
-  llvm::append_range(init, kr.zeroAccumulators(e));
+  // dK's accumulators, then dV's.
+  int64_t numK = wantK ? d / 8 : 0;
+  SmallVector<Value> init = kr.zeroAccumulators(numK * 8);
+  llvm::append_range(init, kr.zeroAccumulators(wantV ? e : 0));
   auto f32x2 = VectorType::get({2}, kr.f32());
   auto loop = scf::ForOp::create(
       b, loc, begin, kr.index(queries / kTile), kr.index(1), init,
@@ -709,11 +717,13 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
         // masked), dV += P^T dO, dS^T = P^T (dP^T - D) with dP^T = V dO^T,
         // dK += dS^T Q.
         SmallVector<Value> acc(a.begin(), a.end());
-        MutableArrayRef<Value> dk(acc.begin(), acc.begin() + d / 8);
-        MutableArrayRef<Value> dv(acc.begin() + d / 8, acc.end());
+        MutableArrayRef<Value> dk(acc.begin(), acc.begin() + numK);
+        MutableArrayRef<Value> dv(acc.begin() + numK, acc.end());
         for (int64_t slab = 0; slab < kTile; slab += 16) {
           Elements p = kr.timesTileT(ka, dTile, slab, 16);
-          Elements dp = kr.timesTileT(va, eTile, slab, 16);
+          Elements dp;
+          if (wantK)
+            dp = kr.timesTileT(va, eTile, slab, 16);
           // Query queryBase + c comes before key k if c < k - queryBase.
           Value queryBase = kr.add(q0, kr.add(kr.mulIdx(kr.t4, 2), slab));
           Value keyGap[2];
@@ -722,7 +732,9 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
           Elements ds(p.size());
           for (auto [nt, col] : llvm::enumerate(p)) {
             std::array<Value, 2> lse = statPair(0, slab / 8 + nt);
-            std::array<Value, 2> delta = statPair(1, slab / 8 + nt);
+            std::array<Value, 2> delta;
+            if (wantK)
+              delta = statPair(1, slab / 8 + nt);
             for (int64_t h = 0; h < 2; ++h)
               for (int64_t j = 0; j < 2; ++j) {
                 Value &val = col[h][j];
@@ -732,18 +744,23 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
                                              arith::CmpIPredicate::slt,
                                              keyGap[h]),
                                   kr.cst(0), val);
-                ds[nt][h][j] = kr.mul(val, kr.sub(dp[nt][h][j], delta[j]));
+                if (wantK)
+                  ds[nt][h][j] = kr.mul(val, kr.sub(dp[nt][h][j], delta[j]));
               }
           }
-          kr.accumulateTimesTile(p, eTile, dv, slab);
-          kr.accumulateTimesTile(ds, dTile, dk, slab);
+          if (wantV)
+            kr.accumulateTimesTile(p, eTile, dv, slab);
+          if (wantK)
+            kr.accumulateTimesTile(ds, dTile, dk, slab);
         }
         kr.barrier();
         scf::YieldOp::create(b, loc, acc);
       });
   SmallVector<Value> results(loop.getResults());
-  kr.storeRows(ArrayRef(results).take_front(d / 8), cfg.scale, out[0], n, k0);
-  kr.storeRows(ArrayRef(results).drop_front(d / 8), 1.0, out[1], n, k0);
+  if (wantK)
+    kr.storeRows(ArrayRef(results).take_front(numK), cfg.scale, out[0], n, k0);
+  if (wantV)
+    kr.storeRows(ArrayRef(results).drop_front(numK), 1.0, out.back(), n, k0);
 }
 
 /// to_buffer (read-only) of a tensor, and a fresh f32 buffer.
@@ -825,8 +842,16 @@ SmallVector<Value, 3> buildMmaAttentionGrad(OpBuilder &b, Location loc,
                configAttr(b, "grad_q", scale, causal, format));
   Value dk = allocBuffer(b, loc, kt.getShape());
   Value dv = allocBuffer(b, loc, vt.getShape());
-  buildStandIn(b, loc, keys / kRows, batch, {gb, qb, kb, vb, lseb, delta},
-               {dk, dv}, configAttr(b, "grad_kv", scale, causal, format));
+  SmallVector<Value> kvInputs = {gb, qb, kb, vb, lseb, delta};
+  if (kt.getDimSize(2) + vt.getDimSize(2) <= kMaxFusedKV) {
+    buildStandIn(b, loc, keys / kRows, batch, kvInputs, {dk, dv},
+                 configAttr(b, "grad_kv", scale, causal, format));
+  } else {
+    buildStandIn(b, loc, keys / kRows, batch, kvInputs, {dk},
+                 configAttr(b, "grad_k", scale, causal, format));
+    buildStandIn(b, loc, keys / kRows, batch, kvInputs, {dv},
+                 configAttr(b, "grad_v", scale, causal, format));
+  }
   return {tensorOf(b, loc, dq), tensorOf(b, loc, dk), tensorOf(b, loc, dv)};
 }
 
@@ -854,7 +879,8 @@ LogicalResult expandMmaAttention(gpu::LaunchOp launch) {
   else if (kernel == "grad_q")
     buildGradQKernel(kr, launch, in, out, cfg);
   else
-    buildGradKVKernel(kr, launch, in, out, cfg);
+    buildGradKVKernel(kr, launch, in, out, cfg, kernel != "grad_v",
+                      kernel != "grad_k");
   gpu::TerminatorOp::create(b, launch.getLoc());
   if (format == "bf16")
     return retypeMmaToBF16(launch);
