@@ -31,7 +31,7 @@ struct TensorSpec {
   std::vector<int64_t> shape;
   /// For integer inputs that index something (embedding rows, the classes
   /// of a cross-entropy): the values must lie in [0, indexBound), which
-  /// `indexes` says in words ("rows of the 80-row embedding table").
+  /// `indexes` says in words ("rows of an embedding table (80)").
   /// 0: no bound known.
   int64_t indexBound = 0;
   std::string indexes;

@@ -26,9 +26,11 @@
 //   dk/dv kernel, per key block, over query tiles (transposed products):
 //     S^T = K Q^T, dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D),
 //     dK += dS^T Q
+//     (a dk kernel and a dv kernel apart when the heads are wide)
 //
-// dQ and dK are scaled once at the end. Shared-memory rows are padded by 8
-// halves so that the 8 rows an ldmatrix reads fall in distinct banks.
+// dQ and dK are scaled once at the end. Exponentials are base 2 (ex2 on
+// the SFU), on scores times scale log2(e). Shared-memory rows are padded
+// by 8 halves so that the 8 rows an ldmatrix reads fall in distinct banks.
 //
 // The kernels are built in two steps: before bufferization, a gpu.launch
 // whose body only stands in for the kernel (it reads every input and
