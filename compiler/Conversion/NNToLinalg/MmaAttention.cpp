@@ -152,6 +152,13 @@ struct Kernel {
     return arith::IndexCastOp::create(
         b, loc, b.getI32Type(), arith::SubIOp::create(b, loc, a, x));
   }
+  /// gap(own[h], base) for both of a thread's rows, when `causal`.
+  std::array<Value, 2> gaps(std::array<Value, 2> own, Value base,
+                            bool causal) {
+    if (!causal)
+      return {};
+    return {gap(own[0], base), gap(own[1], base)};
+  }
   /// Whether the constant c compares with the i32 `gap` as `pred`.
   Value constVs(int64_t c, arith::CmpIPredicate pred, Value gap) {
     Value cv = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(c));
@@ -489,9 +496,7 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
         Elements x = kr.timesTileT(qa, kShared);
         // Key keyBase + c is in the future of row r if c > r - keyBase.
         Value keyBase = kr.add(k0, kr.mulIdx(kr.t4, 2));
-        Value rowGap[2];
-        for (int64_t h = 0; h < 2 && cfg.causal; ++h)
-          rowGap[h] = kr.gap(myRow[h], keyBase);
+        std::array<Value, 2> rowGap = kr.gaps(myRow, keyBase, cfg.causal);
         for (auto [nt, col] : llvm::enumerate(x))
           for (int64_t h = 0; h < 2; ++h)
             for (int64_t j = 0; j < 2; ++j) {
@@ -627,9 +632,7 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
           Elements s = kr.timesTileT(qa, dTile, slab, 16);
           Elements dp = kr.timesTileT(ga, eTile, slab, 16);
           Value keyBase = kr.add(k0, kr.add(kr.mulIdx(kr.t4, 2), slab));
-          Value rowGap[2];
-          for (int64_t h = 0; h < 2 && cfg.causal; ++h)
-            rowGap[h] = kr.gap(myRow[h], keyBase);
+          std::array<Value, 2> rowGap = kr.gaps(myRow, keyBase, cfg.causal);
           for (auto [nt, col] : llvm::enumerate(s))
             for (int64_t h = 0; h < 2; ++h)
               for (int64_t j = 0; j < 2; ++j) {
@@ -728,9 +731,7 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
             dp = kr.timesTileT(va, eTile, slab, 16);
           // Query queryBase + c comes before key k if c < k - queryBase.
           Value queryBase = kr.add(q0, kr.add(kr.mulIdx(kr.t4, 2), slab));
-          Value keyGap[2];
-          for (int64_t h = 0; h < 2 && cfg.causal; ++h)
-            keyGap[h] = kr.gap(myKey[h], queryBase);
+          std::array<Value, 2> keyGap = kr.gaps(myKey, queryBase, cfg.causal);
           Elements ds(p.size());
           for (auto [nt, col] : llvm::enumerate(p)) {
             std::array<Value, 2> lse = statPair(0, slab / 8 + nt);
