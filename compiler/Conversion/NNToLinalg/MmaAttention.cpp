@@ -267,16 +267,19 @@ struct Kernel {
   }
 
   /// Rows [row0, row0 + 64) of x[n] and y[n] (widths xw and yw) through
-  /// two tiles into this warp's A fragments of both; the tiles are free
-  /// again afterwards.
+  /// two tiles into this warp's A fragments of both (of x only when y is
+  /// null); the tiles are free again afterwards.
   std::pair<SmallVector<Value>, SmallVector<Value>>
   ownFragments(Value x, Value xTile, int64_t xw, Value y, Value yTile,
                int64_t yw, Value n, Value row0) {
     loadTile(x, n, row0, xTile, xw);
-    loadTile(y, n, row0, yTile, yw);
+    if (y)
+      loadTile(y, n, row0, yTile, yw);
     barrier();
-    std::pair<SmallVector<Value>, SmallVector<Value>> frags = {
-        rowFragments(xTile, xw), rowFragments(yTile, yw)};
+    std::pair<SmallVector<Value>, SmallVector<Value>> frags;
+    frags.first = rowFragments(xTile, xw);
+    if (y)
+      frags.second = rowFragments(yTile, yw);
     barrier();
     return frags;
   }
@@ -353,24 +356,30 @@ struct Kernel {
     return acc;
   }
 
-  /// Stores accumulators (times `scale` unless it is 1) as this warp's 16
-  /// rows of dst[n] from `row0` on, 2 floats at a time.
-  void storeRows(ArrayRef<Value> acc, double scale, Value dst, Value n,
-                 Value row0) {
+  /// Stores accumulators as this warp's 16 rows of dst[n] from `row0` on,
+  /// 2 floats at a time; the thread's row g + 8 h times factor[h] (an f32)
+  /// unless that is null.
+  void storeRows(ArrayRef<Value> acc, std::array<Value, 2> factor, Value dst,
+                 Value n, Value row0) {
     auto f32x2 = VectorType::get({2}, f32());
-    Value factor = vector::BroadcastOp::create(b, loc, f32x2, cst(scale));
-    for (int64_t h = 0; h < 2; ++h)
+    std::array<Value, 2> rows = ownRows(row0);
+    for (int64_t h = 0; h < 2; ++h) {
+      Value f = factor[h]
+                    ? vector::BroadcastOp::create(b, loc, f32x2, factor[h])
+                    : Value();
       for (auto [dt, frag] : llvm::enumerate(acc)) {
         Value row = vector::ExtractOp::create(b, loc, frag, h);
-        if (scale != 1.0)
-          row = mul(row, factor);
+        if (f)
+          row = mul(row, f);
         vector::StoreOp::create(
             b, loc, row, dst,
-            ValueRange{n, add(row0, add(warpRow, add(g, 8 * h))),
-                       add(mulIdx(t4, 2), int64_t(dt) * 8)},
+            ValueRange{n, rows[h], add(mulIdx(t4, 2), int64_t(dt) * 8)},
             /*nontemporal=*/false, llvm::MaybeAlign(8));
       }
+    }
   }
+  /// Both rows times the constant `c`, for storeRows.
+  std::array<Value, 2> uniform(double c) { return {cst(c), cst(c)}; }
 };
 
 /// The attribute of a stand-in launch: {kernel, scale, causal, format}.
@@ -544,18 +553,10 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
       });
 
   // O / l and the log-sum-exp m + log(l).
-  Value col = kr.mulIdx(kr.t4, 2);
-  auto f32x2 = VectorType::get({2}, kr.f32());
+  std::array<Value, 2> inv;
   for (int64_t h = 0; h < 2; ++h) {
     Value l = kr.quadReduce(loop.getResult(2 + h), /*isMax=*/false);
-    Value inv = arith::DivFOp::create(b, loc, kr.cst(1.0), l);
-    Value invV = vector::BroadcastOp::create(b, loc, f32x2, inv);
-    for (int64_t dt = 0; dt < e / 8; ++dt) {
-      Value row = vector::ExtractOp::create(b, loc, loop.getResult(4 + dt), h);
-      vector::StoreOp::create(b, loc, kr.mul(row, invV), out[0],
-                              ValueRange{n, myRow[h], kr.add(col, dt * 8)},
-                              /*nontemporal=*/false, llvm::MaybeAlign(8));
-    }
+    inv[h] = arith::DivFOp::create(b, loc, kr.cst(1.0), l);
     if (out.size() > 1)
       kr.inFirstOfQuad([&] {
         // m is in base 2.
@@ -565,6 +566,8 @@ void buildForwardKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
                                 ValueRange{n, myRow[h]});
       });
   }
+  kr.storeRows(SmallVector<Value>(loop.getResults().drop_front(4)), inv, out[0],
+               n, q0);
 }
 
 /// The dq kernel: inputs g, q, k, v, o, lse; outputs dq and D = rowsum(g o).
@@ -650,7 +653,8 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
         kr.barrier();
         scf::YieldOp::create(b, loc, acc);
       });
-  kr.storeRows(SmallVector<Value>(loop.getResults()), cfg.scale, dq, n, q0);
+  kr.storeRows(SmallVector<Value>(loop.getResults()), kr.uniform(cfg.scale), dq,
+               n, q0);
 }
 
 /// The dk/dv kernel: inputs g, q, k, v, lse, D; outputs dk and dv, or
@@ -678,7 +682,9 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
       loc);
 
   SmallVector<Value> ka, va;
-  std::tie(ka, va) = kr.ownFragments(kb, dTile, d, vb, eTile, e, n, k0);
+  // V's fragments are for dP^T, which only dK needs.
+  std::tie(ka, va) = kr.ownFragments(kb, dTile, d, wantK ? vb : Value(), eTile,
+                                     e, n, k0);
 
   std::array<Value, 2> myKey = kr.ownRows(k0);
   // With `causal`, query tiles from the block's diagonal one on.
@@ -761,9 +767,10 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
       });
   SmallVector<Value> results(loop.getResults());
   if (wantK)
-    kr.storeRows(ArrayRef(results).take_front(numK), cfg.scale, out[0], n, k0);
+    kr.storeRows(ArrayRef(results).take_front(numK), kr.uniform(cfg.scale),
+                 out[0], n, k0);
   if (wantV)
-    kr.storeRows(ArrayRef(results).drop_front(numK), 1.0, out.back(), n, k0);
+    kr.storeRows(ArrayRef(results).drop_front(numK), {}, out.back(), n, k0);
 }
 
 /// to_buffer (read-only) of a tensor, and a fresh f32 buffer.
