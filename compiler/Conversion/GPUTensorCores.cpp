@@ -752,6 +752,7 @@ bool zeroAccumulators(gpu::LaunchOp launch, Value out) {
 
 struct GPUTensorCoreMatmulsPass
     : impl::GPUTensorCoreMatmulsBase<GPUTensorCoreMatmulsPass> {
+  using Base::Base;
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     SmallVector<linalg::GenericOp> marked;
@@ -761,6 +762,15 @@ struct GPUTensorCoreMatmulsPass
     });
     for (linalg::GenericOp g : marked) {
       auto format = g->getAttrOfType<StringAttr>(kMmaAttr).getValue().str();
+      // sm_90a: the warpgroup-MMA kernel writes all of C, so the zero fill
+      // before it goes.
+      if (wgmma) {
+        linalg::FillOp fill = zeroFillBefore(g);
+        if (fill && succeeded(buildWgmmaMatmul(g, format == "bf16"))) {
+          fill.erase();
+          continue;
+        }
+      }
       if (format == "bf16")
         punAsF16(g);
       auto func = g->getParentOfType<func::FuncOp>();

@@ -55,8 +55,9 @@ struct MergeGPUModulesPass
       // itself, ptxas may cap a 128-thread kernel at 128 registers (for 4
       // blocks per SM) and spill: `.minnctapersm 1` lets it use up to 255.
       bool tensorCores = f.walk([](Operation *op) {
-                            return op->getName().getStringRef().ends_with(
-                                       "mma.sync")
+                            StringRef name = op->getName().getStringRef();
+                            return name.ends_with("mma.sync") ||
+                                           name.ends_with("mma_async")
                                        ? WalkResult::interrupt()
                                        : WalkResult::advance();
                           }).wasInterrupted();

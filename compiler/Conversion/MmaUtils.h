@@ -10,6 +10,7 @@
 #define TESSERA_CONVERSION_MMAUTILS_H
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 
 namespace tessera {
 
@@ -18,6 +19,13 @@ namespace tessera {
 /// m16n8k16 are the same for both types; only the operand registers are
 /// i32 (two bf16 each) instead of vector<2xf16>.
 llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
+
+/// Replaces the marked contraction `g` (on buffers: C[M, N] f32 =
+/// A[M, K] x B[K, N] or B[N, K]^T, f16-typed operands holding bf16 bits
+/// when `bf16`) by a gpu.launch of the sm_90a warpgroup-MMA kernel
+/// (WgmmaMatmul.cpp), which writes every element of C. Fails, changing
+/// nothing, when M or N is not a multiple of 128 or K of 64.
+llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16);
 
 } // namespace tessera
 

@@ -151,7 +151,15 @@ def GPUTensorCoreMatmuls
     through `nvgpu`. The accumulators live in registers across the K loop.
     Shared buffers become workgroup attributions of the generated
     gpu.launch, and bf16 contractions get bf16 mma.sync instructions.
+
+    With `wgmma` (sm_90a), contractions whose K is a multiple of 64 get the
+    warpgroup-MMA kernel of WgmmaMatmul.cpp instead: 128x128 block tiles
+    over two warpgroups, a 4-stage cp.async ring in 128-byte-swizzled
+    shared memory, wgmma.mma_async m64n128k16 from shared-memory
+    descriptors.
   }];
+  let options = [Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+                        "Use sm_90a warpgroup MMA (wgmma) for the matmuls">];
   let dependentDialects = ["mlir::transform::TransformDialect",
                            "mlir::gpu::GPUDialect",
                            "mlir::nvgpu::NVGPUDialect",

@@ -164,6 +164,15 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
                                        StringRef format) {
   registerPassesOnce();
   std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/true);
+  // Hopper: matmuls on warpgroup MMA, an arch-specific feature of sm_90a
+  // (its code runs on sm_90 devices only).
+  bool hopper = chip == "sm_90" || chip == "sm_90a";
+  if (hopper) {
+    chip = "sm_90a";
+    for (std::string &p : passes)
+      if (p == "tessera-gpu-tensor-core-matmuls")
+        p += "{wgmma}";
+  }
   passes.insert(passes.end(), {
       // Rows of the attention loops: 128-bit loads where alignment is
       // proven. Kernel arguments come from cuMemAlloc (256-byte aligned)

@@ -28,7 +28,11 @@ NVVM, PTX), run on the fake CUDA driver with FAKE_CUDA_EXECUTE=1, which
 interprets the PTX (tests/unit/PtxSim.cpp) with device memory the host
 cannot touch (FAKE_CUDA_GUARD=1).
 
-Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx] [CASE ...]
+With `--ptx=sm_90`, the GPU package is compiled for sm_90 (sm_90a PTX:
+the matmuls on warpgroup MMA, wgmma.mma_async) and runs on the fake
+driver's first device, which reports compute capability 9.0.
+
+Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx[=sm_90]] [CASE ...]
 """
 import json
 import os
@@ -40,9 +44,10 @@ import sys
 import numpy as np
 
 bindir, work = sys.argv[1:3]
-ptx = "--ptx" in sys.argv[3:]
+ptx_flags = [a for a in sys.argv[3:] if a.startswith("--ptx")]
+ptx = bool(ptx_flags)
 only = [a for a in sys.argv[3:] if not a.startswith("--")]
-other = "sm_80" if ptx else "gpu-emulator"
+other = (ptx_flags[0].partition("=")[2] or "sm_80") if ptx else "gpu-emulator"
 env = dict(os.environ)
 if ptx:
     env.update(TESSERA_LIBCUDA=os.path.join(bindir, "..", "lib", "libtessera_fake_cuda.so"),
@@ -126,7 +131,7 @@ for name, path, entry, bound in cases:
     metrics = {}
     for target in ("cpu", other):
         pkg = f"{work}/{name}-{target}.tsrpkg"
-        extra = ["--gpu-code=ptx"] if target == "sm_80" else []
+        extra = ["--gpu-code=ptx"] if target.startswith("sm_") else []
         subprocess.run([tessera, "compile", path, "-e", entry, "--target", target, "-o", pkg]
                        + extra, check=True)
         out = f"{work}/{name}-{target}-run"

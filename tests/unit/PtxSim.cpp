@@ -11,6 +11,7 @@
 #include "PtxSim.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -31,7 +32,7 @@ enum class Op : uint8_t {
   Mov, Add, Sub, Mul, MulWide, MulHi, Mad, Fma, Div, Rem, Min, Max, Neg, Abs,
   Sqrt, Rcp, Ex2, Lg2, Shl, Shr, And, Or, Xor, Not, Setp, Selp, Cvt, Cvta,
   Ld, St, CpAsync, CpCommit, CpWait, CpWaitAll, Nop, Bar, Ldmatrix, Mma, Shfl,
-  Bra, Ret
+  Bra, Ret, FenceProxyAsync, WgFence, Wgmma, WgCommit, WgWait
 };
 
 enum class Ty : uint8_t {
@@ -72,6 +73,8 @@ struct Inst {
   Cmp cmp = Cmp::Eq;
   Rnd rnd = Rnd::None;
   uint8_t vec = 1, count = 1;
+  /// wgmma.mma_async: N of m64nNk16.
+  uint16_t wgN = 0;
   bool ftz = false, sat = false, trans = false, nan = false;
   /// cvt.{f16x2,bf16x2}.f32 d, a, b: a to the upper half, b to the lower.
   bool pack = false;
@@ -95,6 +98,10 @@ struct Kernel {
   unsigned paramBytes = 0;
   unsigned sharedBytes = 0; // module and kernel shared variables
   unsigned localBytes = 0;
+  /// Whether it has wgmma instructions: then the interpreter tracks which
+  /// registers in-flight wgmma operations will write, and which shared
+  /// bytes were written without a fence.proxy.async since.
+  bool wgmma = false;
 };
 
 constexpr uint64_t kSharedWindow = uint64_t(1) << 60;
@@ -271,7 +278,9 @@ std::vector<Statement> split(const std::string &text) {
       emit(cur, startLine);
       cur.clear();
       continue;
-    } else if (c == ':' && braces == 0) {
+    } else if (c == ':' && braces == 0 &&
+               !(i + 1 < text.size() && text[i + 1] == ':') &&
+               !(i > 0 && text[i - 1] == ':')) { // not `shared::cta`
       std::string t = trim(cur);
       if (!t.empty() && std::all_of(t.begin(), t.end(), isIdentChar)) {
         emit(cur + ":", startLine);
@@ -371,6 +380,10 @@ private:
   bool parseOperand(const std::string &s, int line, Operand &o,
                     std::unordered_map<std::string, int> &regs,
                     std::map<std::string, int64_t> &params, Space *space);
+  bool parseAsyncProxy(const Statement &s, Kernel &k, const std::string &opcode,
+                       const std::string &rest,
+                       std::unordered_map<std::string, int> &regs,
+                       std::map<std::string, int64_t> &params, Inst &in);
   /// The address of a shared, local or global symbol, if `name` is one.
   std::optional<uint64_t> symbol(const std::string &name) const;
 
@@ -611,6 +624,11 @@ bool Parser::parseOperand(const std::string &in, int line, Operand &o,
     o.reg = it->second;
     return true;
   }
+  if (auto it = regs.find(s); it != regs.end()) { // inline assembly's `p`
+    o.kind = Operand::Reg;
+    o.reg = it->second;
+    return true;
+  }
   int64_t v;
   if (parseImmediate(s, v)) {
     o.kind = Operand::Imm;
@@ -652,6 +670,8 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
   std::string rest = sp == std::string::npos ? "" : trim(text.substr(sp));
   std::vector<std::string> parts = splitDots(opcode);
   const std::string &base = parts[0];
+  if (base == "wgmma" || base == "fence")
+    return parseAsyncProxy(s, k, opcode, rest, regs, params, in);
   static const std::map<std::string, Op> ops = {
       {"mov", Op::Mov},   {"add", Op::Add},     {"sub", Op::Sub},
       {"mul", Op::Mul},   {"mad", Op::Mad},     {"fma", Op::Fma},
@@ -806,6 +826,75 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
   return true;
 }
 
+/// fence.proxy.async.shared::cta and the wgmma family (m64nNk16 with f32
+/// accumulators, bf16/f16 operands from shared-memory descriptors).
+bool Parser::parseAsyncProxy(const Statement &s, Kernel &k,
+                             const std::string &opcode,
+                             const std::string &rest,
+                             std::unordered_map<std::string, int> &regs,
+                             std::map<std::string, int64_t> &params,
+                             Inst &in) {
+  auto unsupported = [&] {
+    return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+  };
+  if (opcode == "fence.proxy.async.shared::cta")
+    in.op = Op::FenceProxyAsync;
+  else if (opcode == "wgmma.fence.sync.aligned")
+    in.op = Op::WgFence;
+  else if (opcode == "wgmma.commit_group.sync.aligned")
+    in.op = Op::WgCommit;
+  else if (opcode == "wgmma.wait_group.sync.aligned")
+    in.op = Op::WgWait;
+  else if (opcode.rfind("wgmma.mma_async.sync.aligned.m64n", 0) == 0) {
+    in.op = Op::Wgmma;
+    std::vector<std::string> parts = splitDots(opcode);
+    // wgmma mma_async sync aligned m64nNk16 f32 T T
+    if (parts.size() != 8 || parts[5] != "f32" || parts[6] != parts[7] ||
+        (parts[6] != "bf16" && parts[6] != "f16"))
+      return unsupported();
+    const std::string &shape = parts[4];
+    size_t kPos = shape.find('k');
+    if (kPos == std::string::npos || shape.substr(kPos) != "k16")
+      return unsupported();
+    int n = std::atoi(shape.substr(4, kPos - 4).c_str());
+    if (n < 8 || n > 256 || n % 8)
+      return unsupported();
+    in.wgN = uint16_t(n);
+    in.srcType = parts[6] == "bf16" ? Ty::BF16 : Ty::F16;
+  } else {
+    return unsupported();
+  }
+  for (const std::string &o : splitOperands(rest)) {
+    in.ops.emplace_back();
+    if (!parseOperand(o, s.line, in.ops.back(), regs, params, nullptr))
+      return false;
+  }
+  if (in.op == Op::Wgmma) {
+    // {d...}, a-desc, b-desc, scale-d, imm-scale-a, imm-scale-b,
+    // imm-trans-a, imm-trans-b
+    const std::vector<Operand> &o = in.ops;
+    if (o.size() != 8 || o[0].kind != Operand::Vec ||
+        o[0].elems.size() != size_t(in.wgN / 2) ||
+        o[1].kind != Operand::Reg || o[2].kind != Operand::Reg)
+      return fail(s.line, "cannot read the operands of '" + opcode + "'");
+    for (const Operand &e : o[0].elems)
+      if (e.kind != Operand::Reg)
+        return fail(s.line, "cannot read the operands of '" + opcode + "'");
+    for (size_t i = 4; i < 8; ++i)
+      if (o[i].kind != Operand::Imm)
+        return fail(s.line, "'" + opcode + "' with a register source for A "
+                            "or non-immediate scales is not supported");
+    k.wgmma = true;
+  }
+  if (in.op == Op::WgWait &&
+      (in.ops.size() != 1 || in.ops[0].kind != Operand::Imm))
+    return fail(s.line, "cannot read '" + opcode + " " + rest + "'");
+  k.code.push_back(std::move(in));
+  m.source.resize(std::max<size_t>(m.source.size(), size_t(s.line) + 1));
+  m.source[size_t(s.line)] = s.text;
+  return true;
+}
+
 bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
   const Statement &header = st[i];
   if (header.text.find(".func") != std::string::npos &&
@@ -881,8 +970,12 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
       continue;
     }
     if (t.rfind(".reg", 0) == 0) {
-      // .reg .TYPE %name<N>;  or  .reg .TYPE %a, %b;
-      size_t first = t.find('%');
+      // .reg .TYPE %name<N>;  or  .reg .TYPE %a, %b;  (inline assembly
+      // declares names without %)
+      size_t type = t.find('.', 4);
+      size_t first = type == std::string::npos
+                         ? std::string::npos
+                         : t.find_first_of(" \t", type);
       if (first == std::string::npos)
         return fail(s.line, "cannot read '" + t + "'");
       std::string names = trim(t.substr(first));
@@ -981,10 +1074,23 @@ struct PendingCopy {
   uint32_t group; // 0 until committed
 };
 
+/// A register that an in-flight wgmma will write: the value it will hold
+/// once a wgmma.wait_group retires the operation's group.
+struct PendingResult {
+  int32_t reg;
+  uint32_t value;
+  uint32_t group; // 0 until committed
+};
+
 struct Thread {
   uint32_t pc = 0;
   std::vector<PendingCopy> pending;
   uint32_t groups = 0; // committed so far
+  std::vector<PendingResult> wgPending; // in issue order
+  uint32_t wgGroups = 0;
+  /// Shared bytes this thread wrote since its last fence.proxy.async
+  /// (offset, size), when the kernel has wgmma.
+  mutable std::vector<std::pair<uint32_t, uint32_t>> unfenced;
   State state = State::Ready;
   unsigned tid[3] = {0, 0, 0};
   unsigned linear = 0;
@@ -1007,6 +1113,11 @@ public:
     shared.resize(sharedBytes);
     for (auto *v : {&writeEpoch, &writer, &readEpoch, &reader})
       v->resize(sharedBytes);
+    if (k.wgmma) {
+      unfencedBy.resize(sharedBytes);
+      awaiting.resize(size_t(n) * std::max(1u, k.registers));
+      snapshots.resize((n + 127) / 128);
+    }
     for (unsigned t = 0; t < n; ++t) {
       Thread &th = threads[t];
       th.linear = t;
@@ -1039,6 +1150,9 @@ private:
   bool ldmatrix(unsigned warp, const Inst &in);
   bool shfl(unsigned warp, const Inst &in);
   void mma(unsigned warp, const Inst &in);
+  bool wgmma(unsigned group, const Inst &in);
+  bool wgCommitWait(Thread &t, const Inst &in);
+  bool touchesPending(const Thread &t, const Inst &in) const;
 
   const Module &m;
   const Kernel &k;
@@ -1053,6 +1167,19 @@ private:
   /// (epoch) and thread of its last write and of its last reads.
   std::vector<uint32_t> writeEpoch, writer, readEpoch, reader;
   uint32_t epoch = 1;
+  /// With wgmma: per shared byte, 1 + the thread that wrote it and has not
+  /// executed fence.proxy.async since (0: none); per register of each
+  /// thread, how many in-flight wgmma results it awaits.
+  std::vector<uint32_t> unfencedBy;
+  std::vector<uint16_t> awaiting;
+  /// The shared bytes each in-flight wgmma of a warpgroup read, as they
+  /// were at its issue: they must not change until it completes.
+  struct Snapshot {
+    uint32_t group; // the leader thread's group; 0 until committed
+    int line;
+    std::vector<std::pair<uint32_t, uint8_t>> bytes;
+  };
+  std::vector<std::vector<Snapshot>> snapshots; // per warpgroup
   Allocation cached;
   LaunchResult *result = nullptr;
 };
@@ -1099,6 +1226,8 @@ bool Block::sharedAccess(const Thread &t, const Inst &in, const char *p,
     if (write) {
       writeEpoch[i] = epoch;
       writer[i] = t.linear;
+      if (!unfencedBy.empty())
+        unfencedBy[i] = t.linear + 1;
     } else if (readEpoch[i] != epoch) {
       readEpoch[i] = epoch;
       reader[i] = t.linear;
@@ -1106,6 +1235,8 @@ bool Block::sharedAccess(const Thread &t, const Inst &in, const char *p,
       reader[i] = many;
     }
   }
+  if (write && !unfencedBy.empty())
+    t.unfenced.emplace_back(uint32_t(at), bytes);
   return true;
 }
 
@@ -1339,10 +1470,27 @@ bool Block::runThread(Thread &t) {
       continue;
     }
     const std::vector<Operand> &o = in.ops;
+    if (!t.wgPending.empty() && touchesPending(t, in))
+      return failWith(Failure::LaunchFailed, t, in,
+                      "a register that an in-flight wgmma.mma_async writes is "
+                      "accessed before the wgmma.wait_group that completes it");
     Ty ty = in.type;
     bool fl = isFloat(ty);
     switch (in.op) {
-    case Op::Nop:
+    case Op::Nop: case Op::WgFence:
+      break;
+    case Op::FenceProxyAsync:
+      // This thread's shared-memory writes become visible to the async
+      // proxy (wgmma's operand reads).
+      for (auto [at, size] : t.unfenced)
+        for (uint32_t i = at; i < at + size; ++i)
+          if (unfencedBy[i] == t.linear + 1)
+            unfencedBy[i] = 0;
+      t.unfenced.clear();
+      break;
+    case Op::WgCommit: case Op::WgWait:
+      if (!wgCommitWait(t, in))
+        return false;
       break;
     case Op::Mov: {
       if (o[0].kind == Operand::Vec) { // unpack
@@ -1596,7 +1744,7 @@ bool Block::runThread(Thread &t) {
       t.state = State::Barrier;
       executed += count;
       return true;
-    case Op::Ldmatrix: case Op::Mma: case Op::Shfl:
+    case Op::Ldmatrix: case Op::Mma: case Op::Shfl: case Op::Wgmma:
       t.state = State::Warp;
       executed += count;
       return true;
@@ -1711,6 +1859,212 @@ void Block::mma(unsigned warp, const Inst &in) {
   }
 }
 
+bool Block::touchesPending(const Thread &t, const Inst &in) const {
+  if (in.op == Op::Wgmma || in.op == Op::WgWait || in.op == Op::WgCommit ||
+      in.op == Op::WgFence)
+    return false;
+  const uint16_t *waits = awaiting.data() + (t.regs - regs.data());
+  auto touches = [&](const Operand &o) {
+    if (o.kind == Operand::Vec) {
+      for (const Operand &e : o.elems)
+        if (e.reg >= 0 && waits[e.reg])
+          return true;
+      return false;
+    }
+    return o.reg >= 0 && waits[o.reg] != 0;
+  };
+  if (in.pred >= 0 && waits[in.pred])
+    return true;
+  return std::any_of(in.ops.begin(), in.ops.end(), touches);
+}
+
+bool Block::wgCommitWait(Thread &t, const Inst &in) {
+  std::vector<Snapshot> *group =
+      t.linear % 128 == 0 ? &snapshots[t.linear / 128] : nullptr;
+  if (in.op == Op::WgCommit) {
+    ++t.wgGroups;
+    for (PendingResult &r : t.wgPending)
+      if (r.group == 0)
+        r.group = t.wgGroups;
+    if (group)
+      for (Snapshot &sn : *group)
+        if (sn.group == 0)
+          sn.group = t.wgGroups;
+    return true;
+  }
+  // wait_group N: all but the N most recent committed groups complete, in
+  // issue order (a register written by several takes the last value).
+  uint64_t keep = uint64_t(in.ops[0].imm);
+  uint32_t upTo = keep >= t.wgGroups ? 0 : t.wgGroups - uint32_t(keep);
+  uint16_t *waits = awaiting.data() + (t.regs - regs.data());
+  size_t kept = 0;
+  for (PendingResult &r : t.wgPending) {
+    if (r.group != 0 && r.group <= upTo) {
+      t.regs[r.reg] = r.value;
+      --waits[r.reg];
+    } else {
+      t.wgPending[kept++] = r;
+    }
+  }
+  t.wgPending.resize(kept);
+  if (!group)
+    return true;
+  // The operands it read must not have changed while it was in flight
+  // (the hardware may read them at any time until it completes).
+  size_t left = 0;
+  for (Snapshot &sn : *group) {
+    if (sn.group == 0 || sn.group > upTo) {
+      (*group)[left++] = std::move(sn);
+      continue;
+    }
+    for (auto [at, byte] : sn.bytes)
+      if (uint8_t(shared[at]) != byte) {
+        std::ostringstream os;
+        os << "shared byte " << at << ", an operand of the wgmma.mma_async "
+           << "at PTX line " << sn.line
+           << ", changed before the wgmma.wait_group that completes it";
+        return failWith(Failure::LaunchFailed, t, in, os.str());
+      }
+  }
+  group->resize(left);
+  return true;
+}
+
+namespace {
+/// A shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format").
+struct Descriptor {
+  uint32_t start, leading, stride, baseOffset;
+  /// Swizzle width in bytes (128, 64, 32), or 0 for none (interleave).
+  uint32_t swizzle;
+  explicit Descriptor(uint64_t d)
+      : start(uint32_t(d & 0x3FFF) << 4),
+        leading(uint32_t((d >> 16) & 0x3FFF) << 4),
+        stride(uint32_t((d >> 32) & 0x3FFF) << 4),
+        baseOffset(uint32_t(d >> 49) & 7),
+        swizzle(std::array<uint32_t, 4>{0, 128, 64, 32}[d >> 62]) {}
+
+  /// The shared-memory byte of element (x, k) of a 16-bit matrix whose
+  /// other dimension (M or N) is x: the canonical layouts of the PTX ISA's
+  /// "Shared Memory Matrix Layout", in units of 16-byte chunks T = W / 16
+  /// per swizzled row (CUTLASS writes them the same way):
+  ///   K-major,  swizzled:   ((8, m), (T, 2)) : ((W, SBO), (2, 16)) bytes
+  ///   K-major,  interleave: ((8, m), 2) chunks: ((16, SBO), LBO)
+  ///   MN-major, swizzled:   chunk q = x / 8: ((T, n), (8, k)) :
+  ///                         ((16, LBO), (W, SBO))
+  ///   MN-major, interleave: (q, (8, k)) : (SBO, (16, LBO))
+  /// then, swizzled, address bits [4, 4 + log2 T) ^= bits [7, 7 + log2 T).
+  uint32_t element(bool mnMajor, uint32_t x, uint32_t k) const {
+    uint32_t at;
+    if (!mnMajor) {
+      uint32_t chunk = k / 8, within = (k % 8) * 2;
+      at = swizzle ? start + (x / 8) * stride + (x % 8) * swizzle +
+                         chunk * 16 + within
+                   : start + (x / 8) * stride + (x % 8) * 16 +
+                         chunk * leading + within;
+    } else {
+      uint32_t q = x / 8, within = (x % 8) * 2;
+      if (swizzle) {
+        uint32_t t = swizzle / 16;
+        at = start + (q % t) * 16 + (q / t) * leading + (k % 8) * swizzle +
+             (k / 8) * stride + within;
+      } else {
+        at = start + q * stride + (k % 8) * 16 + (k / 8) * leading + within;
+      }
+    }
+    if (swizzle) {
+      uint32_t mask = swizzle / 16 - 1;
+      at ^= ((at >> 7) & mask) << 4;
+    }
+    return at;
+  }
+};
+} // namespace
+
+bool Block::wgmma(unsigned group, const Inst &in) {
+  // D (64 x N, f32) = A (64 x 16) B (16 x N) + D, A and B from shared
+  // memory. Thread t of the warpgroup (warp w = t / 32, lane l) holds in
+  // register i: row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) +
+  // 2 (l % 4) + i % 2 - the m16n8 accumulator layout, N / 8 times.
+  const std::vector<Operand> &o = in.ops;
+  Thread &lead = threads[group * 128];
+  uint64_t da = get(lead, o[1]), db = get(lead, o[2]);
+  for (unsigned i = 1; i < 128; ++i) {
+    const Thread &t = threads[group * 128 + i];
+    if (get(t, o[1]) != da || get(t, o[2]) != db)
+      return failWith(Failure::LaunchFailed, t, in,
+                      "wgmma.mma_async descriptors differ across the "
+                      "warpgroup");
+  }
+  Descriptor descA(da), descB(db);
+  if (descA.baseOffset || descB.baseOffset)
+    return failWith(Failure::LaunchFailed, lead, in,
+                    "a matrix descriptor with a base offset is not supported");
+  bool scaleD = get(lead, o[3]) & 1;
+  double scaleA = int32_t(o[4].imm) < 0 ? -1 : 1;
+  double scaleB = int32_t(o[5].imm) < 0 ? -1 : 1;
+  bool transA = o[6].imm != 0, transB = o[7].imm != 0;
+  unsigned n = in.wgN;
+  Snapshot snap{0, in.line, {}};
+  auto load = [&](uint32_t at, double &value) {
+    if (at + 2 > shared.size() || at % 2) {
+      std::ostringstream os;
+      os << "wgmma.mma_async operand at shared offset " << at
+         << " lies outside the " << shared.size() << " bytes of the block";
+      return failWith(Failure::IllegalAddress, lead, in, os.str());
+    }
+    for (uint32_t b = at; b < at + 2; ++b)
+      if (uint32_t w = unfencedBy[b]) {
+        std::ostringstream os;
+        os << "wgmma.mma_async reads shared byte " << b << ", written by "
+           << "thread " << w - 1 << " without a fence.proxy.async since";
+        return failWith(Failure::LaunchFailed, lead, in, os.str());
+      }
+    if (!sharedAccess(lead, in, shared.data() + at, 2, /*write=*/false))
+      return false;
+    uint16_t h;
+    std::memcpy(&h, shared.data() + at, 2);
+    snap.bytes.emplace_back(at, uint8_t(h));
+    snap.bytes.emplace_back(at + 1, uint8_t(h >> 8));
+    value = in.srcType == Ty::BF16 ? double(bf16ToF32(h)) : double(f16ToF32(h));
+    return true;
+  };
+  std::vector<double> A(64 * 16), B(16 * size_t(n));
+  for (uint32_t m = 0; m < 64; ++m)
+    for (uint32_t k = 0; k < 16; ++k)
+      if (!load(descA.element(transA, m, k), A[m * 16 + k]))
+        return false;
+  for (uint32_t k = 0; k < 16; ++k)
+    for (uint32_t c = 0; c < n; ++c)
+      if (!load(descB.element(transB, c, k), B[k * n + c]))
+        return false;
+  snapshots[group].push_back(std::move(snap));
+  for (unsigned i = 0; i < 128; ++i) {
+    Thread &t = threads[group * 128 + i];
+    uint16_t *waits = awaiting.data() + (t.regs - regs.data());
+    unsigned w = i / 32, l = i % 32;
+    for (unsigned r = 0; r < n / 2; ++r) {
+      unsigned row = 16 * w + l / 4 + 8 * ((r / 2) % 2);
+      unsigned col = 8 * (r / 4) + 2 * (l % 4) + r % 2;
+      int32_t reg = o[0].elems[r].reg;
+      // The input is the latest value this register will have: that of
+      // an in-flight wgmma's result, when there is one.
+      uint64_t in = t.regs[reg];
+      for (const PendingResult &p : t.wgPending)
+        if (p.reg == reg)
+          in = p.value;
+      double sum = 0;
+      for (unsigned k = 0; k < 16; ++k)
+        sum += A[row * 16 + k] * B[k * n + col];
+      sum *= scaleA * scaleB;
+      if (scaleD)
+        sum += double(f32(in));
+      t.wgPending.push_back({reg, uint32_t(bitsOf(float(sum))), 0});
+      ++waits[reg];
+    }
+  }
+  return true;
+}
+
 bool Block::warpStep(unsigned warp) {
   unsigned first = warp * 32, last = std::min<unsigned>(first + 32,
                                                         unsigned(threads.size()));
@@ -1728,6 +2082,27 @@ bool Block::warpStep(unsigned warp) {
     failWith(Failure::LaunchFailed, threads[first], in,
              "a warp-wide instruction in a warp of fewer than 32 threads");
     return false;
+  }
+  if (in.op == Op::Wgmma) {
+    // Warpgroup-wide: the first warp of the group runs it once all four
+    // are there.
+    if (warp % 4)
+      return false;
+    if (threads.size() < size_t(first) + 128) {
+      failWith(Failure::LaunchFailed, threads[first], in,
+               "wgmma.mma_async in a block without whole warpgroups");
+      return false;
+    }
+    for (unsigned l = first + 32; l < first + 128; ++l)
+      if (threads[l].state != State::Warp || threads[l].pc != pc)
+        return false;
+    if (!wgmma(warp / 4, in))
+      return false;
+    for (unsigned l = first; l < first + 128; ++l) {
+      threads[l].state = State::Ready;
+      ++threads[l].pc;
+    }
+    return true;
   }
   if (in.op == Op::Ldmatrix) {
     if (!ldmatrix(warp, in))
@@ -1758,7 +2133,14 @@ bool Block::run(const unsigned id[3], LaunchResult &res) {
     t.state = State::Ready;
     t.pending.clear();
     t.groups = 0;
+    t.wgPending.clear();
+    t.wgGroups = 0;
+    t.unfenced.clear();
   }
+  std::fill(unfencedBy.begin(), unfencedBy.end(), 0);
+  std::fill(awaiting.begin(), awaiting.end(), 0);
+  for (std::vector<Snapshot> &sn : snapshots)
+    sn.clear();
   unsigned warps = unsigned(threads.size() + 31) / 32;
   for (;;) {
     for (Thread &t : threads)

@@ -95,7 +95,9 @@ cl::opt<std::string> targetName("target",
                                 cl::desc("Code generation target: cpu (the "
                                          "host; the default), a CUDA GPU "
                                          "(sm_80, sm_86, sm_89, sm_90, "
-                                         "sm_90a) for packages and "
+                                         "sm_90a; sm_90 and sm_90a both make "
+                                         "sm_90a code, whose matmuls use "
+                                         "warpgroup MMA) for packages and "
                                          "--emit=ptx, or gpu-emulator (a CPU "
                                          "package of the GPU pipeline's "
                                          "kernels without tensor cores, run "
@@ -226,7 +228,9 @@ COMMANDS
                                print the IR at one stage instead
   tessera compile FILE.tsr -e TRAIN --target sm_90 --emit=ptx -o OUT.ptx
                                the kernels as PTX; bf16/f16 matmuls that tile
-                               run on tensor cores (mma.sync), the rest simple
+                               run on tensor cores (wgmma on sm_90/sm_90a,
+                               mma.sync on sm_80-89), as does attention
+                               (mma.sync); the rest are simpler kernels
   tessera compile FILE.tsr -e TRAIN --target sm_80 -o NAME.tsrpkg
                                a GPU package (host code + PTX) that run, train
                                and eval execute through the CUDA driver

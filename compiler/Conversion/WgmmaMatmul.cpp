@@ -1,0 +1,281 @@
+//===- WgmmaMatmul.cpp - Matmul kernels on sm_90 warpgroup MMA ------------===//
+//
+// The tensor-core matmul for sm_90a: `wgmma.mma_async` reads both operands
+// from shared memory through 64-bit matrix descriptors and accumulates a
+// 64 x 128 f32 tile per warpgroup (128 threads) in registers.
+//
+// A block of two warpgroups owns a 128 x 128 tile of C and walks K 64 at a
+// time through a ring of 4 shared-memory stages (32 KiB each: A 128 x 64,
+// B 64 x 128), filled by 16-byte cp.async copies two tiles ahead:
+//
+//   prologue: copy K tiles 0 and 1
+//   for kt:   cp.async.wait_group 1          (tile kt has landed)
+//             fence.proxy.async.shared::cta  (it is visible to wgmma)
+//             bar.sync                       (for every thread's copies)
+//             copy K tile kt + 2 into the stage of tile kt - 2
+//             wgmma.fence; 4 x wgmma m64n128k16; commit
+//             wgmma.wait_group 1             (tile kt - 1's products done)
+//
+// so the products of tile kt run while tiles kt + 1 and kt + 2 load, and
+// a stage is refilled only after every warpgroup's products of it have
+// completed (the wait of the previous iteration, then the barrier).
+//
+// Shared-memory layout: the 128-byte swizzle of the PTX ISA's canonical
+// layouts ("Shared Memory Matrix Layout"), 1024-byte aligned. A (M x K,
+// K contiguous) and B given as N x K are K-major: row r's 16-byte chunk c
+// lies at r * 128 + ((c ^ (r % 8)) * 16), 8 rows forming a 1024-byte atom
+// (stride byte offset 1024); a k16 step moves the descriptor's start by 32
+// bytes. B given as K x N is N-major (imm-trans-b = 1): atoms of 8 K rows
+// x 64 N columns, K row kr's chunk c at kr * 128 + ((c ^ (kr % 8)) * 16)
+// within its atom; the atoms of 8 K rows follow each other (stride byte
+// offset 1024) and the second 64 columns start 8 KiB further (leading byte
+// offset); a k16 step moves the start by 2048 bytes. The copies write
+// exactly these addresses, so no data is moved twice.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/MmaUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+
+namespace tessera {
+namespace {
+
+/// Block tile, K tile, stages, threads (two warpgroups).
+constexpr int64_t kBM = 128, kBN = 128, kBK = 64, kStages = 4,
+                  kThreads = 256;
+/// Bytes of one operand's tile in one stage, of a stage, and of the ring
+/// plus the slack that aligns it to 1024 bytes (the swizzle's period).
+constexpr int64_t kTileBytes = kBM * kBK * 2, kStageBytes = 2 * kTileBytes,
+                  kSharedBytes = kStages * kStageBytes + 1024;
+/// Accumulators per thread: a 64 x 128 f32 tile over 128 threads.
+constexpr int64_t kAccumulators = 64 * kBN / 128;
+
+struct Builder {
+  OpBuilder &b;
+  Location loc;
+
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value i64(int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value add(Value x, int64_t c) { return c ? add(x, index(c)) : x; }
+  Value mul(Value x, int64_t c) {
+    return arith::MulIOp::create(b, loc, x, index(c));
+  }
+  Value div(Value x, int64_t c) {
+    return arith::DivUIOp::create(b, loc, x, index(c));
+  }
+  Value rem(Value x, int64_t c) {
+    return arith::RemUIOp::create(b, loc, x, index(c));
+  }
+  Value xorI(Value x, Value y) { return arith::XOrIOp::create(b, loc, x, y); }
+  Value minI(Value x, Value y) { return arith::MinUIOp::create(b, loc, x, y); }
+};
+
+/// The parts of a marked contraction the kernel needs.
+struct Operands {
+  Value a, bm, c;
+  bool bTransposed; // b is N x K (K-major); otherwise K x N (N-major)
+  int64_t m, n, k;
+};
+
+/// A shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"):
+/// start address >> 4 in bits 0-13, leading and stride byte offsets >> 4 in
+/// bits 16-29 and 32-45, the swizzle mode in bits 62-63 (1: 128 bytes).
+Value descriptor(Builder &k, Value address, int64_t leading, int64_t stride) {
+  OpBuilder &b = k.b;
+  Value addr = arith::IndexCastUIOp::create(b, k.loc, b.getI64Type(), address);
+  Value start = arith::ShRUIOp::create(
+      b, k.loc, arith::AndIOp::create(b, k.loc, addr, k.i64(0x3FFFF)),
+      k.i64(4));
+  int64_t fixed = ((leading >> 4) << 16) | ((stride >> 4) << 32) |
+                  (int64_t(1) << 62);
+  return arith::OrIOp::create(b, k.loc, start, k.i64(fixed));
+}
+
+/// The copies of K tile `kt` (clamped to the last; nothing is read when
+/// `live` is false) into stage `stage` of `ring` (f16 elements), one
+/// cp.async group.
+void copyTile(Builder &k, const Operands &o, Value ring, Value tid, Value m0,
+              Value n0, Value kt, Value live, Value stage) {
+  OpBuilder &b = k.b;
+  Type token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+  Value k0 = k.mul(kt, kBK);
+  Value srcElements =
+      arith::SelectOp::create(b, k.loc, live, k.index(8), k.index(0));
+  Value stageBase = k.mul(stage, kStageBytes / 2);
+  SmallVector<Value> tokens;
+  auto copy = [&](Value src, ValueRange srcIdx, Value dst) {
+    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+        b, k.loc, token, ring, ValueRange{dst}, src, srcIdx,
+        b.getIndexAttr(8), srcElements, b.getUnitAttr()));
+  };
+  // 1024 chunks of 16 bytes per operand, 4 per thread.
+  for (int64_t it = 0; it < kBM * kBK / 8 / kThreads; ++it) {
+    Value e = k.add(tid, it * kThreads);
+    // K-major rows of 8 chunks: A, and B given as N x K.
+    Value r = k.div(e, 8), ch = k.rem(e, 8);
+    Value swizzled = k.mul(k.xorI(ch, k.rem(r, 8)), 8);
+    Value kMajor = k.add(k.mul(r, kBK), swizzled);
+    copy(o.a, {k.add(m0, r), k.add(k0, k.mul(ch, 8))},
+         k.add(stageBase, kMajor));
+    Value bBase = k.add(stageBase, kTileBytes / 2);
+    if (o.bTransposed) {
+      copy(o.bm, {k.add(n0, r), k.add(k0, k.mul(ch, 8))},
+           k.add(bBase, kMajor));
+      continue;
+    }
+    // N-major: K row kr, chunk nc of 16 across the 128 columns.
+    Value kr = k.div(e, 16), nc = k.rem(e, 16);
+    Value atom = k.div(nc, 8), cc = k.rem(nc, 8);
+    Value dst = k.add(k.add(k.mul(atom, 4096), k.mul(kr, 64)),
+                      k.mul(k.xorI(cc, k.rem(kr, 8)), 8));
+    copy(o.bm, {k.add(k0, kr), k.add(n0, k.mul(nc, 8))}, k.add(bBase, dst));
+  }
+  nvgpu::DeviceAsyncCreateGroupOp::create(b, k.loc, token, tokens);
+}
+
+} // namespace
+
+LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
+  Location loc = g.getLoc();
+  MLIRContext *ctx = g.getContext();
+  AffineMap rhsMap = g.getIndexingMapsArray()[1];
+  Operands o;
+  o.a = g.getDpsInputs()[0];
+  o.bm = g.getDpsInputs()[1];
+  o.c = g.getDpsInits()[0];
+  o.bTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
+  auto aType = cast<MemRefType>(o.a.getType());
+  auto cType = cast<MemRefType>(o.c.getType());
+  o.m = cType.getDimSize(0);
+  o.n = cType.getDimSize(1);
+  o.k = aType.getDimSize(1);
+  if (o.m % kBM || o.n % kBN || o.k % kBK)
+    return failure();
+
+  OpBuilder b(g);
+  Builder k{b, loc};
+  Value one = k.index(1);
+  auto launch = gpu::LaunchOp::create(
+      b, loc, k.index(o.n / kBN), k.index(o.m / kBM), one,
+      k.index(kThreads), one, one,
+      /*dynamicSharedMemorySize=*/
+      arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(kSharedBytes)));
+  b.setInsertionPointToStart(&launch.getBody().front());
+  Value tid = launch.getThreadIds().x;
+  Value n0 = k.mul(launch.getBlockIds().x, kBN);
+  Value m0 = k.mul(launch.getBlockIds().y, kBM);
+
+  // The ring, aligned to 1024 bytes inside the dynamic shared memory.
+  auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Value bytes = gpu::DynamicSharedMemoryOp::create(
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                      MemRefLayoutAttrInterface(), shared));
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, bytes);
+  Value pad = k.rem(arith::SubIOp::create(b, loc, k.index(1024),
+                                          k.rem(base, 1024)),
+                    1024);
+  Value ring = memref::ViewOp::create(
+      b, loc,
+      MemRefType::get({kStages * kStageBytes / 2}, b.getF16Type(),
+                      MemRefLayoutAttrInterface(), shared),
+      bytes, pad, ValueRange{});
+  Value ringAddress = k.add(base, pad);
+
+  int64_t tiles = o.k / kBK;
+  Value lastTile = k.index(tiles - 1);
+  auto issue = [&](Value kt) {
+    Value live = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, kt,
+                                       lastTile);
+    copyTile(k, o, ring, tid, m0, n0, k.minI(kt, lastTile), live,
+             k.rem(kt, kStages));
+  };
+  // Prologue: tiles 0 and 1.
+  for (int64_t t = 0; t < kStages - 2; ++t)
+    issue(k.index(t));
+
+  Type f32 = b.getF32Type();
+  auto accType =
+      LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(kAccumulators, f32));
+  Value zero = LLVM::ZeroOp::create(b, loc, accType);
+  Value warpgroup = k.div(tid, 128);
+  auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
+                                 ValueRange{zero});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    Value acc = loop.getRegionIterArgs()[0];
+    // Tile kt has landed (one younger group may still be in flight).
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, 1);
+    NVVM::FenceProxyOp::create(
+        b, loc, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    gpu::BarrierOp::create(b, loc);
+    issue(k.add(kt, kStages - 2));
+
+    Value stage = k.add(ringAddress, k.mul(k.rem(kt, kStages), kStageBytes));
+    Value aBase = k.add(stage, k.mul(warpgroup, 64 * kBK * 2));
+    Value bBase = k.add(stage, kTileBytes);
+    NVVM::WgmmaFenceAlignedOp::create(b, loc);
+    for (int64_t step = 0; step < kBK / 16; ++step) {
+      Value descA = descriptor(k, k.add(aBase, step * 32), 16, 1024);
+      Value descB = o.bTransposed
+                        ? descriptor(k, k.add(bBase, step * 32), 16, 1024)
+                        : descriptor(k, k.add(bBase, step * 2048), 8192, 1024);
+      auto type = bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+      acc = NVVM::WgmmaMmaAsyncOp::create(
+          b, loc, accType, acc, descA, descB,
+          NVVM::MMAShapeAttr::get(ctx, 64, kBN, 16), type, type,
+          NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          NVVM::MMALayout::row,
+          o.bTransposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+          /*satfinite=*/nullptr);
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 1);
+    scf::YieldOp::create(b, loc, acc);
+  }
+  NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+
+  // Epilogue: thread (warp w of the warpgroup, lane l) holds, per 8 columns
+  // nt, rows 16 w + l / 4 (+ 8) and columns 8 nt + 2 (l % 4) (+ 1): the
+  // m16n8 accumulator layout, repeated.
+  Value result = loop.getResult(0);
+  Value lane = k.rem(tid, 32), warp = k.rem(k.div(tid, 32), 4);
+  Value row = k.add(k.add(m0, k.mul(warpgroup, 64)),
+                    k.add(k.mul(warp, 16), k.div(lane, 4)));
+  Value col = k.add(n0, k.mul(k.rem(lane, 4), 2));
+  auto pair = VectorType::get({2}, f32);
+  for (int64_t nt = 0; nt < kBN / 8; ++nt)
+    for (int64_t h = 0; h < 2; ++h) {
+      SmallVector<Value> two;
+      for (int64_t j = 0; j < 2; ++j)
+        two.push_back(LLVM::ExtractValueOp::create(b, loc, result,
+                                                   4 * nt + 2 * h + j));
+      vector::StoreOp::create(
+          b, loc, vector::FromElementsOp::create(b, loc, pair, two), o.c,
+          ValueRange{k.add(row, 8 * h), k.add(col, 8 * nt)},
+          /*nontemporal=*/false, llvm::MaybeAlign(8));
+    }
+  gpu::TerminatorOp::create(b, loc);
+  g.erase();
+  return success();
+}
+
+} // namespace tessera
