@@ -2,7 +2,9 @@
 //
 // Hand-written PTX: shared memory and a barrier, early exits, warp shuffles,
 // packed conversions, the faults a GPU reports (out of bounds, misaligned),
-// and a race on shared memory. The interpreter's
+// a race on shared memory, and a warpgroup MMA with the hazards the
+// interpreter reports (no fence.proxy.async, a result read before its
+// wait). The interpreter's
 // tensor-core instructions are checked end to end instead: the bf16
 // char-GPT's packages against the CPU (tests/lit/e2e/ptx-vs-cpu.test).
 //
@@ -117,6 +119,80 @@ const char *kShuffles = R"(
 	st.global.b32 	[%rd6+16], %r7;
 	ret;
 
+}
+)";
+
+// wgmma m64n8k16 from interleaved (unswizzled) K-major shared memory: A is
+// 64 x 16 ones, B's column c is c + 1, so D[r][c] = 16 (c + 1). Threads
+// 0-63 write A, 64-79 B. Mode 1 reads a result register before the wait,
+// mode 2 leaves out the fence.proxy.async.
+const char *kWgmma = R"(
+.version 8.0
+.target sm_90a
+.address_size 64
+
+.visible .entry wg(
+	.param .u64 wg_param_0,
+	.param .u32 wg_param_1
+)
+{
+	.reg .pred 	%p<4>;
+	.reg .b32 	%r<12>;
+	.reg .b32 	%f<2>;
+	.reg .b64 	%rd<8>;
+	.shared .align 1024 .b8 smem[4096];
+
+	ld.param.b64 	%rd1, [wg_param_0];
+	ld.param.b32 	%r9, [wg_param_1];
+	mov.u32 	%r1, %tid.x;
+	mov.b64 	%rd3, smem;
+	setp.lt.u32 	%p1, %r1, 64;
+	@%p1 bra 	$A;
+	setp.lt.u32 	%p1, %r1, 80;
+	@!%p1 bra 	$W;
+	sub.s32 	%r5, %r1, 64;
+	and.b32 	%r6, %r5, 7;
+	add.s32 	%r7, %r6, 1;
+	cvt.rn.f32.u32 	%f1, %r7;
+	cvt.rn.bf16x2.f32 	%r2, %f1, %f1;
+	mul.wide.u32 	%rd2, %r5, 16;
+	add.s64 	%rd4, %rd3, %rd2;
+	st.shared.v4.b32 	[%rd4+2048], {%r2, %r2, %r2, %r2};
+	bra 	$W;
+$A:
+	mul.wide.u32 	%rd2, %r1, 32;
+	add.s64 	%rd4, %rd3, %rd2;
+	mov.b32 	%r2, 1065369472;
+	st.shared.v4.b32 	[%rd4], {%r2, %r2, %r2, %r2};
+	st.shared.v4.b32 	[%rd4+16], {%r2, %r2, %r2, %r2};
+$W:
+	setp.ne.u32 	%p2, %r9, 2;
+	@%p2 fence.proxy.async.shared::cta;
+	bar.sync 	0;
+	shr.u64 	%rd5, %rd3, 4;
+	or.b64 	%rd5, %rd5, 68720001024;
+	add.s64 	%rd6, %rd3, 2048;
+	shr.u64 	%rd6, %rd6, 4;
+	or.b64 	%rd6, %rd6, 68720001024;
+	mov.b32 	%r3, 0;
+	mov.b32 	%r4, 0;
+	mov.b32 	%r5, 0;
+	mov.b32 	%r6, 0;
+	wgmma.fence.sync.aligned;
+	{
+	.reg .pred p;
+	setp.ne.b32 p, 1, 0;
+	wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%r3, %r4, %r5, %r6}, %rd5, %rd6, p, 1, 1, 0, 0;
+	}
+	wgmma.commit_group.sync.aligned;
+	setp.eq.u32 	%p3, %r9, 1;
+	@%p3 add.s32 	%r7, %r3, 0;
+	wgmma.wait_group.sync.aligned 	0;
+	cvta.to.global.u64 	%rd7, %rd1;
+	mul.wide.u32 	%rd2, %r1, 16;
+	add.s64 	%rd7, %rd7, %rd2;
+	st.global.v4.b32 	[%rd7], {%r3, %r4, %r5, %r6};
+	ret;
 }
 )";
 
@@ -266,6 +342,43 @@ TEST(PtxSim, UnsupportedInstructionNamesItsLine) {
   ModulePtr none(ptxsim::parse("\x50\xed\x55\xba binary", error));
   EXPECT_FALSE(none);
   EXPECT_NE(error.find("not PTX text"), std::string::npos) << error;
+}
+
+TEST(PtxSim, WarpgroupMmaAndItsHazards) {
+  ModulePtr m = parseOrFail(kWgmma);
+  ASSERT_TRUE(m);
+  auto run = [&](uint32_t mode, std::vector<float> &out) {
+    Memory mem;
+    mem.buffers = {std::vector<float>(128 * 4, -1.0f)};
+    void *ptr = mem.buffers[0].data();
+    void *params[] = {&ptr, &mode};
+    ptxsim::LaunchResult r = ptxsim::launch(*m, "wg", {1, 1, 1}, {128, 1, 1},
+                                            0, params, mem.resolver(), 1);
+    out = mem.buffers[0];
+    return r;
+  };
+  std::vector<float> out;
+  ptxsim::LaunchResult r = run(0, out);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  // Thread t's register i: column 2 (t % 4) + i % 2 of the m16n8 layout.
+  for (unsigned t = 0; t < 128; ++t)
+    for (unsigned i = 0; i < 4; ++i)
+      EXPECT_EQ(out[t * 4 + i], 16.0f * float(2 * (t % 4) + i % 2 + 1))
+          << "thread " << t << ", register " << i;
+
+  r = run(1, out);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("`@%p3 add.s32 \t%r7, %r3, 0`: a register that an "
+                           "in-flight wgmma.mma_async writes is accessed "
+                           "before the wgmma.wait_group"),
+            std::string::npos)
+      << r.message;
+
+  r = run(2, out);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("without a fence.proxy.async since"),
+            std::string::npos)
+      << r.message;
 }
 
 } // namespace
