@@ -136,7 +136,9 @@ void copyTile(Builder &k, const Operands &o, Value ring, Value tid, Value m0,
            k.add(bBase, kMajor));
       continue;
     }
-    // N-major: K row kr, chunk nc of 16 across the 128 columns.
+    // N-major: K row kr, chunk nc of 16 across the 128 columns; in halves,
+    // the second 64 columns start 8 KiB (4096) further, a K row is 128
+    // bytes (64).
     Value kr = k.div(e, 16), nc = k.rem(e, 16);
     Value atom = k.div(nc, 8), cc = k.rem(nc, 8);
     Value dst = k.add(k.add(k.mul(atom, 4096), k.mul(kr, 64)),
