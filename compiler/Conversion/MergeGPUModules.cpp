@@ -54,13 +54,12 @@ struct MergeGPUModulesPass
       // Tensor-core kernels keep their fragments in registers. Left to
       // itself, ptxas may cap a 128-thread kernel at 128 registers (for 4
       // blocks per SM) and spill: `.minnctapersm 1` lets it use up to 255.
-      bool tensorCores = f.walk([](Operation *op) {
-                            StringRef name = op->getName().getStringRef();
-                            return name.ends_with("mma.sync") ||
-                                           name.ends_with("mma_async")
-                                       ? WalkResult::interrupt()
-                                       : WalkResult::advance();
-                          }).wasInterrupted();
+      bool tensorCores =
+          f.walk([](Operation *op) {
+             StringRef name = op->getName().getStringRef();
+             bool mma = name.ends_with("mma.sync") || name.ends_with("mma_async");
+             return mma ? WalkResult::interrupt() : WalkResult::advance();
+           }).wasInterrupted();
       if (tensorCores)
         f->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
                    IntegerAttr::get(IntegerType::get(f.getContext(), 32), 1));
