@@ -11,6 +11,7 @@
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Conversion/MmaUtils.h"
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
+#include "compiler/Conversion/NNToLinalg/RowKernels.h"
 
 #include "dialects/precision/IR/PrecisionDialect.h"
 
@@ -831,12 +832,15 @@ struct GPUTensorCoreMatmulsPass
           pipelineCopies(*copyLoop);
       }
     }
-    // Attention kernels (convert-nn-to-linalg{mma-attention}).
-    WalkResult attention = getOperation().walk([](gpu::LaunchOp launch) {
-      return failed(expandMmaAttention(launch)) ? WalkResult::interrupt()
-                                                : WalkResult::advance();
+    // Attention kernels (convert-nn-to-linalg{mma-attention}) and a warp
+    // per row (convert-nn-to-linalg{row-kernels warp-rows}).
+    WalkResult standIns = getOperation().walk([](gpu::LaunchOp launch) {
+      return failed(expandMmaAttention(launch)) ||
+                     failed(expandWarpRows(launch))
+                 ? WalkResult::interrupt()
+                 : WalkResult::advance();
     });
-    if (attention.wasInterrupted())
+    if (standIns.wasInterrupted())
       signalPassFailure();
   }
 };

@@ -51,8 +51,9 @@ bool hasAlignedBase(Value buffer, bool alignedArguments) {
 
 /// A number that `index` is known to be a multiple of (0: it is 0). Known
 /// are constants, induction variables of scf.for loops with constant
-/// bounds and steps (as the row kernels' chunk loops), and sums and
-/// products of those; anything else is a multiple of 1.
+/// steps (as the row kernels' chunk loops; their start counts too, such as
+/// a lane times 4), and sums and products of those; anything else is a
+/// multiple of 1.
 uint64_t knownMultiple(Value index) {
   if (std::optional<int64_t> c = getConstantIntValue(index))
     return uint64_t(std::abs(*c));
@@ -60,10 +61,10 @@ uint64_t knownMultiple(Value index) {
     auto loop = dyn_cast<scf::ForOp>(arg.getOwner()->getParentOp());
     if (!loop || loop.getInductionVar() != arg)
       return 1;
-    std::optional<int64_t> lb = getConstantIntValue(loop.getLowerBound());
     std::optional<int64_t> step = getConstantIntValue(loop.getStep());
-    return lb && step ? std::gcd(uint64_t(std::abs(*lb)), uint64_t(std::abs(*step)))
-                      : 1;
+    return step ? std::gcd(knownMultiple(loop.getLowerBound()),
+                           uint64_t(std::abs(*step)))
+                : 1;
   }
   Operation *def = index.getDefiningOp();
   if (auto add = dyn_cast_or_null<arith::AddIOp>(def))

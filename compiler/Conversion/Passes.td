@@ -35,7 +35,13 @@ def ConvertNNToLinalg : Pass<"convert-nn-to-linalg", "mlir::ModuleOp"> {
            "normalized dimension), cross-entropy and their gradients to one "
            "scf.forall over rows each: the row's statistics stay in "
            "registers instead of separate reductions; and the embedding "
-           "gradient as one loop per (block of table rows, column)">
+           "gradient as one loop per (block of table rows, column)">,
+    Option<"warpRows", "warp-rows", "bool", /*default=*/"false",
+           "With row-kernels: each row of those ops (not the embedding "
+           "gradient) as a warp of 32 GPU threads that split its columns and "
+           "combine their statistics by shuffles, 8 rows per block. The "
+           "kernel's launch is a stand-in until tessera-gpu-tensor-core-"
+           "matmuls builds its body after bufferization">
   ];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::bufferization::BufferizationDialect",
@@ -157,6 +163,10 @@ def GPUTensorCoreMatmuls
     over two warpgroups, a 4-stage cp.async ring in 128-byte-swizzled
     shared memory, wgmma.mma_async m64n128k16 from shared-memory
     descriptors.
+
+    It also builds the kernels that convert-nn-to-linalg left as stand-in
+    launches: attention on tensor cores (mma-attention) and the row
+    kernels' warp per row (warp-rows).
   }];
   let options = [Option<"wgmma", "wgmma", "bool", /*default=*/"false",
                         "Use sm_90a warpgroup MMA (wgmma) for the matmuls">];

@@ -116,8 +116,10 @@ static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
       // cores, the forward pass on bf16/f16 operands as an mma.sync
       // kernel. Softmax, the norms and cross-entropy as one loop per row
       // each (row kernels).
+      // With tensor cores (the GPU, not the emulator, which runs no warp
+      // shuffles): a warp per row of the row kernels.
       std::string("convert-nn-to-linalg{flash-attention row-kernels") +
-          (tensorCores ? " mma-attention}" : "}"),
+          (tensorCores ? " mma-attention warp-rows}" : "}"),
       "convert-optim-to-linalg",
       // Contractions on bf16/f16-rounded operands become half-precision
       // matmuls for the tensor cores (before the roundings are lowered).
@@ -177,7 +179,14 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
       // Rows of the attention loops: 128-bit loads where alignment is
       // proven. Kernel arguments come from cuMemAlloc (256-byte aligned)
       // in 512-byte blocks.
-      "func.func(tessera-gpu-vector-access)", "gpu-kernel-outlining", "tessera-merge-gpu-modules",
+      "func.func(tessera-gpu-vector-access)",
+      // Constants (and index arithmetic on them) that canonicalization
+      // hoisted out of the launches go back in before outlining: else each
+      // becomes a kernel parameter, and a division by a tile size or a
+      // row width a 64-bit division by an unknown (dozens of instructions)
+      // instead of a shift or a multiplication.
+      "gpu-launch-sink-index-computations",
+      "gpu-kernel-outlining", "tessera-merge-gpu-modules",
       // One stream per call: allocations, frees and launches are queued in
       // order and the host waits once, at the end.
       "func.func(gpu-async-region)", "lower-affine",

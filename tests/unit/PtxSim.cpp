@@ -30,7 +30,7 @@ namespace {
 
 enum class Op : uint8_t {
   Mov, Add, Sub, Mul, MulWide, MulHi, Mad, Fma, Div, Rem, Min, Max, Neg, Abs,
-  Sqrt, Rcp, Ex2, Lg2, Shl, Shr, And, Or, Xor, Not, Setp, Selp, Cvt, Cvta,
+  Sqrt, Rcp, Ex2, Lg2, Shl, Shr, Bfe, And, Or, Xor, Not, Setp, Selp, Cvt, Cvta,
   Ld, St, CpAsync, CpCommit, CpWait, CpWaitAll, Nop, Bar, Ldmatrix, Mma, Shfl,
   Bra, Ret, FenceProxyAsync, WgFence, Wgmma, WgCommit, WgWait
 };
@@ -679,6 +679,7 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       {"max", Op::Max},   {"neg", Op::Neg},     {"abs", Op::Abs},
       {"sqrt", Op::Sqrt}, {"rcp", Op::Rcp},     {"ex2", Op::Ex2},
       {"lg2", Op::Lg2},   {"shl", Op::Shl},     {"shr", Op::Shr},
+      {"bfe", Op::Bfe},
       {"and", Op::And},   {"or", Op::Or},       {"xor", Op::Xor},
       {"not", Op::Not},   {"setp", Op::Setp},   {"selp", Op::Selp},
       {"cvt", Op::Cvt},   {"cvta", Op::Cvta},   {"ld", Op::Ld},
@@ -1641,6 +1642,25 @@ bool Block::runThread(Thread &t) {
       else
         r = s >= n ? 0 : a >> s;
       set(t, o[0], mask(r, ty));
+      break;
+    }
+    case Op::Bfe: {
+      // PTX ISA, bfe: bit i of d is bit pos + i of a for i < len and
+      // pos + i within the type, else the sign bit: 0 for unsigned types,
+      // else a's bit min(pos + len - 1, msb) (0 when len is 0). pos and
+      // len are the low 8 bits of their operands.
+      uint64_t a = mask(get(t, o[1]), ty);
+      uint64_t msb = bits(ty) - 1;
+      uint64_t pos = get(t, o[2]) & 0xff, len = get(t, o[3]) & 0xff;
+      uint64_t sbit = isSigned(ty) && len != 0
+                          ? (a >> std::min(pos + len - 1, msb)) & 1
+                          : 0;
+      uint64_t r = 0;
+      for (uint64_t i = 0; i <= msb; ++i) {
+        uint64_t bit = i < len && pos + i <= msb ? (a >> (pos + i)) & 1 : sbit;
+        r |= bit << i;
+      }
+      set(t, o[0], r);
       break;
     }
     case Op::And: case Op::Or: case Op::Xor: {

@@ -382,3 +382,110 @@ TEST(PtxSim, WarpgroupMmaAndItsHazards) {
 }
 
 } // namespace
+
+// Thread t reads a (u64), pos and len (u32) from in[16 t], and writes
+// bfe.u64, bfe.s64 (8 bytes each), bfe.u32 and bfe.s32 of a's low half
+// to out[24 t]. LLVM's NVPTX back end emits bfe for shifts and masks of
+// constants (a row kernel's lane = tid % 32, warp = tid / 32).
+const char *kBitFields = R"(
+.version 8.0
+.target sm_80
+.address_size 64
+
+.visible .entry bfe(
+	.param .u64 bfe_param_0,
+	.param .u64 bfe_param_1
+)
+{
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<14>;
+
+	ld.param.b64 	%rd1, [bfe_param_0];
+	ld.param.b64 	%rd2, [bfe_param_1];
+	cvta.to.global.u64 	%rd3, %rd1;
+	cvta.to.global.u64 	%rd4, %rd2;
+	mov.u32 	%r1, %tid.x;
+	mul.wide.u32 	%rd5, %r1, 16;
+	add.s64 	%rd6, %rd3, %rd5;
+	ld.global.b64 	%rd7, [%rd6];
+	ld.global.b32 	%r2, [%rd6+8];
+	ld.global.b32 	%r3, [%rd6+12];
+	bfe.u64 	%rd8, %rd7, %r2, %r3;
+	bfe.s64 	%rd9, %rd7, %r2, %r3;
+	cvt.u32.u64 	%r4, %rd7;
+	bfe.u32 	%r5, %r4, %r2, %r3;
+	bfe.s32 	%r6, %r4, %r2, %r3;
+	mul.wide.u32 	%rd10, %r1, 24;
+	add.s64 	%rd11, %rd4, %rd10;
+	st.global.b64 	[%rd11], %rd8;
+	st.global.b64 	[%rd11+8], %rd9;
+	st.global.b32 	[%rd11+16], %r5;
+	st.global.b32 	[%rd11+20], %r6;
+	ret;
+}
+)";
+
+/// bfe by shifts, for n-bit a: the field [pos, pos + len) moved to the
+/// bottom, then (signed) sign-extended from its top bit, or from a's sign
+/// bit when the field runs past it.
+template <typename U, typename S>
+std::pair<U, U> bitFieldByShifts(U a, uint32_t pos, uint32_t len) {
+  constexpr uint32_t n = sizeof(U) * 8;
+  pos &= 0xff;
+  len &= 0xff;
+  if (len == 0)
+    return {0, 0};
+  if (pos >= n)
+    return {0, U(S(a) < 0 ? ~U(0) : 0)};
+  if (pos + len >= n) // everything from pos up: a plain right shift
+    return {U(a >> pos), U(S(a) >> pos)};
+  U field = U(a << (n - pos - len));
+  return {U(field >> (n - len)), U(S(field) >> (n - len))};
+}
+
+TEST(PtxSim, BitFieldExtract) {
+  ModulePtr m = parseOrFail(kBitFields);
+  ASSERT_TRUE(m);
+  struct Case {
+    uint64_t a;
+    uint32_t pos, len;
+  };
+  std::vector<Case> cases;
+  const uint64_t values[] = {0x8000000000000000ull, 0xfedcba9876543210ull,
+                             0x00000000ffffffffull, 0x0123456789abcdefull};
+  const uint32_t positions[] = {0, 3, 31, 32, 40, 63, 64, 300};
+  const uint32_t lengths[] = {0, 1, 5, 32, 33, 64, 200, 0x105};
+  for (uint64_t a : values)
+    for (uint32_t pos : positions)
+      for (uint32_t len : lengths)
+        cases.push_back({a, pos, len});
+  ASSERT_EQ(cases.size(), 256u);
+  Memory mem;
+  mem.buffers = {std::vector<float>(cases.size() * 4),
+                 std::vector<float>(cases.size() * 6)};
+  std::memcpy(mem.buffers[0].data(), cases.data(), cases.size() * 16);
+  void *in = mem.buffers[0].data(), *out = mem.buffers[1].data();
+  void *params[] = {&in, &out};
+  ptxsim::LaunchResult r = ptxsim::launch(*m, "bfe", {1, 1, 1},
+                                          {uint32_t(cases.size()), 1, 1}, 0,
+                                          params, mem.resolver(), 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case &c = cases[i];
+    const char *o = reinterpret_cast<const char *>(out) + i * 24;
+    uint64_t u64, s64;
+    uint32_t u32, s32;
+    std::memcpy(&u64, o, 8);
+    std::memcpy(&s64, o + 8, 8);
+    std::memcpy(&u32, o + 16, 4);
+    std::memcpy(&s32, o + 20, 4);
+    auto want64 = bitFieldByShifts<uint64_t, int64_t>(c.a, c.pos, c.len);
+    auto want32 = bitFieldByShifts<uint32_t, int32_t>(uint32_t(c.a), c.pos, c.len);
+    std::string at = "a=" + std::to_string(c.a) + " pos=" +
+                     std::to_string(c.pos) + " len=" + std::to_string(c.len);
+    EXPECT_EQ(u64, want64.first) << at;
+    EXPECT_EQ(s64, want64.second) << at;
+    EXPECT_EQ(u32, want32.first) << at;
+    EXPECT_EQ(s32, want32.second) << at;
+  }
+}

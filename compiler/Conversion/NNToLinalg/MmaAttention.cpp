@@ -41,6 +41,7 @@
 
 #include "compiler/Conversion/MmaUtils.h"
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
+#include "compiler/Conversion/NNToLinalg/StandIn.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -385,62 +386,13 @@ struct Kernel {
 /// The attribute of a stand-in launch: {kernel, scale, causal, format}.
 constexpr llvm::StringLiteral kMmaAttentionAttr = "tessera.mma_attention";
 
-/// A launch of grid (gridX, gridY) x kThreads threads whose body stands in
-/// for a kernel: it reads each input (a memref) and writes each output,
-/// input i at [0, ..., 0, i] and output i at [0, ..., 0, i], so that the
-/// deallocation passes see the kernel's uses of the buffers and CSE keeps
-/// the reads of one buffer passed twice apart. The reads are vector.load:
-/// canonicalization turns a memref.load of a to_buffer into a
-/// tensor.extract (folded away when the tensor is a constant).
-void buildStandIn(OpBuilder &b, Location loc, int64_t gridX, int64_t gridY,
-                  ArrayRef<Value> inputs, ArrayRef<Value> outputs,
-                  DictionaryAttr config) {
-  auto c = [&](int64_t x) { return arith::ConstantIndexOp::create(b, loc, x); };
-  auto launch = gpu::LaunchOp::create(b, loc, c(gridX), c(gridY), c(1),
-                                      c(kThreads), c(1), c(1));
-  launch->setAttr(kMmaAttentionAttr, config);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&launch.getBody().front());
-  auto at = [&](Value m, int64_t i) {
-    SmallVector<Value> indices(cast<MemRefType>(m.getType()).getRank() - 1,
-                               c(0));
-    indices.push_back(c(i));
-    return indices;
-  };
-  Value sum;
-  for (auto [i, in] : llvm::enumerate(inputs)) {
-    Value x = vector::LoadOp::create(
-        b, loc, VectorType::get({1}, b.getF32Type()), in, at(in, i));
-    sum = sum ? arith::AddFOp::create(b, loc, sum, x).getResult() : x;
-  }
-  for (auto [i, out] : llvm::enumerate(outputs))
-    vector::StoreOp::create(b, loc, sum, out, at(out, i));
-  gpu::TerminatorOp::create(b, loc);
-}
-
-/// The inputs and outputs of a stand-in, in order.
-LogicalResult readStandIn(gpu::LaunchOp launch, size_t numInputs,
-                          SmallVectorImpl<Value> &inputs,
-                          SmallVectorImpl<Value> &outputs) {
-  inputs.assign(numInputs, Value());
-  for (Operation &op : launch.getBody().front()) {
-    auto place = [&](SmallVectorImpl<Value> &list, Value index, Value m) {
-      std::optional<int64_t> i = getConstantIntValue(index);
-      if (!i || *i < 0)
-        return;
-      if (size_t(*i) >= list.size())
-        list.resize(*i + 1);
-      list[*i] = m;
-    };
-    if (auto load = dyn_cast<vector::LoadOp>(op))
-      place(inputs, load.getIndices().back(), load.getBase());
-    else if (auto store = dyn_cast<vector::StoreOp>(op))
-      place(outputs, store.getIndices().back(), store.getBase());
-  }
-  if (inputs.size() != numInputs || llvm::is_contained(inputs, Value()) ||
-      outputs.empty() || llvm::is_contained(outputs, Value()))
-    return launch.emitOpError("internal error: not an attention stand-in");
-  return success();
+/// A stand-in (StandIn.h) for one of the kernels below: a grid of
+/// gridX x gridY blocks of kThreads threads.
+void standIn(OpBuilder &b, Location loc, int64_t gridX, int64_t gridY,
+             ArrayRef<Value> inputs, ArrayRef<Value> outputs,
+             DictionaryAttr config) {
+  buildStandIn(b, loc, gridX, gridY, kThreads, inputs, outputs,
+               kMmaAttentionAttr, config);
 }
 
 struct Config {
@@ -773,24 +725,6 @@ void buildGradKVKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
     kr.storeRows(ArrayRef(results).drop_front(numK), {}, out.back(), n, k0);
 }
 
-/// to_buffer (read-only) of a tensor, and a fresh f32 buffer.
-Value readBuffer(OpBuilder &b, Location loc, Value t) {
-  auto tt = cast<RankedTensorType>(t.getType());
-  return bufferization::ToBufferOp::create(
-      b, loc, MemRefType::get(tt.getShape(), tt.getElementType()), t,
-      /*readOnly=*/true);
-}
-Value allocBuffer(OpBuilder &b, Location loc, ArrayRef<int64_t> shape) {
-  return memref::AllocOp::create(b, loc,
-                                 MemRefType::get(shape, b.getF32Type()));
-}
-Value tensorOf(OpBuilder &b, Location loc, Value m) {
-  auto mt = cast<MemRefType>(m.getType());
-  return bufferization::ToTensorOp::create(
-      b, loc, RankedTensorType::get(mt.getShape(), mt.getElementType()), m,
-      /*restrict=*/true, /*writable=*/true);
-}
-
 DictionaryAttr configAttr(OpBuilder &b, StringRef kernel, double scale,
                           bool causal, StringRef format) {
   return b.getDictionaryAttr({
@@ -825,7 +759,7 @@ FlashForward buildMmaAttention(OpBuilder &b, Location loc, Value q, Value k,
       allocBuffer(b, loc, {batch, queries, vt.getDimSize(2)})};
   if (withLse)
     outputs.push_back(allocBuffer(b, loc, {batch, queries}));
-  buildStandIn(b, loc, queries / kRows, batch,
+  standIn(b, loc, queries / kRows, batch,
                {readBuffer(b, loc, q), readBuffer(b, loc, k),
                 readBuffer(b, loc, v)},
                outputs, configAttr(b, "forward", scale, causal, format));
@@ -847,19 +781,19 @@ SmallVector<Value, 3> buildMmaAttentionGrad(OpBuilder &b, Location loc,
   Value dq = allocBuffer(b, loc, qt.getShape());
   Value delta = allocBuffer(b, loc, {batch, queries});
   Value lseb = readBuffer(b, loc, lse);
-  buildStandIn(b, loc, queries / kRows, batch,
+  standIn(b, loc, queries / kRows, batch,
                {gb, qb, kb, vb, readBuffer(b, loc, o), lseb}, {dq, delta},
                configAttr(b, "grad_q", scale, causal, format));
   Value dk = allocBuffer(b, loc, kt.getShape());
   Value dv = allocBuffer(b, loc, vt.getShape());
   SmallVector<Value> kvInputs = {gb, qb, kb, vb, lseb, delta};
   if (kt.getDimSize(2) + vt.getDimSize(2) <= kMaxFusedKV) {
-    buildStandIn(b, loc, keys / kRows, batch, kvInputs, {dk, dv},
+    standIn(b, loc, keys / kRows, batch, kvInputs, {dk, dv},
                  configAttr(b, "grad_kv", scale, causal, format));
   } else {
-    buildStandIn(b, loc, keys / kRows, batch, kvInputs, {dk},
+    standIn(b, loc, keys / kRows, batch, kvInputs, {dk},
                  configAttr(b, "grad_k", scale, causal, format));
-    buildStandIn(b, loc, keys / kRows, batch, kvInputs, {dv},
+    standIn(b, loc, keys / kRows, batch, kvInputs, {dv},
                  configAttr(b, "grad_v", scale, causal, format));
   }
   return {tensorOf(b, loc, dq), tensorOf(b, loc, dk), tensorOf(b, loc, dv)};

@@ -1451,7 +1451,9 @@ Value keepRowDims(PatternRewriter &b, Location loc, Value stat,
 }
 
 struct RowSoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
-  RowSoftmaxLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
+  RowSoftmaxLowering(MLIRContext *ctx, bool warps)
+      : StaticPattern(ctx, kRowBenefit), warps(warps) {}
+  bool warps;
   Value lower(nn::SoftmaxOp op, PatternRewriter &b) const override {
     RankedTensorType t = ty(op.getInput());
     int64_t dim = static_cast<int64_t>(op.getDim());
@@ -1459,31 +1461,34 @@ struct RowSoftmaxLowering : StaticPattern<nn::SoftmaxOp> {
       return {};
     Location loc = op.getLoc();
     return unflattenLeading(
-        b, loc, buildRowSoftmax(b, loc, flattenLeading(b, loc, op.getInput())), t);
+        b, loc, buildRowSoftmax(b, loc, flattenLeading(b, loc, op.getInput()), warps),
+        t);
   }
 };
 
 /// The row kernel of each norm, on x as [rows, d].
-Value normKernel(PatternRewriter &b, nn::LayerNormOp op, Value x) {
+Value normKernel(PatternRewriter &b, nn::LayerNormOp op, Value x, bool warps) {
   return buildRowLayerNorm(b, op.getLoc(), x, op.getWeight(), op.getBias(),
-                           op.getEps().convertToDouble());
+                           op.getEps().convertToDouble(), warps);
 }
-Value normKernel(PatternRewriter &b, nn::RMSNormOp op, Value x) {
+Value normKernel(PatternRewriter &b, nn::RMSNormOp op, Value x, bool warps) {
   return buildRowRMSNorm(b, op.getLoc(), x, op.getWeight(),
-                         op.getEps().convertToDouble());
+                         op.getEps().convertToDouble(), warps);
 }
 
 /// layer_norm and rms_norm over one normalized dimension.
 template <typename OpT>
 struct RowNormLowering : StaticPattern<OpT> {
-  RowNormLowering(MLIRContext *ctx) : StaticPattern<OpT>(ctx, kRowBenefit) {}
+  RowNormLowering(MLIRContext *ctx, bool warps)
+      : StaticPattern<OpT>(ctx, kRowBenefit), warps(warps) {}
+  bool warps;
   Value lower(OpT op, PatternRewriter &b) const override {
     RankedTensorType t = ty(op.getInput());
     if (!rowKernelApplies(t) || ty(op.getWeight()).getRank() != 1)
       return {};
     Location loc = op.getLoc();
     return unflattenLeading(
-        b, loc, normKernel(b, op, flattenLeading(b, loc, op.getInput())), t);
+        b, loc, normKernel(b, op, flattenLeading(b, loc, op.getInput()), warps), t);
   }
 };
 
@@ -1511,14 +1516,15 @@ rowNormGrad(PatternRewriter &b, Location loc, Value g, Value x, Value w,
 
 /// The row kernel of each norm gradient, and its weight gradient's term.
 SmallVector<Value, 3> normGradKernel(PatternRewriter &b, nn::LayerNormGradOp op,
-                                     Value g, Value x) {
+                                     Value g, Value x, bool warps) {
   return buildRowLayerNormGrad(b, op.getLoc(), g, x, op.getWeight(),
-                               op.getEps().convertToDouble());
+                               op.getEps().convertToDouble(), warps);
 }
 SmallVector<Value, 3> normGradKernel(PatternRewriter &b, nn::RMSNormGradOp op,
-                                     Value g, Value x) {
-  SmallVector<Value, 2> r = buildRowRMSNormGrad(
-      b, op.getLoc(), g, x, op.getWeight(), op.getEps().convertToDouble());
+                                     Value g, Value x, bool warps) {
+  SmallVector<Value, 2> r =
+      buildRowRMSNormGrad(b, op.getLoc(), g, x, op.getWeight(),
+                          op.getEps().convertToDouble(), warps);
   return {r[0], r[1]};
 }
 /// g (x - mean) rstd, from {g, x, mean, rstd}.
@@ -1536,14 +1542,15 @@ Value normDwTerm(nn::RMSNormGradOp, OpBuilder &nb, Location l, ValueRange a) {
 /// layer_norm_grad and rms_norm_grad over one normalized dimension.
 template <typename OpT>
 struct RowNormGradLowering : StaticMultiPattern<OpT> {
-  RowNormGradLowering(MLIRContext *ctx)
-      : StaticMultiPattern<OpT>(ctx, kRowBenefit) {}
+  RowNormGradLowering(MLIRContext *ctx, bool warps)
+      : StaticMultiPattern<OpT>(ctx, kRowBenefit), warps(warps) {}
+  bool warps;
   SmallVector<Value> lower(OpT op, PatternRewriter &b) const override {
     if (!rowKernelApplies(ty(op.getInput())) || ty(op.getWeight()).getRank() != 1)
       return {};
     return rowNormGrad(
         b, op.getLoc(), op.getGrad(), op.getInput(), op.getWeight(),
-        [&](Value g, Value x) { return normGradKernel(b, op, g, x); },
+        [&](Value g, Value x) { return normGradKernel(b, op, g, x, warps); },
         [&](OpBuilder &nb, Location l, ValueRange a) {
           return normDwTerm(op, nb, l, a);
         },
@@ -1553,7 +1560,9 @@ struct RowNormGradLowering : StaticMultiPattern<OpT> {
 
 /// Per-row losses from the row kernel, then their mean.
 struct RowCrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
-  RowCrossEntropyLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
+  RowCrossEntropyLowering(MLIRContext *ctx, bool warps)
+      : StaticPattern(ctx, kRowBenefit), warps(warps) {}
+  bool warps;
   Value lower(nn::CrossEntropyOp op, PatternRewriter &b) const override {
     RankedTensorType lt = ty(op.getLogits()), tt = ty(op.getTargets());
     if (!rowKernelApplies(lt))
@@ -1561,7 +1570,7 @@ struct RowCrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
     Location loc = op.getLoc();
     Value targets = flattenAll(b, loc, op.getTargets());
     Value rows = buildRowCrossEntropy(b, loc, flattenLeading(b, loc, op.getLogits()),
-                                      targets);
+                                      targets, warps);
     // Into a rank-0 sum: a full reduction that tessera-split-reductions
     // splits into parallel partial sums.
     MLIRContext *ctx = b.getContext();
@@ -1584,8 +1593,9 @@ struct RowCrossEntropyLowering : StaticPattern<nn::CrossEntropyOp> {
 };
 
 struct RowCrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
-  RowCrossEntropyGradLowering(MLIRContext *ctx)
-      : StaticPattern(ctx, kRowBenefit) {}
+  RowCrossEntropyGradLowering(MLIRContext *ctx, bool warps)
+      : StaticPattern(ctx, kRowBenefit), warps(warps) {}
+  bool warps;
   Value lower(nn::CrossEntropyGradOp op, PatternRewriter &b) const override {
     RankedTensorType lt = ty(op.getLogits()), tt = ty(op.getTargets());
     if (!rowKernelApplies(lt) || ty(op.getGrad()).getRank() != 0)
@@ -1594,7 +1604,8 @@ struct RowCrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
     Value targets = flattenAll(b, loc, op.getTargets());
     Value dx = buildRowCrossEntropyGrad(b, loc, flattenLeading(b, loc, op.getLogits()),
                                         targets, op.getGrad(),
-                                        1.0 / double(tt.getNumElements()));
+                                        1.0 / double(tt.getNumElements()),
+                                        warps);
     return unflattenLeading(b, loc, dx, lt);
   }
 };
@@ -1700,14 +1711,15 @@ struct ConvertNNToLinalgPass
     patterns.add<AttentionLowering>(&getContext(), useBlas, flashAttention,
                                    mmaAttention);
     patterns.add<AttentionGradLowering>(&getContext(), flashAttention);
-    if (rowKernels)
+    if (rowKernels) {
       patterns.add<RowSoftmaxLowering, RowNormLowering<nn::LayerNormOp>,
                    RowNormLowering<nn::RMSNormOp>,
                    RowNormGradLowering<nn::LayerNormGradOp>,
                    RowNormGradLowering<nn::RMSNormGradOp>,
-                   RowCrossEntropyLowering, RowCrossEntropyGradLowering,
-                   RowEmbeddingGradLowering>(
-          &getContext());
+                   RowCrossEntropyLowering, RowCrossEntropyGradLowering>(
+          &getContext(), warpRows);
+      patterns.add<RowEmbeddingGradLowering>(&getContext());
+    }
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();
       return;

@@ -1,114 +1,73 @@
 //===- RowKernels.cpp - Row reductions as one loop per row ----------------===//
 //
-// One scf.forall iteration per row. Statistics are accumulated in vectors
-// of `width` lanes (4, 2 or 1 floats, the largest that divides the row)
-// and reduced across lanes at the end of each pass; the output row is then
-// written `width` floats at a time. The formulas are the ones of the
-// linalg lowering in NNToLinalg.cpp, term for term; only the order of the
-// sums differs (lanes, then a tree).
+// Each row op is defined once (rowOp): its statistics at row r, from
+// loops over chunks of `width` lanes (4, 2 or 1 floats, the largest that
+// divides the row), then each chunk's outputs. Two drivers run it:
+//
+// * One scf.forall iteration per row, on tensors (the emulator's kernels,
+//   and the GPU's where warps are not asked for). The chunks are at
+//   columns 0, w, 2w, ...
+// * A warp of 32 threads per row, as a GPU kernel (warp-rows): lane l
+//   takes the chunks at columns l w, (l + 32) w, ..., so a warp reads 32
+//   consecutive chunks at a time (coalesced), and each lane's partial
+//   statistics are combined across the warp by butterfly shuffles, after
+//   which every lane holds the row's. Blocks of 8 warps (8 rows). A
+//   thread per row gave GPT-2's 8192-row layer norms 8192 threads, two
+//   warps per multiprocessor of an H100: too few to cover memory latency.
+//   The kernel is a stand-in launch (StandIn.h) until expandWarpRows.
+//
+// The formulas are the ones of the linalg lowering in NNToLinalg.cpp,
+// term for term; only the order of the sums differs (lanes, warp lanes,
+// then a tree).
 //
 // Softmax and cross-entropy use the online softmax per lane: a running
 // max m and sum l with l' = l exp(m - m') + exp(x - m'). A lane (or row)
 // that has only seen -inf keeps m = -inf and l = 0: the exponents are
-// taken against 0 then, not against -inf (which would give NaN).
+// taken against 0 then, not against -inf (which would give NaN). Across
+// lanes, the row's max M comes first; each lane then rescales its sum by
+// exp(m - M) before the sums are added.
 //
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/NNToLinalg/RowKernels.h"
 #include "compiler/Conversion/NNToLinalg/RowMath.h"
+#include "compiler/Conversion/NNToLinalg/StandIn.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <functional>
 
 using namespace mlir;
 
 namespace tessera {
 namespace {
 
-RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+/// Threads of a warp, and warps (rows) per block of the warp kernels.
+constexpr int64_t kWarp = 32, kWarpsPerBlock = 8;
+constexpr llvm::StringLiteral kWarpRowsAttr = "tessera.warp_rows";
 
 /// The lanes of a row's chunks: the widest of 4, 2, 1 that divides `d`.
 int64_t chunkWidth(int64_t d) { return d % 4 == 0 ? 4 : d % 2 == 0 ? 2 : 1; }
 
-using StatsFn = function_ref<SmallVector<Value>(RowMath &, Value row)>;
-using ChunkFn = function_ref<SmallVector<Value>(RowMath &, Value row,
-                                                Value col, ArrayRef<Value>)>;
-
-/// scf.forall over rows r in [0, rows). `stats(m, r)` returns the row's
-/// scalars; the first `scalarOuts` of them are written to [rows] outputs.
-/// Then a loop over the chunks at columns c = 0, w, 2w, ... < d writes
-/// `rowOuts` [rows, d] outputs from `chunk(m, r, c, stats)` (one vector of
-/// chunkWidth(d) lanes per output). Returns the row outputs, then the
-/// scalar outputs.
-SmallVector<Value> rowKernel(OpBuilder &b, Location loc, int64_t rows,
-                             int64_t d, unsigned rowOuts, unsigned scalarOuts,
-                             StatsFn stats, ChunkFn chunk) {
-  Type f32 = b.getF32Type();
-  auto rowType = RankedTensorType::get({1, d}, f32);
-  auto scalarType = RankedTensorType::get({1}, f32);
-  SmallVector<Value> inits;
-  for (unsigned k = 0; k < rowOuts + scalarOuts; ++k)
-    inits.push_back(tensor::EmptyOp::create(
-        b, loc, k < rowOuts ? SmallVector<int64_t>{rows, d} : SmallVector<int64_t>{rows},
-        f32));
-  auto forall = scf::ForallOp::create(b, loc, {b.getIndexAttr(rows)}, inits,
-                                      std::nullopt);
-
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(forall.getTerminator());
-  RowMath m{b, loc};
-  Value r = forall.getInductionVar(0), zero = m.index(0);
-  SmallVector<Value> st = stats(m, r);
-  ValueRange outs = forall.getRegionIterArgs();
-
-  OpFoldResult one = b.getIndexAttr(1);
-  SmallVector<OpFoldResult> rowOffsets = {r, b.getIndexAttr(0)},
-                            rowSizes = {one, b.getIndexAttr(d)},
-                            rowStrides = {one, one};
-  SmallVector<Value> slices;
-  for (unsigned k = 0; k < rowOuts; ++k)
-    slices.push_back(tensor::ExtractSliceOp::create(
-        b, loc, rowType, outs[k], rowOffsets, rowSizes, rowStrides));
-  if (rowOuts) {
-    ValueRange written = m.loop(
-        zero, m.index(d), slices,
-        [&](Value c, ValueRange current) -> SmallVector<Value> {
-          SmallVector<Value> next;
-          for (auto [value, slice] :
-               llvm::zip_equal(chunk(m, r, c, st), current))
-            next.push_back(vector::TransferWriteOp::create(
-                               b, loc, value, slice, ValueRange{zero, c},
-                               ArrayRef<bool>{true})
-                               .getResult());
-          return next;
-        },
-        chunkWidth(d));
-    slices.assign(written.begin(), written.end());
-  }
-  for (unsigned k = 0; k < scalarOuts; ++k) {
-    Value slice = tensor::ExtractSliceOp::create(
-        b, loc, scalarType, outs[rowOuts + k], ArrayRef<OpFoldResult>{r},
-        ArrayRef<OpFoldResult>{one}, ArrayRef<OpFoldResult>{one});
-    slices.push_back(tensor::InsertOp::create(b, loc, st[k], slice, zero));
-  }
-
-  b.setInsertionPointToStart(forall.getTerminator().getBody());
-  for (auto [k, slice] : llvm::enumerate(slices)) {
-    if (k < rowOuts)
-      tensor::ParallelInsertSliceOp::create(b, loc, slice, outs[k], rowOffsets,
-                                            rowSizes, rowStrides);
-    else
-      tensor::ParallelInsertSliceOp::create(
-          b, loc, slice, outs[k], ArrayRef<OpFoldResult>{r},
-          ArrayRef<OpFoldResult>{one}, ArrayRef<OpFoldResult>{one});
-  }
-  return SmallVector<Value>(forall.getResults());
+/// src[indices] of a tensor or a memref.
+Value element(OpBuilder &b, Location loc, Value src, ValueRange indices) {
+  if (isa<MemRefType>(src.getType()))
+    return memref::LoadOp::create(b, loc, src, indices);
+  return tensor::ExtractOp::create(b, loc, src, indices);
 }
 
-/// The per-row passes over a [rows, d] tensor, at row `r`.
+/// The passes over row `r` of [rows, d] tensors or buffers, by one
+/// iteration (chunks lo = 0, stride w) or by one lane of a warp (lo = lane
+/// w, stride 32 w, statistics combined across the warp).
 struct RowPass {
   RowMath &m;
   Value r;
   int64_t d, w;
+  Value lo;
+  int64_t stride;
+  bool warp;
 
   /// x[r, c:c+w].
   Value at(Value x, Value c) { return m.read(x, {r, c}, w); }
@@ -118,22 +77,40 @@ struct RowPass {
     return vector::BroadcastOp::create(
         m.b, m.loc, VectorType::get({w}, m.f32()), s);
   }
-  /// Sums of `term(c)` over the row, one per term function's result.
+  /// A loop over this pass's chunks carrying `init`.
+  ValueRange chunks(ValueRange init,
+                    function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    return m.loop(lo, m.index(d), init, body, stride);
+  }
+  /// s combined over the warp's lanes (a butterfly: every lane gets the
+  /// same bits, as x + y = y + x), or s itself.
+  Value acrossWarp(Value s, bool isMax) {
+    if (!warp)
+      return s;
+    for (int64_t offset = kWarp / 2; offset >= 1; offset /= 2) {
+      Value other =
+          gpu::ShuffleOp::create(m.b, m.loc, s, int32_t(offset), int32_t(kWarp),
+                                 gpu::ShuffleMode::XOR)
+              .getShuffleResult();
+      s = isMax ? arith::MaximumFOp::create(m.b, m.loc, s, other).getResult()
+                : m.add(s, other);
+    }
+    return s;
+  }
+  /// The row's sums of `term(c)`, one per term function's result.
   SmallVector<Value>
   sums(unsigned n, function_ref<SmallVector<Value>(Value c)> terms) {
     SmallVector<Value> init(n, m.zeros(w));
-    ValueRange acc = m.loop(
-        m.index(0), m.index(d), init,
-        [&](Value c, ValueRange a) -> SmallVector<Value> {
+    ValueRange acc =
+        chunks(init, [&](Value c, ValueRange a) -> SmallVector<Value> {
           SmallVector<Value> next;
           for (auto [sum, t] : llvm::zip_equal(a, terms(c)))
             next.push_back(m.add(sum, t));
           return next;
-        },
-        w);
+        });
     SmallVector<Value> out;
     for (Value lanesSum : acc)
-      out.push_back(m.sum(lanesSum));
+      out.push_back(acrossWarp(m.sum(lanesSum), /*isMax=*/false));
     return out;
   }
   /// 1 / sqrt(sum / d + eps).
@@ -158,8 +135,7 @@ struct RowPass {
   /// The row's max M and sum L of exp(x - M), in one pass (online, per
   /// lane).
   std::pair<Value, Value> softmaxStats(Value x) {
-    ValueRange s = m.loop(
-        m.index(0), m.index(d),
+    ValueRange s = chunks(
         {m.full(w, -std::numeric_limits<double>::infinity()), m.zeros(w)},
         [&](Value c, ValueRange a) -> SmallVector<Value> {
           Value xs = at(x, c);
@@ -169,10 +145,11 @@ struct RowPass {
                                         m.exp(m.sub(a[0], base)),
                                         m.exp(m.sub(xs, base)));
           return {mx, l};
-        },
-        w);
-    Value mx = m.max(s[0]);
-    Value sum = m.sum(m.mul(s[1], m.exp(m.sub(s[0], lanes(finiteOrZero(mx))))));
+        });
+    Value mx = acrossWarp(m.max(s[0]), /*isMax=*/true);
+    Value sum = acrossWarp(
+        m.sum(m.mul(s[1], m.exp(m.sub(s[0], lanes(finiteOrZero(mx)))))),
+        /*isMax=*/false);
     return {mx, sum};
   }
   /// exp(x - M) / L at columns [c, c+w).
@@ -192,11 +169,268 @@ struct RowPass {
     })[0];
     return {mean, rsqrtMean(squares, eps)};
   }
+  /// targets[r] as an index.
+  Value target(Value targets) {
+    Value t = element(m.b, m.loc, targets, r);
+    return arith::IndexCastOp::create(m.b, m.loc, m.b.getIndexType(), t);
+  }
+  /// The value of a rank-0 tensor, or of a [1] buffer (a stand-in's).
+  Value scalar(Value s) {
+    SmallVector<Value> indices;
+    if (cast<ShapedType>(s.getType()).getRank() == 1)
+      indices.push_back(m.index(0));
+    return element(m.b, m.loc, s, indices);
+  }
 };
 
+/// A row op: from its inputs (the first is [rows, d]), the statistics of
+/// row r, of which the first `scalarOuts` are written to [rows] outputs;
+/// then, per chunk at column c, one vector for each of `rowOuts` [rows, d]
+/// outputs.
+struct RowOp {
+  unsigned numInputs, rowOuts, scalarOuts;
+  std::function<SmallVector<Value>(RowPass &, ArrayRef<Value> in)> stats;
+  std::function<SmallVector<Value>(RowPass &, Value c, ArrayRef<Value> stats,
+                                   ArrayRef<Value> in)>
+      chunk;
+};
+
+/// The row op `kind`; `param` is eps for the norms, the gradient's scale
+/// for cross_entropy_grad.
+RowOp rowOp(StringRef kind, double param) {
+  using Values = SmallVector<Value>;
+  using In = ArrayRef<Value>;
+  if (kind == "softmax") // {x}
+    return {1, 1, 0,
+            [](RowPass &p, In in) -> Values {
+              auto [mx, sum] = p.softmaxStats(in[0]);
+              return {mx, sum};
+            },
+            [](RowPass &p, Value c, In s, In in) -> Values {
+              return {p.softmaxAt(in[0], c, s[0], s[1])};
+            }};
+  if (kind == "layer_norm") // {x, w, bias}
+    return {3, 1, 0,
+            [param](RowPass &p, In in) -> Values {
+              auto [mean, rstd] = p.meanAndRstd(in[0], param);
+              return {mean, rstd};
+            },
+            [](RowPass &p, Value c, In s, In in) -> Values {
+              RowMath &m = p.m;
+              Value xhat = m.mul(m.sub(p.at(in[0], c), p.lanes(s[0])),
+                                 p.lanes(s[1]));
+              return {m.add(m.mul(xhat, p.col(in[1], c)), p.col(in[2], c))};
+            }};
+  if (kind == "rms_norm") // {x, w}
+    return {2, 1, 0,
+            [param](RowPass &p, In in) -> Values {
+              RowMath &m = p.m;
+              Value ss = p.sums(1, [&](Value c) -> Values {
+                Value xs = p.at(in[0], c);
+                return {m.mul(xs, xs)};
+              })[0];
+              return {p.rsqrtMean(ss, param)};
+            },
+            [](RowPass &p, Value c, In s, In in) -> Values {
+              RowMath &m = p.m;
+              return {m.mul(m.mul(p.at(in[0], c), p.lanes(s[0])),
+                            p.col(in[1], c))};
+            }};
+  if (kind == "layer_norm_grad") // {g, x, w} -> dx, mean, rstd
+    // xhat = (x - mean) rstd, gy = g w:
+    //   dx = rstd (gy - mean(gy) - xhat mean(gy xhat)).
+    return {3, 1, 2,
+            [param](RowPass &p, In in) -> Values {
+              RowMath &m = p.m;
+              double inv = 1.0 / double(p.d);
+              auto [mean, rstd] = p.meanAndRstd(in[1], param);
+              Values s = p.sums(2, [&](Value c) -> Values {
+                Value gy = m.mul(p.at(in[0], c), p.col(in[2], c));
+                Value xhat = m.mul(m.sub(p.at(in[1], c), p.lanes(mean)),
+                                   p.lanes(rstd));
+                return {gy, m.mul(gy, xhat)};
+              });
+              return {mean, rstd, m.mul(s[0], m.cst(inv)),
+                      m.mul(s[1], m.cst(inv))};
+            },
+            [](RowPass &p, Value c, In s, In in) -> Values {
+              RowMath &m = p.m;
+              Value gy = m.mul(p.at(in[0], c), p.col(in[2], c));
+              Value xhat = m.mul(m.sub(p.at(in[1], c), p.lanes(s[0])),
+                                 p.lanes(s[1]));
+              Value centered = m.sub(m.sub(gy, p.lanes(s[2])),
+                                     m.mul(xhat, p.lanes(s[3])));
+              return {m.mul(centered, p.lanes(s[1]))};
+            }};
+  if (kind == "rms_norm_grad") // {g, x, w} -> dx, rstd
+    // r = 1/sqrt(mean(x^2) + eps), gy = g w:  dx = r gy - x r^3 mean(gy x).
+    return {3, 1, 1,
+            [param](RowPass &p, In in) -> Values {
+              RowMath &m = p.m;
+              Values s = p.sums(2, [&](Value c) -> Values {
+                Value xs = p.at(in[1], c);
+                return {m.mul(xs, xs),
+                        m.mul(m.mul(p.at(in[0], c), p.col(in[2], c)), xs)};
+              });
+              Value rstd = p.rsqrtMean(s[0], param);
+              Value r3 = m.mul(rstd, m.mul(rstd, rstd));
+              return {rstd, m.mul(r3, m.mul(s[1], m.cst(1.0 / double(p.d))))};
+            },
+            [](RowPass &p, Value c, In s, In in) -> Values {
+              RowMath &m = p.m;
+              Value gy = m.mul(p.at(in[0], c), p.col(in[2], c));
+              return {m.sub(m.mul(p.lanes(s[0]), gy),
+                            m.mul(p.at(in[1], c), p.lanes(s[1])))};
+            }};
+  if (kind == "cross_entropy") // {logits, targets} -> loss per row
+    return {2, 0, 1,
+            [](RowPass &p, In in) -> Values {
+              RowMath &m = p.m;
+              auto [mx, sum] = p.softmaxStats(in[0]);
+              Value lse = m.add(math::LogOp::create(m.b, m.loc, sum), mx);
+              Value picked =
+                  element(m.b, m.loc, in[0], {p.r, p.target(in[1])});
+              return {m.sub(lse, picked)};
+            },
+            [](RowPass &, Value, In, In) -> Values { return {}; }};
+  assert(kind == "cross_entropy_grad" && "unknown row op");
+  // {logits, targets, g} -> (softmax - onehot(target)) g scale
+  return {3, 1, 0,
+          [param](RowPass &p, In in) -> Values {
+            RowMath &m = p.m;
+            auto [mx, sum] = p.softmaxStats(in[0]);
+            Value gs = m.mul(p.scalar(in[2]), m.cst(param));
+            return {mx, sum, gs, p.target(in[1])};
+          },
+          [](RowPass &p, Value c, In s, In in) -> Values {
+            RowMath &m = p.m;
+            // The one-hot target, lane by lane.
+            SmallVector<Value> hot;
+            for (int64_t k = 0; k < p.w; ++k) {
+              Value col = arith::AddIOp::create(m.b, m.loc, c, m.index(k));
+              Value hit = arith::CmpIOp::create(
+                  m.b, m.loc, arith::CmpIPredicate::eq, col, s[3]);
+              hot.push_back(arith::SelectOp::create(m.b, m.loc, hit,
+                                                    m.cst(1.0), m.cst(0.0)));
+            }
+            Value onehot = vector::FromElementsOp::create(
+                m.b, m.loc, VectorType::get({p.w}, m.f32()), hot);
+            return {m.mul(m.sub(p.softmaxAt(in[0], c, s[0], s[1]), onehot),
+                          p.lanes(s[2]))};
+          }};
+}
+
 std::pair<int64_t, int64_t> rowsAndWidth(Value x) {
-  RankedTensorType t = typeOf(x);
+  auto t = cast<ShapedType>(x.getType());
   return {t.getDimSize(0), t.getDimSize(1)};
+}
+
+/// `op` as one scf.forall iteration per row, on tensors. Returns the row
+/// outputs, then the scalar outputs.
+SmallVector<Value> forallKernel(OpBuilder &b, Location loc, const RowOp &op,
+                                ArrayRef<Value> inputs) {
+  auto [rows, d] = rowsAndWidth(inputs[0]);
+  Type f32 = b.getF32Type();
+  auto rowType = RankedTensorType::get({1, d}, f32);
+  auto scalarType = RankedTensorType::get({1}, f32);
+  SmallVector<Value> inits;
+  for (unsigned k = 0; k < op.rowOuts + op.scalarOuts; ++k)
+    inits.push_back(tensor::EmptyOp::create(
+        b, loc,
+        k < op.rowOuts ? SmallVector<int64_t>{rows, d} : SmallVector<int64_t>{rows},
+        f32));
+  auto forall = scf::ForallOp::create(b, loc, {b.getIndexAttr(rows)}, inits,
+                                      std::nullopt);
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  RowMath m{b, loc};
+  Value r = forall.getInductionVar(0), zero = m.index(0);
+  int64_t w = chunkWidth(d);
+  RowPass p{m, r, d, w, zero, w, /*warp=*/false};
+  SmallVector<Value> st = op.stats(p, inputs);
+  ValueRange outs = forall.getRegionIterArgs();
+
+  OpFoldResult one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> rowOffsets = {r, b.getIndexAttr(0)},
+                            rowSizes = {one, b.getIndexAttr(d)},
+                            rowStrides = {one, one};
+  SmallVector<Value> slices;
+  for (unsigned k = 0; k < op.rowOuts; ++k)
+    slices.push_back(tensor::ExtractSliceOp::create(
+        b, loc, rowType, outs[k], rowOffsets, rowSizes, rowStrides));
+  if (op.rowOuts) {
+    ValueRange written =
+        p.chunks(slices, [&](Value c, ValueRange current) -> SmallVector<Value> {
+          SmallVector<Value> next;
+          for (auto [value, slice] :
+               llvm::zip_equal(op.chunk(p, c, st, inputs), current))
+            next.push_back(vector::TransferWriteOp::create(
+                               b, loc, value, slice, ValueRange{zero, c},
+                               ArrayRef<bool>{true})
+                               .getResult());
+          return next;
+        });
+    slices.assign(written.begin(), written.end());
+  }
+  ArrayRef<Value> scalars = ArrayRef<Value>(st).take_front(op.scalarOuts);
+  for (auto [k, s] : llvm::enumerate(scalars)) {
+    Value slice = tensor::ExtractSliceOp::create(
+        b, loc, scalarType, outs[op.rowOuts + k], ArrayRef<OpFoldResult>{r},
+        ArrayRef<OpFoldResult>{one}, ArrayRef<OpFoldResult>{one});
+    slices.push_back(tensor::InsertOp::create(b, loc, s, slice, zero));
+  }
+
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  for (auto [k, slice] : llvm::enumerate(slices)) {
+    if (k < op.rowOuts)
+      tensor::ParallelInsertSliceOp::create(b, loc, slice, outs[k], rowOffsets,
+                                            rowSizes, rowStrides);
+    else
+      tensor::ParallelInsertSliceOp::create(
+          b, loc, slice, outs[k], ArrayRef<OpFoldResult>{r},
+          ArrayRef<OpFoldResult>{one}, ArrayRef<OpFoldResult>{one});
+  }
+  return SmallVector<Value>(forall.getResults());
+}
+
+/// `op` as a stand-in for expandWarpRows's kernel: a warp per row, blocks
+/// of kWarpsPerBlock rows. A rank-0 input is passed as [1].
+SmallVector<Value> warpKernel(OpBuilder &b, Location loc, StringRef kind,
+                              double param, const RowOp &op,
+                              ArrayRef<Value> inputs) {
+  auto [rows, d] = rowsAndWidth(inputs[0]);
+  SmallVector<Value> ins, outs;
+  for (Value in : inputs) {
+    auto t = cast<RankedTensorType>(in.getType());
+    if (t.getRank() == 0)
+      in = tensor::ExpandShapeOp::create(
+          b, loc, RankedTensorType::get({1}, t.getElementType()), in,
+          SmallVector<ReassociationIndices>{});
+    ins.push_back(readBuffer(b, loc, in));
+  }
+  for (unsigned k = 0; k < op.rowOuts + op.scalarOuts; ++k)
+    outs.push_back(allocBuffer(
+        b, loc, k < op.rowOuts ? SmallVector<int64_t>{rows, d} : SmallVector<int64_t>{rows}));
+  DictionaryAttr config = b.getDictionaryAttr({
+      b.getNamedAttr("kind", b.getStringAttr(kind)),
+      b.getNamedAttr("param", b.getF64FloatAttr(param)),
+  });
+  buildStandIn(b, loc, (rows + kWarpsPerBlock - 1) / kWarpsPerBlock, 1,
+               kWarp * kWarpsPerBlock, ins, outs, kWarpRowsAttr, config);
+  SmallVector<Value> results;
+  for (Value out : outs)
+    results.push_back(tensorOf(b, loc, out));
+  return results;
+}
+
+/// Row op `kind` on `inputs` (tensors), by the driver `warps` asks for.
+SmallVector<Value> rowKernel(OpBuilder &b, Location loc, StringRef kind,
+                             double param, ArrayRef<Value> inputs, bool warps) {
+  RowOp op = rowOp(kind, param);
+  assert(inputs.size() == op.numInputs && "wrong number of row-op inputs");
+  return warps ? warpKernel(b, loc, kind, param, op, inputs)
+               : forallKernel(b, loc, op, inputs);
 }
 
 } // namespace
@@ -205,158 +439,107 @@ bool rowKernelApplies(RankedTensorType t) {
   return t.getElementType().isF32() && t.hasStaticShape() && t.getRank() >= 2;
 }
 
-Value buildRowSoftmax(OpBuilder &b, Location loc, Value x) {
-  auto [rows, d] = rowsAndWidth(x);
-  return rowKernel(
-      b, loc, rows, d, 1, 0,
-      [&](RowMath &m, Value r) -> SmallVector<Value> {
-        auto [mx, sum] = RowPass{m, r, d, chunkWidth(d)}.softmaxStats(x);
-        return {mx, sum};
-      },
-      [&](RowMath &m, Value r, Value c, ArrayRef<Value> s) -> SmallVector<Value> {
-        return {RowPass{m, r, d, chunkWidth(d)}.softmaxAt(x, c, s[0], s[1])};
-      })[0];
+Value buildRowSoftmax(OpBuilder &b, Location loc, Value x, bool warps) {
+  return rowKernel(b, loc, "softmax", 0, {x}, warps)[0];
 }
 
 Value buildRowLayerNorm(OpBuilder &b, Location loc, Value x, Value w,
-                        Value bias, double eps) {
-  auto [rows, d] = rowsAndWidth(x);
-  return rowKernel(
-      b, loc, rows, d, 1, 0,
-      [&](RowMath &m, Value r) -> SmallVector<Value> {
-        auto [mean, rstd] = RowPass{m, r, d, chunkWidth(d)}.meanAndRstd(x, eps);
-        return {mean, rstd};
-      },
-      [&](RowMath &m, Value r, Value c, ArrayRef<Value> s) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        Value xhat = m.mul(m.sub(p.at(x, c), p.lanes(s[0])), p.lanes(s[1]));
-        return {m.add(m.mul(xhat, p.col(w, c)), p.col(bias, c))};
-      })[0];
+                        Value bias, double eps, bool warps) {
+  return rowKernel(b, loc, "layer_norm", eps, {x, w, bias}, warps)[0];
 }
 
 Value buildRowRMSNorm(OpBuilder &b, Location loc, Value x, Value w,
-                      double eps) {
-  auto [rows, d] = rowsAndWidth(x);
-  return rowKernel(
-      b, loc, rows, d, 1, 0,
-      [&](RowMath &m, Value r) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        Value ss = p.sums(1, [&](Value c) -> SmallVector<Value> {
-          Value xs = p.at(x, c);
-          return {m.mul(xs, xs)};
-        })[0];
-        return {p.rsqrtMean(ss, eps)};
-      },
-      [&](RowMath &m, Value r, Value c, ArrayRef<Value> s) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        return {m.mul(m.mul(p.at(x, c), p.lanes(s[0])), p.col(w, c))};
-      })[0];
+                      double eps, bool warps) {
+  return rowKernel(b, loc, "rms_norm", eps, {x, w}, warps)[0];
 }
 
 SmallVector<Value, 3> buildRowLayerNormGrad(OpBuilder &b, Location loc,
                                             Value g, Value x, Value w,
-                                            double eps) {
-  // xhat = (x - mean) rstd, gy = g w:
-  //   dx = rstd (gy - mean(gy) - xhat mean(gy xhat)).
-  auto [rows, d] = rowsAndWidth(x);
-  double inv = 1.0 / double(d);
-  SmallVector<Value> out = rowKernel(
-      b, loc, rows, d, 1, 2,
-      [&](RowMath &m, Value r) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        auto [mean, rstd] = p.meanAndRstd(x, eps);
-        SmallVector<Value> s = p.sums(2, [&](Value c) -> SmallVector<Value> {
-          Value gy = m.mul(p.at(g, c), p.col(w, c));
-          Value xhat = m.mul(m.sub(p.at(x, c), p.lanes(mean)), p.lanes(rstd));
-          return {gy, m.mul(gy, xhat)};
-        });
-        return {mean, rstd, m.mul(s[0], m.cst(inv)), m.mul(s[1], m.cst(inv))};
-      },
-      [&](RowMath &m, Value r, Value c, ArrayRef<Value> s) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        Value gy = m.mul(p.at(g, c), p.col(w, c));
-        Value xhat = m.mul(m.sub(p.at(x, c), p.lanes(s[0])), p.lanes(s[1]));
-        Value centered =
-            m.sub(m.sub(gy, p.lanes(s[2])), m.mul(xhat, p.lanes(s[3])));
-        return {m.mul(centered, p.lanes(s[1]))};
-      });
+                                            double eps, bool warps) {
+  SmallVector<Value> out =
+      rowKernel(b, loc, "layer_norm_grad", eps, {g, x, w}, warps);
   return {out[0], out[1], out[2]};
 }
 
 SmallVector<Value, 2> buildRowRMSNormGrad(OpBuilder &b, Location loc, Value g,
-                                          Value x, Value w, double eps) {
-  // r = 1/sqrt(mean(x^2) + eps), gy = g w:  dx = r gy - x r^3 mean(gy x).
-  auto [rows, d] = rowsAndWidth(x);
-  SmallVector<Value> out = rowKernel(
-      b, loc, rows, d, 1, 1,
-      [&](RowMath &m, Value r) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        SmallVector<Value> s = p.sums(2, [&](Value c) -> SmallVector<Value> {
-          Value xs = p.at(x, c);
-          return {m.mul(xs, xs), m.mul(m.mul(p.at(g, c), p.col(w, c)), xs)};
-        });
-        Value rstd = p.rsqrtMean(s[0], eps);
-        Value r3 = m.mul(rstd, m.mul(rstd, rstd));
-        return {rstd, m.mul(r3, m.mul(s[1], m.cst(1.0 / double(d))))};
-      },
-      [&](RowMath &m, Value r, Value c, ArrayRef<Value> s) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        Value gy = m.mul(p.at(g, c), p.col(w, c));
-        return {m.sub(m.mul(p.lanes(s[0]), gy), m.mul(p.at(x, c), p.lanes(s[1])))};
-      });
+                                          Value x, Value w, double eps,
+                                          bool warps) {
+  SmallVector<Value> out =
+      rowKernel(b, loc, "rms_norm_grad", eps, {g, x, w}, warps);
   return {out[0], out[1]};
 }
 
-/// targets[r] as an index.
-static Value targetAt(RowMath &m, Value targets, Value r) {
-  Value t = tensor::ExtractOp::create(m.b, m.loc, targets, r);
-  return arith::IndexCastOp::create(m.b, m.loc, m.b.getIndexType(), t);
-}
-
 Value buildRowCrossEntropy(OpBuilder &b, Location loc, Value logits,
-                           Value targets) {
-  auto [rows, d] = rowsAndWidth(logits);
-  return rowKernel(
-      b, loc, rows, d, 0, 1,
-      [&](RowMath &m, Value r) -> SmallVector<Value> {
-        auto [mx, sum] = RowPass{m, r, d, chunkWidth(d)}.softmaxStats(logits);
-        Value lse = m.add(math::LogOp::create(m.b, m.loc, sum), mx);
-        Value picked = tensor::ExtractOp::create(
-            m.b, m.loc, logits, ValueRange{r, targetAt(m, targets, r)});
-        return {m.sub(lse, picked)};
-      },
-      [](RowMath &, Value, Value, ArrayRef<Value>) -> SmallVector<Value> {
-        return {};
-      })[0];
+                           Value targets, bool warps) {
+  return rowKernel(b, loc, "cross_entropy", 0, {logits, targets}, warps)[0];
 }
 
 Value buildRowCrossEntropyGrad(OpBuilder &b, Location loc, Value logits,
-                               Value targets, Value g, double scale) {
-  auto [rows, d] = rowsAndWidth(logits);
-  return rowKernel(
-      b, loc, rows, d, 1, 0,
-      [&](RowMath &m, Value r) -> SmallVector<Value> {
-        auto [mx, sum] = RowPass{m, r, d, chunkWidth(d)}.softmaxStats(logits);
-        Value gs = m.mul(tensor::ExtractOp::create(m.b, m.loc, g, ValueRange{}),
-                         m.cst(scale));
-        return {mx, sum, gs, targetAt(m, targets, r)};
-      },
-      [&](RowMath &m, Value r, Value c, ArrayRef<Value> s) -> SmallVector<Value> {
-        RowPass p{m, r, d, chunkWidth(d)};
-        // The one-hot target, lane by lane.
-        SmallVector<Value> hot;
-        for (int64_t k = 0; k < p.w; ++k) {
-          Value col = arith::AddIOp::create(m.b, m.loc, c, m.index(k));
-          Value hit = arith::CmpIOp::create(m.b, m.loc, arith::CmpIPredicate::eq,
-                                            col, s[3]);
-          hot.push_back(
-              arith::SelectOp::create(m.b, m.loc, hit, m.cst(1.0), m.cst(0.0)));
-        }
-        Value onehot = vector::FromElementsOp::create(
-            m.b, m.loc, VectorType::get({p.w}, m.f32()), hot);
-        return {m.mul(m.sub(p.softmaxAt(logits, c, s[0], s[1]), onehot),
-                      p.lanes(s[2]))};
-      })[0];
+                               Value targets, Value g, double scale,
+                               bool warps) {
+  return rowKernel(b, loc, "cross_entropy_grad", scale, {logits, targets, g},
+                   warps)[0];
+}
+
+LogicalResult expandWarpRows(gpu::LaunchOp launch) {
+  auto config = launch->getAttrOfType<DictionaryAttr>(kWarpRowsAttr);
+  if (!config)
+    return success();
+  launch->removeAttr(kWarpRowsAttr);
+  StringRef kind = cast<StringAttr>(config.get("kind")).getValue();
+  RowOp op = rowOp(kind, cast<FloatAttr>(config.get("param")).getValueAsDouble());
+  SmallVector<Value> in, out;
+  if (failed(readStandIn(launch, op.numInputs, in, out)))
+    return failure();
+  if (out.size() != op.rowOuts + op.scalarOuts)
+    return launch.emitOpError("internal error: row kernel outputs");
+  auto [rows, d] = rowsAndWidth(in[0]);
+
+  Block &body = launch.getBody().front();
+  while (!body.empty())
+    body.back().erase();
+  Location loc = launch.getLoc();
+  OpBuilder b(launch.getContext());
+  b.setInsertionPointToStart(&body);
+  RowMath m{b, loc};
+  Value tid = launch.getThreadIds().x;
+  Value lane = arith::RemUIOp::create(b, loc, tid, m.index(kWarp));
+  Value warp = arith::DivUIOp::create(b, loc, tid, m.index(kWarp));
+  Value r = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, launch.getBlockIds().x,
+                            m.index(kWarpsPerBlock)),
+      warp);
+  // The last block's warps past the last row do nothing (the condition is
+  // the same for all lanes of a warp, so its shuffles stay whole).
+  Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, r,
+                                        m.index(rows));
+  auto ifRow = scf::IfOp::create(b, loc, inRange, /*withElse=*/false);
+  gpu::TerminatorOp::create(b, loc);
+
+  b.setInsertionPoint(ifRow.thenBlock()->getTerminator());
+  int64_t w = chunkWidth(d);
+  RowPass p{m, r, d, w, arith::MulIOp::create(b, loc, lane, m.index(w)),
+            kWarp * w, /*warp=*/true};
+  SmallVector<Value> st = op.stats(p, in);
+  if (op.scalarOuts) {
+    Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
+                                        m.index(0));
+    auto ifFirst = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(ifFirst.thenBlock()->getTerminator());
+    for (unsigned k = 0; k < op.scalarOuts; ++k)
+      memref::StoreOp::create(b, loc, st[k], out[op.rowOuts + k], r);
+  }
+  if (op.rowOuts)
+    p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
+      for (auto [value, dst] :
+           llvm::zip(op.chunk(p, c, st, in), ArrayRef<Value>(out).take_front(op.rowOuts)))
+        vector::TransferWriteOp::create(b, loc, value, dst, ValueRange{r, c},
+                                        ArrayRef<bool>{true});
+      return {};
+    });
+  return success();
 }
 
 } // namespace tessera

@@ -7,6 +7,8 @@
 // statistics through memory. Here each is one `scf.forall` over rows: an
 // iteration computes the row's statistics in registers, in loops over
 // chunks of up to 4 floats, and then writes its row chunk by chunk.
+// With `warps` (GPU kernels), a row is a warp's instead: its 32 lanes
+// split the chunks and combine their statistics by shuffles.
 //
 // All builders take tensors flattened to [rows, d] (vectors [d] for
 // weights, [rows] for targets) and return the same.
@@ -16,6 +18,7 @@
 #ifndef TESSERA_CONVERSION_NNTOLINALG_ROWKERNELS_H
 #define TESSERA_CONVERSION_NNTOLINALG_ROWKERNELS_H
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 
@@ -27,39 +30,44 @@ bool rowKernelApplies(mlir::RankedTensorType t);
 
 /// softmax(x) along the last dimension.
 mlir::Value buildRowSoftmax(mlir::OpBuilder &b, mlir::Location loc,
-                            mlir::Value x);
+                            mlir::Value x, bool warps);
 
 /// (x - mean) / sqrt(var + eps) * w + bias over the last dimension.
 mlir::Value buildRowLayerNorm(mlir::OpBuilder &b, mlir::Location loc,
                               mlir::Value x, mlir::Value w, mlir::Value bias,
-                              double eps);
+                              double eps, bool warps);
 
 /// x / sqrt(mean(x^2) + eps) * w over the last dimension.
 mlir::Value buildRowRMSNorm(mlir::OpBuilder &b, mlir::Location loc,
-                            mlir::Value x, mlir::Value w, double eps);
+                            mlir::Value x, mlir::Value w, double eps, bool warps);
 
 /// Layer norm's input gradient given the output gradient g, and each
 /// row's mean and 1/sqrt(var + eps) (for the weight gradient):
 /// {dx [rows, d], mean [rows], rstd [rows]}.
 llvm::SmallVector<mlir::Value, 3>
 buildRowLayerNormGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
-                      mlir::Value x, mlir::Value w, double eps);
+                      mlir::Value x, mlir::Value w, double eps, bool warps);
 
 /// RMS norm's input gradient and each row's 1/sqrt(mean(x^2) + eps):
 /// {dx [rows, d], rstd [rows]}.
 llvm::SmallVector<mlir::Value, 2>
 buildRowRMSNormGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
-                    mlir::Value x, mlir::Value w, double eps);
+                    mlir::Value x, mlir::Value w, double eps, bool warps);
 
 /// Each row's cross-entropy logsumexp(l) - l[target] ([rows]) for logits
 /// [rows, classes] and i32 targets [rows].
 mlir::Value buildRowCrossEntropy(mlir::OpBuilder &b, mlir::Location loc,
-                                 mlir::Value logits, mlir::Value targets);
+                                 mlir::Value logits, mlir::Value targets, bool warps);
 
 /// (softmax(l) - onehot(target)) * g * scale, g a rank-0 tensor.
 mlir::Value buildRowCrossEntropyGrad(mlir::OpBuilder &b, mlir::Location loc,
                                      mlir::Value logits, mlir::Value targets,
-                                     mlir::Value g, double scale);
+                                     mlir::Value g, double scale,
+                                     bool warps);
+
+/// Replaces the stand-in body of a launch that a builder above made with
+/// `warps` by its kernel; leaves other launches alone.
+llvm::LogicalResult expandWarpRows(mlir::gpu::LaunchOp launch);
 
 } // namespace tessera
 

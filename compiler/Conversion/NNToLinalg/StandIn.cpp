@@ -1,0 +1,93 @@
+//===- StandIn.cpp - GPU kernels built after bufferization ----------------===//
+
+#include "compiler/Conversion/NNToLinalg/StandIn.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+
+namespace tessera {
+
+Value readBuffer(OpBuilder &b, Location loc, Value t) {
+  auto tt = cast<RankedTensorType>(t.getType());
+  return bufferization::ToBufferOp::create(
+      b, loc, MemRefType::get(tt.getShape(), tt.getElementType()), t,
+      /*readOnly=*/true);
+}
+
+Value allocBuffer(OpBuilder &b, Location loc, ArrayRef<int64_t> shape) {
+  return memref::AllocOp::create(b, loc,
+                                 MemRefType::get(shape, b.getF32Type()));
+}
+
+Value tensorOf(OpBuilder &b, Location loc, Value m) {
+  auto mt = cast<MemRefType>(m.getType());
+  return bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get(mt.getShape(), mt.getElementType()), m,
+      /*restrict=*/true, /*writable=*/true);
+}
+
+gpu::LaunchOp buildStandIn(OpBuilder &b, Location loc, int64_t gridX,
+                           int64_t gridY, int64_t threads,
+                           ArrayRef<Value> inputs, ArrayRef<Value> outputs,
+                           StringRef attr, DictionaryAttr config) {
+  auto c = [&](int64_t x) { return arith::ConstantIndexOp::create(b, loc, x); };
+  auto launch = gpu::LaunchOp::create(b, loc, c(gridX), c(gridY), c(1),
+                                      c(threads), c(1), c(1));
+  launch->setAttr(attr, config);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&launch.getBody().front());
+  auto at = [&](Value m, int64_t i) {
+    SmallVector<Value> indices(cast<MemRefType>(m.getType()).getRank() - 1,
+                               c(0));
+    indices.push_back(c(i));
+    return indices;
+  };
+  // The reads are vector.load: canonicalization turns a memref.load of a
+  // to_buffer into a tensor.extract (folded away when the tensor is a
+  // constant).
+  Type f32 = b.getF32Type();
+  Value sum;
+  for (auto [i, in] : llvm::enumerate(inputs)) {
+    Type element = cast<MemRefType>(in.getType()).getElementType();
+    Value x = vector::LoadOp::create(b, loc, VectorType::get({1}, element), in,
+                                     at(in, i));
+    if (element != f32)
+      x = arith::SIToFPOp::create(b, loc, VectorType::get({1}, f32), x);
+    sum = sum ? arith::AddFOp::create(b, loc, sum, x).getResult() : x;
+  }
+  for (auto [i, out] : llvm::enumerate(outputs))
+    vector::StoreOp::create(b, loc, sum, out, at(out, i));
+  gpu::TerminatorOp::create(b, loc);
+  return launch;
+}
+
+LogicalResult readStandIn(gpu::LaunchOp launch, size_t numInputs,
+                          SmallVectorImpl<Value> &inputs,
+                          SmallVectorImpl<Value> &outputs) {
+  inputs.assign(numInputs, Value());
+  for (Operation &op : launch.getBody().front()) {
+    auto place = [&](SmallVectorImpl<Value> &list, Value index, Value m) {
+      std::optional<int64_t> i = getConstantIntValue(index);
+      if (!i || *i < 0)
+        return;
+      if (size_t(*i) >= list.size())
+        list.resize(*i + 1);
+      list[*i] = m;
+    };
+    if (auto load = dyn_cast<vector::LoadOp>(op))
+      place(inputs, load.getIndices().back(), load.getBase());
+    else if (auto store = dyn_cast<vector::StoreOp>(op))
+      place(outputs, store.getIndices().back(), store.getBase());
+  }
+  if (inputs.size() != numInputs || llvm::is_contained(inputs, Value()) ||
+      outputs.empty() || llvm::is_contained(outputs, Value()))
+    return launch.emitOpError("internal error: not a kernel's stand-in");
+  return success();
+}
+
+} // namespace tessera
