@@ -15,9 +15,9 @@
 # 2. trains the KJV char-GPT packages (f32 and bf16) for 20 steps and runs
 #    their forward, comparing losses and logits with the CPU's (bounds:
 #    f32 1e-4 relative, bf16 2e-2);
-# 3. times the 4096^3 bf16 GEMM: Tessera's mma.sync kernel (kernel time from
-#    TESSERA_CUDA_PROFILE) against cuBLAS (bench/gpu/cublas_gemm.cu) and
-#    PyTorch on the same GPU;
+# 3. times the 4096^3 bf16 GEMM: Tessera's wgmma kernel with each of its
+#    tiles (--wgmma-tile; kernel time from TESSERA_CUDA_PROFILE) against
+#    cuBLAS (bench/gpu/cublas_gemm.cu) and PyTorch on the same GPU;
 # 4. trains GPT-2 124M (d=768, 12 layers, T=1024, batch 8, bf16) for 30
 #    steps: tokens/s and MFU, the time per kernel of a profiled run, and
 #    the same step in PyTorch (bench/gpu/torch_gpt2.py) for reference.
@@ -83,9 +83,11 @@ done
 # 3. GEMM 4096^3 bf16.
 if want gemm; then
 python3 -c "import numpy as n; n.save('$OUT/gemm_x.npy', n.random.default_rng(0).standard_normal((4096, 4096), dtype=n.float32))"
-TESSERA_CUDA_PROFILE=1 $T $RT run "$C/pkgs/gemm.tsrpkg" --input "$OUT/gemm_x.npy" --repeat 20 \
-  > "$OUT/gemm_run.txt" 2> "$OUT/gemm_profile.txt"
-report python3 bench/gpu/report.py gemm "$OUT/gemm_profile.txt" 4096
+for tile in 128x128x4 128x128x3 128x256x4 128x256x3; do
+  TESSERA_CUDA_PROFILE=1 $T $RT run "$C/pkgs/gemm_$tile.tsrpkg" --input "$OUT/gemm_x.npy" \
+    --repeat 20 > "$OUT/gemm_run_$tile.txt" 2> "$OUT/gemm_profile_$tile.txt"
+  report python3 bench/gpu/report.py gemm "$OUT/gemm_profile_$tile.txt" 4096 $tile
+done
 if nvcc -O3 -arch=native -o "$OUT/cublas_gemm" bench/gpu/cublas_gemm.cu -lcublas > "$OUT/nvcc.log" 2>&1; then
   report "$OUT/cublas_gemm" 4096 4096 4096
 else

@@ -7,7 +7,8 @@
 #
 # It writes into bench/gpu/carry:
 #   pkgs/   GPU packages for sm_90 of the KJV char-GPT in f32 and bf16, the
-#           4096^3 bf16 GEMM and GPT-2 124M: fatbins (ptxas machine code,
+#           4096^3 bf16 GEMM (one per --wgmma-tile) and GPT-2 124M: fatbins
+#           (ptxas machine code,
 #           nothing to compile at load) where the CUDA toolkit is found
 #           here, else PTX. Weights files are left out (gpu.sh rewrites
 #           them with `tessera-rt init-weights`, bit for bit) and code.so
@@ -55,9 +56,12 @@ for prec in f32 bf16; do
   rm "$C/pkgs/kjv_$prec.tsrpkg/weights.safetensors"
 done
 
-echo "gemm: GPU package"
-"$T" compile bench/gpu/gemm.tsr -e gemm --target sm_90 -o "$C/pkgs/gemm.tsrpkg"
-rm "$C/pkgs/gemm.tsrpkg/weights.safetensors"
+echo "gemm: GPU packages, one per wgmma tile (128x128x4 is the default)"
+for tile in 128x128x4 128x128x3 128x256x4 128x256x3; do
+  "$T" compile bench/gpu/gemm.tsr -e gemm --target sm_90 --wgmma-tile=$tile \
+      -o "$C/pkgs/gemm_$tile.tsrpkg"
+  rm "$C/pkgs/gemm_$tile.tsrpkg/weights.safetensors"
+done
 
 echo "GPT-2 124M: GPU package (a few minutes)"
 "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 -o "$C/pkgs/gpt2.tsrpkg"

@@ -93,7 +93,7 @@ def profile_rows(path):
     return rows
 
 
-def gemm(profile, n):
+def gemm(profile, n, tile="128x128x4"):
     n = int(n)
     rows = profile_rows(profile)
     if not rows:
@@ -102,7 +102,7 @@ def gemm(profile, n):
     # The product is the slowest kernel by far; the others round f32 to bf16.
     total, launches, mean_us, kernel = max(rows, key=lambda r: r[2])
     flops = 2.0 * n ** 3
-    print(f"tessera bf16 {n}x{n}x{n}: kernel {kernel} {mean_us / 1e3:.4f} ms mean over "
+    print(f"tessera bf16 {n}x{n}x{n}, wgmma tile {tile}: kernel {kernel} {mean_us / 1e3:.4f} ms mean over "
           f"{launches} launches, {flops / (mean_us * 1e-6) / 1e12:.1f} TFLOP/s "
           f"({total / sum(r[0] for r in rows) * 100:.0f}% of the forward's kernel time; "
           f"the rest is the f32->bf16 roundings)")

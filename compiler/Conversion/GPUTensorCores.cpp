@@ -767,7 +767,8 @@ struct GPUTensorCoreMatmulsPass
       // before it goes.
       if (wgmma) {
         linalg::FillOp fill = zeroFillBefore(g);
-        if (fill && succeeded(buildWgmmaMatmul(g, format == "bf16"))) {
+        if (fill && succeeded(buildWgmmaMatmul(g, format == "bf16", wgmmaTileN,
+                                              wgmmaStages))) {
           fill.erase();
           continue;
         }

@@ -23,9 +23,12 @@ llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
 /// Replaces the marked contraction `g` (on buffers: C[M, N] f32 =
 /// A[M, K] x B[K, N] or B[N, K]^T, f16-typed operands holding bf16 bits
 /// when `bf16`) by a gpu.launch of the sm_90a warpgroup-MMA kernel
-/// (WgmmaMatmul.cpp), which writes every element of C. Fails, changing
-/// nothing, when M or N is not a multiple of 128 or K of 64.
-llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16);
+/// (WgmmaMatmul.cpp), which writes every element of C: blocks own 128 x
+/// `tileN` tiles (128 or 256; 128 where 256 does not divide N) and stage K
+/// through a ring of `stages` (3 or 4). Fails, changing nothing, when M or
+/// N is not a multiple of 128 or K of 64.
+llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16,
+                                     int64_t tileN = 128, int64_t stages = 4);
 
 } // namespace tessera
 

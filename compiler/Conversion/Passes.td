@@ -169,7 +169,15 @@ def GPUTensorCoreMatmuls
     kernels' warp per row (warp-rows).
   }];
   let options = [Option<"wgmma", "wgmma", "bool", /*default=*/"false",
-                        "Use sm_90a warpgroup MMA (wgmma) for the matmuls">];
+                        "Use sm_90a warpgroup MMA (wgmma) for the matmuls">,
+                 Option<"wgmmaTileN", "wgmma-tile-n", "int64_t",
+                        /*default=*/"128",
+                        "With wgmma: columns of a block's tile, 128 or 256 "
+                        "(128 where 256 does not divide N)">,
+                 Option<"wgmmaStages", "wgmma-stages", "int64_t",
+                        /*default=*/"4",
+                        "With wgmma: shared-memory stages of the K ring, 3 "
+                        "or 4">];
   let dependentDialects = ["mlir::transform::TransformDialect",
                            "mlir::gpu::GPUDialect",
                            "mlir::nvgpu::NVGPUDialect",

@@ -4,21 +4,27 @@
 // from shared memory through 64-bit matrix descriptors and accumulates a
 // 64 x 128 f32 tile per warpgroup (128 threads) in registers.
 //
-// A block of two warpgroups owns a 128 x 128 tile of C and walks K 64 at a
-// time through a ring of 4 shared-memory stages (32 KiB each: A 128 x 64,
-// B 64 x 128), filled by 16-byte cp.async copies two tiles ahead:
+// A block of two warpgroups owns a 128 x N tile of C (N = 128 by default,
+// or 256) and walks K 64 at a time through a ring of S shared-memory
+// stages (4 by default, or 3; A 128 x 64 and B 64 x N each: 32 KiB with
+// N = 128), filled by 16-byte cp.async copies S - 2 tiles ahead; for S = 4:
 //
 //   prologue: copy K tiles 0 and 1
 //   for kt:   cp.async.wait_group 1          (tile kt has landed)
 //             fence.proxy.async.shared::cta  (it is visible to wgmma)
 //             bar.sync                       (for every thread's copies)
 //             copy K tile kt + 2 into the stage of tile kt - 2
-//             wgmma.fence; 4 x wgmma m64n128k16; commit
+//             wgmma.fence; 4 x wgmma m64nNk16; commit
 //             wgmma.wait_group 1             (tile kt - 1's products done)
 //
 // so the products of tile kt run while tiles kt + 1 and kt + 2 load, and
 // a stage is refilled only after every warpgroup's products of it have
-// completed (the wait of the previous iteration, then the barrier).
+// completed (the wait of the previous iteration, then the barrier). With
+// S = 3 the copies run one tile ahead (cp.async.wait_group 0), but the
+// ring is 96 KiB, so two blocks fit on a multiprocessor; N = 256 halves
+// the shared-memory traffic of A per product. Which is fastest is for a
+// GPU to tell (bench/gpu.sh times each); `tessera compile --wgmma-tile`
+// picks one.
 //
 // Shared-memory layout: the 128-byte swizzle of the PTX ISA's canonical
 // layouts ("Shared Memory Matrix Layout"), 1024-byte aligned. A (M x K,
@@ -28,8 +34,8 @@
 // bytes. B given as K x N is N-major (imm-trans-b = 1): atoms of 8 K rows
 // x 64 N columns, K row kr's chunk c at kr * 128 + ((c ^ (kr % 8)) * 16)
 // within its atom; the atoms of 8 K rows follow each other (stride byte
-// offset 1024) and the second 64 columns start 8 KiB further (leading byte
-// offset); a k16 step moves the start by 2048 bytes. The copies write
+// offset 1024) and each further 64 columns start 8 KiB further (leading
+// byte offset); a k16 step moves the start by 2048 bytes. The copies write
 // exactly these addresses, so no data is moved twice.
 //
 //===----------------------------------------------------------------------===//
@@ -50,15 +56,22 @@ using namespace mlir;
 namespace tessera {
 namespace {
 
-/// Block tile, K tile, stages, threads (two warpgroups).
-constexpr int64_t kBM = 128, kBN = 128, kBK = 64, kStages = 4,
-                  kThreads = 256;
-/// Bytes of one operand's tile in one stage, of a stage, and of the ring
-/// plus the slack that aligns it to 1024 bytes (the swizzle's period).
-constexpr int64_t kTileBytes = kBM * kBK * 2, kStageBytes = 2 * kTileBytes,
-                  kSharedBytes = kStages * kStageBytes + 1024;
-/// Accumulators per thread: a 64 x 128 f32 tile over 128 threads.
-constexpr int64_t kAccumulators = 64 * kBN / 128;
+/// Block rows, K tile, threads (two warpgroups).
+constexpr int64_t kBM = 128, kBK = 64, kThreads = 256;
+/// Bytes of A's tile in one stage.
+constexpr int64_t kTileBytesA = kBM * kBK * 2;
+
+/// The block's columns and the ring's stages, and the sizes they imply.
+struct Tile {
+  int64_t bn, stages;
+  int64_t tileBytesB() const { return bn * kBK * 2; }
+  int64_t stageBytes() const { return kTileBytesA + tileBytesB(); }
+  /// The ring plus the slack that aligns it to 1024 bytes (the swizzle's
+  /// period).
+  int64_t sharedBytes() const { return stages * stageBytes() + 1024; }
+  /// Accumulators per thread: a 64 x bn f32 tile over 128 threads.
+  int64_t accumulators() const { return 64 * bn / 128; }
+};
 
 struct Builder {
   OpBuilder &b;
@@ -107,39 +120,48 @@ Value descriptor(Builder &k, Value address, int64_t leading, int64_t stride) {
 /// The copies of K tile `kt` (clamped to the last; nothing is read when
 /// `live` is false) into stage `stage` of `ring` (f16 elements), one
 /// cp.async group.
-void copyTile(Builder &k, const Operands &o, Value ring, Value tid, Value m0,
-              Value n0, Value kt, Value live, Value stage) {
+void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
+              Value tid, Value m0, Value n0, Value kt, Value live,
+              Value stage) {
   OpBuilder &b = k.b;
   Type token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   Value k0 = k.mul(kt, kBK);
   Value srcElements =
       arith::SelectOp::create(b, k.loc, live, k.index(8), k.index(0));
-  Value stageBase = k.mul(stage, kStageBytes / 2);
+  Value stageBase = k.mul(stage, t.stageBytes() / 2);
   SmallVector<Value> tokens;
   auto copy = [&](Value src, ValueRange srcIdx, Value dst) {
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
         b, k.loc, token, ring, ValueRange{dst}, src, srcIdx,
         b.getIndexAttr(8), srcElements, b.getUnitAttr()));
   };
-  // 1024 chunks of 16 bytes per operand, 4 per thread.
+  // K-major rows of 8 chunks of 16 bytes: the chunk of element offset e
+  // (in chunks) of a rows x 64 tile.
+  auto kMajor = [&](Value r, Value ch) {
+    return k.add(k.mul(r, kBK), k.mul(k.xorI(ch, k.rem(r, 8)), 8));
+  };
+  // A: 1024 chunks, 4 per thread.
   for (int64_t it = 0; it < kBM * kBK / 8 / kThreads; ++it) {
     Value e = k.add(tid, it * kThreads);
-    // K-major rows of 8 chunks: A, and B given as N x K.
     Value r = k.div(e, 8), ch = k.rem(e, 8);
-    Value swizzled = k.mul(k.xorI(ch, k.rem(r, 8)), 8);
-    Value kMajor = k.add(k.mul(r, kBK), swizzled);
     copy(o.a, {k.add(m0, r), k.add(k0, k.mul(ch, 8))},
-         k.add(stageBase, kMajor));
-    Value bBase = k.add(stageBase, kTileBytes / 2);
-    if (o.bTransposed) {
+         k.add(stageBase, kMajor(r, ch)));
+  }
+  // B: bn * 8 chunks, 4 or 8 per thread.
+  Value bBase = k.add(stageBase, kTileBytesA / 2);
+  int64_t rowChunks = t.bn / 8;
+  for (int64_t it = 0; it < t.bn * kBK / 8 / kThreads; ++it) {
+    Value e = k.add(tid, it * kThreads);
+    if (o.bTransposed) { // N x K: K-major, as A
+      Value r = k.div(e, 8), ch = k.rem(e, 8);
       copy(o.bm, {k.add(n0, r), k.add(k0, k.mul(ch, 8))},
-           k.add(bBase, kMajor));
+           k.add(bBase, kMajor(r, ch)));
       continue;
     }
-    // N-major: K row kr, chunk nc of 16 across the 128 columns; in halves,
-    // the second 64 columns start 8 KiB (4096) further, a K row is 128
-    // bytes (64).
-    Value kr = k.div(e, 16), nc = k.rem(e, 16);
+    // N-major: K row kr, chunk nc of bn / 8 across the columns; in halves,
+    // each 64 columns (an atom) start 8 KiB (4096) further, a K row is
+    // 128 bytes (64).
+    Value kr = k.div(e, rowChunks), nc = k.rem(e, rowChunks);
     Value atom = k.div(nc, 8), cc = k.rem(nc, 8);
     Value dst = k.add(k.add(k.mul(atom, 4096), k.mul(kr, 64)),
                       k.mul(k.xorI(cc, k.rem(kr, 8)), 8));
@@ -150,7 +172,8 @@ void copyTile(Builder &k, const Operands &o, Value ring, Value tid, Value m0,
 
 } // namespace
 
-LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
+LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
+                               int64_t stages) {
   Location loc = g.getLoc();
   MLIRContext *ctx = g.getContext();
   AffineMap rhsMap = g.getIndexingMapsArray()[1];
@@ -164,20 +187,24 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
   o.m = cType.getDimSize(0);
   o.n = cType.getDimSize(1);
   o.k = aType.getDimSize(1);
-  if (o.m % kBM || o.n % kBN || o.k % kBK)
+  if (o.m % kBM || o.n % 128 || o.k % kBK)
     return failure();
+  assert((tileN == 128 || tileN == 256) && (stages == 3 || stages == 4) &&
+         "unsupported wgmma tile");
+  // Columns that 256 does not divide get 128.
+  Tile t{o.n % tileN ? 128 : tileN, stages};
 
   OpBuilder b(g);
   Builder k{b, loc};
   Value one = k.index(1);
   auto launch = gpu::LaunchOp::create(
-      b, loc, k.index(o.n / kBN), k.index(o.m / kBM), one,
+      b, loc, k.index(o.n / t.bn), k.index(o.m / kBM), one,
       k.index(kThreads), one, one,
       /*dynamicSharedMemorySize=*/
-      arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(kSharedBytes)));
+      arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t.sharedBytes())));
   b.setInsertionPointToStart(&launch.getBody().front());
   Value tid = launch.getThreadIds().x;
-  Value n0 = k.mul(launch.getBlockIds().x, kBN);
+  Value n0 = k.mul(launch.getBlockIds().x, t.bn);
   Value m0 = k.mul(launch.getBlockIds().y, kBM);
 
   // The ring, aligned to 1024 bytes inside the dynamic shared memory.
@@ -192,7 +219,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
                     1024);
   Value ring = memref::ViewOp::create(
       b, loc,
-      MemRefType::get({kStages * kStageBytes / 2}, b.getF16Type(),
+      MemRefType::get({t.stages * t.stageBytes() / 2}, b.getF16Type(),
                       MemRefLayoutAttrInterface(), shared),
       bytes, pad, ValueRange{});
   Value ringAddress = k.add(base, pad);
@@ -202,16 +229,16 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
   auto issue = [&](Value kt) {
     Value live = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, kt,
                                        lastTile);
-    copyTile(k, o, ring, tid, m0, n0, k.minI(kt, lastTile), live,
-             k.rem(kt, kStages));
+    copyTile(k, o, t, ring, tid, m0, n0, k.minI(kt, lastTile), live,
+             k.rem(kt, t.stages));
   };
-  // Prologue: tiles 0 and 1.
-  for (int64_t t = 0; t < kStages - 2; ++t)
-    issue(k.index(t));
+  // Prologue: tiles 0 to S - 3.
+  for (int64_t kt = 0; kt < t.stages - 2; ++kt)
+    issue(k.index(kt));
 
   Type f32 = b.getF32Type();
   auto accType =
-      LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(kAccumulators, f32));
+      LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(t.accumulators(), f32));
   Value zero = LLVM::ZeroOp::create(b, loc, accType);
   Value warpgroup = k.div(tid, 128);
   auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
@@ -221,17 +248,18 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
     b.setInsertionPointToStart(loop.getBody());
     Value kt = loop.getInductionVar();
     Value acc = loop.getRegionIterArgs()[0];
-    // Tile kt has landed (one younger group may still be in flight).
-    NVVM::CpAsyncWaitGroupOp::create(b, loc, 1);
+    // Tile kt has landed (S - 3 younger groups may still be in flight).
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, t.stages - 3);
     NVVM::FenceProxyOp::create(
         b, loc, NVVM::ProxyKind::async_shared,
         NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
     gpu::BarrierOp::create(b, loc);
-    issue(k.add(kt, kStages - 2));
+    issue(k.add(kt, t.stages - 2));
 
-    Value stage = k.add(ringAddress, k.mul(k.rem(kt, kStages), kStageBytes));
+    Value stage =
+        k.add(ringAddress, k.mul(k.rem(kt, t.stages), t.stageBytes()));
     Value aBase = k.add(stage, k.mul(warpgroup, 64 * kBK * 2));
-    Value bBase = k.add(stage, kTileBytes);
+    Value bBase = k.add(stage, kTileBytesA);
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     for (int64_t step = 0; step < kBK / 16; ++step) {
       Value descA = descriptor(k, k.add(aBase, step * 32), 16, 1024);
@@ -241,7 +269,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
       auto type = bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
       acc = NVVM::WgmmaMmaAsyncOp::create(
           b, loc, accType, acc, descA, descB,
-          NVVM::MMAShapeAttr::get(ctx, 64, kBN, 16), type, type,
+          NVVM::MMAShapeAttr::get(ctx, 64, t.bn, 16), type, type,
           NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
           NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
           NVVM::MMALayout::row,
@@ -264,7 +292,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16) {
                     k.add(k.mul(warp, 16), k.div(lane, 4)));
   Value col = k.add(n0, k.mul(k.rem(lane, 4), 2));
   auto pair = VectorType::get({2}, f32);
-  for (int64_t nt = 0; nt < kBN / 8; ++nt)
+  for (int64_t nt = 0; nt < t.bn / 8; ++nt)
     for (int64_t h = 0; h < 2; ++h) {
       SmallVector<Value> two;
       for (int64_t j = 0; j < 2; ++j)

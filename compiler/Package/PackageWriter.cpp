@@ -299,7 +299,8 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
   bool gpu = !options.gpuChip.empty();
   if (failed(gpu ? buildGPULoweringPipeline(
                        pm, options.gpuChip,
-                       options.gpuBinary == "fatbin" ? "fatbin" : "isa")
+                       options.gpuBinary == "fatbin" ? "fatbin" : "isa",
+                       options.wgmmaTile)
              : options.emulateGPU ? buildGPUEmulationPipeline(pm)
                                   : buildCPULoweringPipeline(pm, options.useBlas)) ||
       failed(pm.run(*module))) {

@@ -40,6 +40,9 @@ struct PackageOptions {
   /// How the kernels travel: "ptx" (the driver compiles them at load) or
   /// "fatbin" (ptxas machine code for gpuChip plus the PTX).
   std::string gpuBinary = "ptx";
+  /// The sm_90a matmul kernels' tile (buildGPULoweringPipeline); empty for
+  /// the default.
+  std::string wgmmaTile;
   /// A CPU package lowered through the GPU pipeline, each kernel launch run
   /// as CPU loops (`--target gpu-emulator`; tests compare it with the CPU
   /// pipeline's package).

@@ -162,8 +162,18 @@ static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
   return passes;
 }
 
+bool isWgmmaTile(StringRef tile) {
+  static constexpr llvm::StringLiteral tiles[] = {"128x128x4", "128x128x3",
+                                                  "128x256x4", "128x256x3"};
+  return llvm::is_contained(tiles, tile);
+}
+
 LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
-                                       StringRef format) {
+                                       StringRef format, StringRef wgmmaTile) {
+  if (wgmmaTile.empty())
+    wgmmaTile = "128x128x4";
+  if (!isWgmmaTile(wgmmaTile))
+    return failure();
   registerPassesOnce();
   std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/true);
   // Hopper: matmuls on warpgroup MMA, an arch-specific feature of sm_90a
@@ -173,7 +183,9 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
     chip = "sm_90a";
     for (std::string &p : passes)
       if (p == "tessera-gpu-tensor-core-matmuls")
-        p += "{wgmma}";
+        p += ("{wgmma wgmma-tile-n=" + wgmmaTile.substr(4, 3) +
+              " wgmma-stages=" + wgmmaTile.substr(8, 1) + "}")
+                 .str();
   }
   passes.insert(passes.end(), {
       // Rows of the attention loops: 128-bit loads where alignment is

@@ -29,9 +29,16 @@ mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
 /// `format` is "isa" (PTX text; needs no CUDA) or "fatbin" (ptxas and
 /// fatbinary from the CUDA toolkit, found on PATH or under $CUDA_ROOT,
 /// $CUDA_HOME or $CUDA_PATH).
+/// `wgmmaTile` ("128x128x4", the default, "128x128x3", "128x256x4" or
+/// "128x256x3": block rows x columns x stages) shapes sm_90a's matmul
+/// kernels; an unknown one fails.
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
                                              llvm::StringRef chip,
-                                             llvm::StringRef format = "isa");
+                                             llvm::StringRef format = "isa",
+                                             llvm::StringRef wgmmaTile = "");
+
+/// Whether `tile` names a matmul tile of buildGPULoweringPipeline.
+bool isWgmmaTile(llvm::StringRef tile);
 
 /// The GPU pipeline without tensor cores, up to its kernels, with each
 /// kernel launch run as CPU loops over blocks and threads and lowered to

@@ -30,9 +30,10 @@ cannot touch (FAKE_CUDA_GUARD=1).
 
 With `--ptx=sm_90`, the GPU package is compiled for sm_90 (sm_90a PTX:
 the matmuls on warpgroup MMA, wgmma.mma_async) and runs on the fake
-driver's first device, which reports compute capability 9.0.
+driver's first device, which reports compute capability 9.0;
+`--wgmma-tile=T` picks its matmul kernels' tile (`tessera compile`'s flag).
 
-Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx[=sm_90]] [CASE ...]
+Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx[=sm_90] [--wgmma-tile=T]] [CASE ...]
 """
 import json
 import os
@@ -45,6 +46,8 @@ import numpy as np
 
 bindir, work = sys.argv[1:3]
 ptx_flags = [a for a in sys.argv[3:] if a.startswith("--ptx")]
+# --wgmma-tile=T: the sm_90 package's matmul tile (tessera compile's flag).
+tile_flags = [a for a in sys.argv[3:] if a.startswith("--wgmma-tile=")]
 ptx = bool(ptx_flags)
 only = [a for a in sys.argv[3:] if not a.startswith("--")]
 other = (ptx_flags[0].partition("=")[2] or "sm_80") if ptx else "gpu-emulator"
@@ -131,7 +134,7 @@ for name, path, entry, bound in cases:
     metrics = {}
     for target in ("cpu", other):
         pkg = f"{work}/{name}-{target}.tsrpkg"
-        extra = ["--gpu-code=ptx"] if target.startswith("sm_") else []
+        extra = ["--gpu-code=ptx"] + tile_flags if target.startswith("sm_") else []
         subprocess.run([tessera, "compile", path, "-e", entry, "--target", target, "-o", pkg]
                        + extra, check=True)
         out = f"{work}/{name}-{target}-run"

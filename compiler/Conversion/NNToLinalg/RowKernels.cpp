@@ -282,41 +282,60 @@ RowOp rowOp(StringRef kind, double param) {
               return {m.sub(m.mul(p.lanes(s[0]), gy),
                             m.mul(p.at(in[1], c), p.lanes(s[1])))};
             }};
+  // Cross-entropy: the statistics {loss?, max, sum, g scale, target}.
+  auto ceStats = [param](RowPass &p, In in, bool withLoss) -> Values {
+    RowMath &m = p.m;
+    auto [mx, sum] = p.softmaxStats(in[0]);
+    Value lse;
+    if (withLoss)
+      lse = m.add(math::LogOp::create(m.b, m.loc, sum), mx);
+    Value t = p.target(in[1]);
+    Values s;
+    if (withLoss)
+      s.push_back(m.sub(lse, element(m.b, m.loc, in[0], {p.r, t})));
+    s.push_back(mx);
+    s.push_back(sum);
+    s.push_back(in.size() > 2 ? m.mul(p.scalar(in[2]), m.cst(param)) : Value());
+    s.push_back(t);
+    return s;
+  };
+  // (softmax - onehot(target)) g scale, from ceStats without the loss.
+  auto ceGrad = [](RowPass &p, Value c, In s, In in) -> Values {
+    RowMath &m = p.m;
+    // The one-hot target, lane by lane.
+    SmallVector<Value> hot;
+    for (int64_t k = 0; k < p.w; ++k) {
+      Value col = arith::AddIOp::create(m.b, m.loc, c, m.index(k));
+      Value hit = arith::CmpIOp::create(m.b, m.loc, arith::CmpIPredicate::eq,
+                                        col, s[3]);
+      hot.push_back(
+          arith::SelectOp::create(m.b, m.loc, hit, m.cst(1.0), m.cst(0.0)));
+    }
+    Value onehot = vector::FromElementsOp::create(
+        m.b, m.loc, VectorType::get({p.w}, m.f32()), hot);
+    return {m.mul(m.sub(p.softmaxAt(in[0], c, s[0], s[1]), onehot),
+                  p.lanes(s[2]))};
+  };
   if (kind == "cross_entropy") // {logits, targets} -> loss per row
     return {2, 0, 1,
-            [](RowPass &p, In in) -> Values {
-              RowMath &m = p.m;
-              auto [mx, sum] = p.softmaxStats(in[0]);
-              Value lse = m.add(math::LogOp::create(m.b, m.loc, sum), mx);
-              Value picked =
-                  element(m.b, m.loc, in[0], {p.r, p.target(in[1])});
-              return {m.sub(lse, picked)};
+            [=](RowPass &p, In in) -> Values {
+              return {ceStats(p, in, /*withLoss=*/true)[0]};
             },
             [](RowPass &, Value, In, In) -> Values { return {}; }};
-  assert(kind == "cross_entropy_grad" && "unknown row op");
-  // {logits, targets, g} -> (softmax - onehot(target)) g scale
-  return {3, 1, 0,
-          [param](RowPass &p, In in) -> Values {
-            RowMath &m = p.m;
-            auto [mx, sum] = p.softmaxStats(in[0]);
-            Value gs = m.mul(p.scalar(in[2]), m.cst(param));
-            return {mx, sum, gs, p.target(in[1])};
+  if (kind == "cross_entropy_grad") // {logits, targets, g} -> dx
+    return {3, 1, 0,
+            [=](RowPass &p, In in) -> Values {
+              return ceStats(p, in, /*withLoss=*/false);
+            },
+            ceGrad};
+  assert(kind == "cross_entropy_with_grad" && "unknown row op");
+  // {logits, targets, g} -> dx, loss per row
+  return {3, 1, 1,
+          [=](RowPass &p, In in) -> Values {
+            return ceStats(p, in, /*withLoss=*/true);
           },
-          [](RowPass &p, Value c, In s, In in) -> Values {
-            RowMath &m = p.m;
-            // The one-hot target, lane by lane.
-            SmallVector<Value> hot;
-            for (int64_t k = 0; k < p.w; ++k) {
-              Value col = arith::AddIOp::create(m.b, m.loc, c, m.index(k));
-              Value hit = arith::CmpIOp::create(
-                  m.b, m.loc, arith::CmpIPredicate::eq, col, s[3]);
-              hot.push_back(arith::SelectOp::create(m.b, m.loc, hit,
-                                                    m.cst(1.0), m.cst(0.0)));
-            }
-            Value onehot = vector::FromElementsOp::create(
-                m.b, m.loc, VectorType::get({p.w}, m.f32()), hot);
-            return {m.mul(m.sub(p.softmaxAt(in[0], c, s[0], s[1]), onehot),
-                          p.lanes(s[2]))};
+          [=](RowPass &p, Value c, In s, In in) -> Values {
+            return ceGrad(p, c, s.drop_front(), in);
           }};
 }
 
@@ -472,6 +491,15 @@ SmallVector<Value, 2> buildRowRMSNormGrad(OpBuilder &b, Location loc, Value g,
 Value buildRowCrossEntropy(OpBuilder &b, Location loc, Value logits,
                            Value targets, bool warps) {
   return rowKernel(b, loc, "cross_entropy", 0, {logits, targets}, warps)[0];
+}
+
+std::pair<Value, Value> buildRowCrossEntropyWithGrad(OpBuilder &b,
+                                                     Location loc, Value logits,
+                                                     Value targets, Value g,
+                                                     double scale, bool warps) {
+  SmallVector<Value> out = rowKernel(b, loc, "cross_entropy_with_grad", scale,
+                                     {logits, targets, g}, warps);
+  return {out[0], out[1]};
 }
 
 Value buildRowCrossEntropyGrad(OpBuilder &b, Location loc, Value logits,

@@ -65,6 +65,13 @@ mlir::Value buildRowCrossEntropyGrad(mlir::OpBuilder &b, mlir::Location loc,
                                      mlir::Value g, double scale,
                                      bool warps);
 
+/// Both of the above in one kernel, which computes each row's softmax
+/// statistics once: {dx [rows, classes], loss per row [rows]}.
+std::pair<mlir::Value, mlir::Value>
+buildRowCrossEntropyWithGrad(mlir::OpBuilder &b, mlir::Location loc,
+                             mlir::Value logits, mlir::Value targets,
+                             mlir::Value g, double scale, bool warps);
+
 /// Replaces the stand-in body of a launch that a builder above made with
 /// `warps` by its kernel; leaves other launches alone.
 llvm::LogicalResult expandWarpRows(mlir::gpu::LaunchOp launch);

@@ -114,6 +114,14 @@ cl::opt<std::string> gpuCode(
              "$CUDA_HOME or $CUDA_PATH), or auto (the default: fatbin when "
              "those are found, else ptx)"),
     cl::init("auto"), cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<std::string> wgmmaTile(
+    "wgmma-tile",
+    cl::desc("With --target sm_90|sm_90a: the matmul kernels' block tile and "
+             "pipeline, ROWSxCOLSxSTAGES: 128x128x4 (the default; 129 KiB of "
+             "shared memory, one block per multiprocessor), 128x128x3 (97 "
+             "KiB, two blocks), 128x256x4 or 128x256x3 (256 columns where N "
+             "allows)"),
+    cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
                              cl::desc("CPU to generate code for (an LLVM CPU "
                                       "name; default: native, the host's)"),
@@ -382,6 +390,16 @@ std::string resolveEmit(DiagnosticEngine &diags) {
                      "sm_89, sm_90 or sm_90a");
     return "";
   }
+  if (!wgmmaTile.empty() && targetName != "sm_90" && targetName != "sm_90a") {
+    diags.errorNoLoc("--wgmma-tile is for --target=sm_90 or sm_90a (warpgroup "
+                     "MMA), not --target=" + targetName);
+    return "";
+  }
+  if (!wgmmaTile.empty() && !isWgmmaTile(wgmmaTile)) {
+    diags.errorNoLoc("unknown --wgmma-tile=" + wgmmaTile +
+                     "; choose 128x128x4, 128x128x3, 128x256x4 or 128x256x3");
+    return "";
+  }
   if (!gpu && gpuCode.getNumOccurrences() > 0) {
     diags.errorNoLoc("--gpu-code=" + gpuCode + " is for GPU packages; "
                      "--target=" + targetName + " makes none");
@@ -473,7 +491,8 @@ int writePTX(mlir::ModuleOp module, DiagnosticEngine &diags) {
   mlir::registerAllToLLVMIRTranslations(registry);
   module.getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
-  if (failed(buildGPULoweringPipeline(pm, targetName)) || failed(pm.run(module)))
+  if (failed(buildGPULoweringPipeline(pm, targetName, "isa", wgmmaTile)) ||
+      failed(pm.run(module)))
     return 1;
   std::string ptx;
   module.walk([&](mlir::gpu::BinaryOp binary) {
@@ -533,6 +552,7 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
                                           : std::string(gpuCode);
     if (targetName != "cpu" && !options.emulateGPU)
       options.gpuChip = targetName;
+    options.wgmmaTile = wgmmaTile;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {

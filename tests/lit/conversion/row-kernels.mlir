@@ -3,6 +3,7 @@
 // rows of 12, 2 for 6, 1 for 17) and its row written chunk by chunk. No
 // [rows, 1] statistics tensors are left between loop nests.
 // RUN: tessera-opt %s --convert-nn-to-linalg=row-kernels | FileCheck %s
+// RUN: tessera-opt %s --convert-nn-to-linalg="row-kernels warp-rows" | FileCheck %s --check-prefix=WARP
 // Without the option: the linalg reductions (and their [rows, 1] results).
 // RUN: tessera-opt %s --convert-nn-to-linalg | FileCheck %s --check-prefix=LINALG
 
@@ -92,6 +93,37 @@ func.func @cross_entropy(%l: tensor<2x3x17xf32>, %t: tensor<2x3xi32>) -> tensor<
 func.func @cross_entropy_grad(%g: tensor<f32>, %l: tensor<2x3x8xf32>, %t: tensor<2x3xi32>) -> tensor<2x3x8xf32> {
   %r = nn.cross_entropy_grad %g, %l, %t : (tensor<f32>, tensor<2x3x8xf32>, tensor<2x3xi32>) -> tensor<2x3x8xf32>
   return %r : tensor<2x3x8xf32>
+}
+
+// A training step's loss and its gradient on the same logits: one kernel
+// for both (the softmax statistics once), writing the gradient and the
+// per-row losses, then the mean.
+// CHECK-LABEL: func.func @cross_entropy_with_grad
+// CHECK: scf.forall ({{.*}}) in (6) shared_outs({{.*}}) -> (tensor<6x8xf32>, tensor<6xf32>)
+// CHECK:   math.log
+// CHECK:   vector.from_elements {{.*}} : vector<4xf32>
+// CHECK-NOT: scf.forall (
+// CHECK: linalg.generic {{.*}} iterator_types = ["reduction"]
+// CHECK-NOT: scf.forall (
+// CHECK: return
+// With warp-rows (the GPU's): a stand-in launch of 256 threads (8 rows a
+// block, one block for 6 rows) reading the buffers of the logits, the
+// targets and g (rank 0, passed as [1]) and writing the gradient and the
+// per-row losses; tessera-gpu-tensor-core-matmuls builds its body.
+// WARP-LABEL: func.func @cross_entropy_with_grad
+// WARP-DAG: %[[L:.*]] = bufferization.to_buffer {{.*}} : tensor<6x8xf32> to memref<6x8xf32>
+// WARP-DAG: %[[T:.*]] = bufferization.to_buffer {{.*}} : tensor<6xi32> to memref<6xi32>
+// WARP-DAG: %[[G:.*]] = bufferization.to_buffer {{.*}} : tensor<1xf32> to memref<1xf32>
+// WARP: gpu.launch blocks({{.*}}) in ({{.*}} = %c1, {{.*}} = %c1, {{.*}} = %c1) threads({{.*}}) in ({{.*}} = %c256, {{.*}} = %c1, {{.*}} = %c1)
+// WARP: vector.load %[[L]]
+// WARP: vector.load %[[T]]
+// WARP: vector.load %[[G]]
+// WARP: } {tessera.warp_rows = {kind = "cross_entropy_with_grad", param = 0.1666{{[0-9]*}} : f64}}
+func.func @cross_entropy_with_grad(%l: tensor<2x3x8xf32>, %t: tensor<2x3xi32>) -> (tensor<f32>, tensor<2x3x8xf32>) {
+  %loss = nn.cross_entropy %l, %t : (tensor<2x3x8xf32>, tensor<2x3xi32>) -> tensor<f32>
+  %one = arith.constant dense<1.0> : tensor<f32>
+  %d = nn.cross_entropy_grad %one, %l, %t : (tensor<f32>, tensor<2x3x8xf32>, tensor<2x3xi32>) -> tensor<2x3x8xf32>
+  return %loss, %d : tensor<f32>, tensor<2x3x8xf32>
 }
 
 // RMS norm and its gradient.
