@@ -243,7 +243,9 @@ RowOp rowOp(StringRef kind, double param) {
             [param](RowPass &p, In in) -> Values {
               RowMath &m = p.m;
               double inv = 1.0 / double(p.d);
-              auto [mean, rstd] = p.meanAndRstd(in[1], param);
+              // Not a structured binding: the lambda below captures them.
+              std::pair<Value, Value> stats = p.meanAndRstd(in[1], param);
+              Value mean = stats.first, rstd = stats.second;
               Values s = p.sums(2, [&](Value c) -> Values {
                 Value gy = m.mul(p.at(in[0], c), p.col(in[2], c));
                 Value xhat = m.mul(m.sub(p.at(in[1], c), p.lanes(mean)),
