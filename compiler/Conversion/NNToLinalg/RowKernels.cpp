@@ -284,7 +284,8 @@ RowOp rowOp(StringRef kind, double param) {
               return {m.sub(m.mul(p.lanes(s[0]), gy),
                             m.mul(p.at(in[1], c), p.lanes(s[1])))};
             }};
-  // Cross-entropy: the statistics {loss?, max, sum, g scale, target}.
+  // Cross-entropy's statistics: the row's loss (withLoss), then, when g is
+  // among the inputs (a gradient), {max, sum, g scale, target}.
   auto ceStats = [param](RowPass &p, In in, bool withLoss) -> Values {
     RowMath &m = p.m;
     auto [mx, sum] = p.softmaxStats(in[0]);
@@ -295,10 +296,8 @@ RowOp rowOp(StringRef kind, double param) {
     Values s;
     if (withLoss)
       s.push_back(m.sub(lse, element(m.b, m.loc, in[0], {p.r, t})));
-    s.push_back(mx);
-    s.push_back(sum);
-    s.push_back(in.size() > 2 ? m.mul(p.scalar(in[2]), m.cst(param)) : Value());
-    s.push_back(t);
+    if (in.size() > 2)
+      s.append({mx, sum, m.mul(p.scalar(in[2]), m.cst(param)), t});
     return s;
   };
   // (softmax - onehot(target)) g scale, from ceStats without the loss.
@@ -321,7 +320,7 @@ RowOp rowOp(StringRef kind, double param) {
   if (kind == "cross_entropy") // {logits, targets} -> loss per row
     return {2, 0, 1,
             [=](RowPass &p, In in) -> Values {
-              return {ceStats(p, in, /*withLoss=*/true)[0]};
+              return ceStats(p, in, /*withLoss=*/true);
             },
             [](RowPass &, Value, In, In) -> Values { return {}; }};
   if (kind == "cross_entropy_grad") // {logits, targets, g} -> dx
