@@ -10,6 +10,7 @@
 
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Conversion/MmaUtils.h"
+#include "compiler/Conversion/MatmulEpilogue.h"
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
 #include "compiler/Conversion/NNToLinalg/RowKernels.h"
 
@@ -761,15 +762,25 @@ struct GPUTensorCoreMatmulsPass
       if (g->hasAttr(kMmaAttr))
         marked.push_back(g);
     });
-    for (linalg::GenericOp g : marked) {
+    // sm_90a: the element-wise consumers that can run in the kernels'
+    // epilogues, all found before any kernel is built (the analysis reads
+    // linalg ops, not kernels).
+    SmallVector<std::optional<MatmulEpilogue>> epilogues;
+    if (wgmma)
+      for (linalg::GenericOp g : marked)
+        epilogues.push_back(MatmulEpilogue::find(g));
+    for (auto [i, g] : llvm::enumerate(marked)) {
       auto format = g->getAttrOfType<StringAttr>(kMmaAttr).getValue().str();
-      // sm_90a: the warpgroup-MMA kernel writes all of C, so the zero fill
-      // before it goes.
+      // sm_90a: the warpgroup-MMA kernel writes all of C (or its consumer's
+      // outputs), so the zero fill before it goes.
       if (wgmma) {
         linalg::FillOp fill = zeroFillBefore(g);
-        if (fill && succeeded(buildWgmmaMatmul(g, format == "bf16", wgmmaTileN,
-                                              wgmmaStages))) {
+        Value c = g.getDpsInits()[0];
+        if (fill && succeeded(buildWgmmaMatmul(
+                        g, format == "bf16", wgmmaTileN, wgmmaStages,
+                        epilogues[i] ? &*epilogues[i] : nullptr))) {
           fill.erase();
+          MatmulEpilogue::eraseIfUnused(c);
           continue;
         }
       }

@@ -41,6 +41,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/MmaUtils.h"
+#include "compiler/Conversion/MatmulEpilogue.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -173,7 +174,7 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
 } // namespace
 
 LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
-                               int64_t stages) {
+                               int64_t stages, MatmulEpilogue *epilogue) {
   Location loc = g.getLoc();
   MLIRContext *ctx = g.getContext();
   AffineMap rhsMap = g.getIndexingMapsArray()[1];
@@ -194,7 +195,8 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
   // Columns that 256 does not divide get 128.
   Tile t{o.n % tileN ? 128 : tileN, stages};
 
-  OpBuilder b(g);
+  // With an epilogue, the kernel replaces its consumer too, in its place.
+  OpBuilder b(epilogue ? epilogue->insertionPoint() : g.getOperation());
   Builder k{b, loc};
   Value one = k.index(1);
   auto launch = gpu::LaunchOp::create(
@@ -298,13 +300,19 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
       for (int64_t j = 0; j < 2; ++j)
         two.push_back(LLVM::ExtractValueOp::create(b, loc, result,
                                                    4 * nt + 2 * h + j));
+      Value r = k.add(row, 8 * h), c = k.add(col, 8 * nt);
+      if (epilogue) {
+        epilogue->emitPair(b, loc, r, c, two[0], two[1]);
+        continue;
+      }
       vector::StoreOp::create(
           b, loc, vector::FromElementsOp::create(b, loc, pair, two), o.c,
-          ValueRange{k.add(row, 8 * h), k.add(col, 8 * nt)},
-          /*nontemporal=*/false, llvm::MaybeAlign(8));
+          ValueRange{r, c}, /*nontemporal=*/false, llvm::MaybeAlign(8));
     }
   gpu::TerminatorOp::create(b, loc);
   g.erase();
+  if (epilogue)
+    epilogue->eraseConsumer();
   return success();
 }
 
