@@ -70,8 +70,11 @@ def module(op_text, ins, out_shape):
     text = op_text.format(ins=types, out=out)
     for i, o in enumerate(operands):
         text = text.replace(f"%a{i}", o)
+    # Several lines: the last one is the result.
+    *lines, text = text.split("\n")
     return ("module {\n  func.func @loss(" + ", ".join(args) + ") -> tensor<f32> {\n"
             + "\n".join(consts) + ("\n" if consts else "")
+            + "".join(f"    {line}\n" for line in lines)
             + f"    %r = {text}\n"
             + f"    %w = arith.constant dense<{{R}}> : {out}\n"
             + f"    %m = nn.mul %r, %w : ({out}, {out}) -> {out}\n"
@@ -162,6 +165,39 @@ case("concat dim=1", "nn.concat %a0, %a1 {{dim = 1 : i64}} : ({ins}) -> {out}", 
      lambda x, y: torch.cat([x, y], 1))
 case("slice [4,17] stride 3", "nn.slice %a0 {{start = array<i64: 1, 0>, limit = array<i64: 4, 17>, "
      "stride = array<i64: 1, 3>}} : ({ins}) -> {out}", [T(4, 17)], lambda x: x[1:4, 0:17:3])
+
+
+def slices(boxes, width=12):
+    """Slices [lo, hi) of the last dimension of a [2, 3, width] tensor,
+    multiplied: their gradient is a sum of slice_grads."""
+    lines = []
+    for i, (lo, hi) in enumerate(boxes):
+        lines.append(f"%s{i} = nn.slice %a0 {{{{start = array<i64: 0, 0, {lo}>, "
+                     f"limit = array<i64: 2, 3, {hi}>, stride = array<i64: 1, 1, 1>}}}} : "
+                     f"(tensor<2x3x{width}xf32>) -> tensor<2x3x{hi - lo}xf32>")
+    t = f"tensor<2x3x{boxes[0][1] - boxes[0][0]}xf32>"
+    for i in range(1, len(boxes)):
+        prev = "%s0" if i == 1 else f"%m{i - 1}"
+        lines.append(f"%m{i} = nn.mul {prev}, %s{i} : ({t}, {t}) -> {t}")
+    lines[-1] = lines[-1].split(" = ", 1)[1]
+    return "\n".join(lines)
+
+
+def product_of_slices(boxes):
+    def ref(x):
+        out = x[..., boxes[0][0]:boxes[0][1]]
+        for lo, hi in boxes[1:]:
+            out = out * x[..., lo:hi]
+        return out
+    return ref
+
+
+# Sums of slice_grads: disjoint boxes covering the tensor (q, k and v of a
+# fused projection), disjoint boxes with a gap, overlapping boxes.
+for label, boxes in [("q,k,v", [(0, 4), (4, 8), (8, 12)]),
+                     ("with a gap", [(0, 4), (6, 10)]),
+                     ("overlapping", [(0, 6), (4, 10)])]:
+    case(f"slices {label} [2,3,12]", slices(boxes), [T(2, 3, 12)], product_of_slices(boxes))
 
 # Attention and the row reductions also through the GPU pipeline (run as
 # CPU loops): there attention is the flash lowering, whose backward pass is
