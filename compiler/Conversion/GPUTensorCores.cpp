@@ -10,7 +10,7 @@
 
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Conversion/MmaUtils.h"
-#include "compiler/Conversion/MatmulEpilogue.h"
+#include "compiler/Conversion/ConsumerEpilogue.h"
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
 #include "compiler/Conversion/NNToLinalg/RowKernels.h"
 
@@ -765,10 +765,12 @@ struct GPUTensorCoreMatmulsPass
     // sm_90a: the element-wise consumers that can run in the kernels'
     // epilogues, all found before any kernel is built (the analysis reads
     // linalg ops, not kernels).
-    SmallVector<std::optional<MatmulEpilogue>> epilogues;
+    SmallVector<std::optional<ConsumerEpilogue>> epilogues;
     if (wgmma)
       for (linalg::GenericOp g : marked)
-        epilogues.push_back(MatmulEpilogue::find(g));
+        epilogues.push_back(ConsumerEpilogue::find(
+            g, g.getDpsInits()[0], g.getDpsInputs(),
+            ConsumerEpilogue::Place::Consumer));
     for (auto [i, g] : llvm::enumerate(marked)) {
       auto format = g->getAttrOfType<StringAttr>(kMmaAttr).getValue().str();
       // sm_90a: the warpgroup-MMA kernel writes all of C (or its consumer's
@@ -780,7 +782,7 @@ struct GPUTensorCoreMatmulsPass
                         g, format == "bf16", wgmmaTileN, wgmmaStages,
                         epilogues[i] ? &*epilogues[i] : nullptr))) {
           fill.erase();
-          MatmulEpilogue::eraseIfUnused(c);
+          ConsumerEpilogue::eraseIfUnused(c);
           continue;
         }
       }
@@ -846,14 +848,12 @@ struct GPUTensorCoreMatmulsPass
     }
     // Attention kernels (convert-nn-to-linalg{mma-attention}) and a warp
     // per row (convert-nn-to-linalg{row-kernels warp-rows}).
-    WalkResult standIns = getOperation().walk([](gpu::LaunchOp launch) {
-      return failed(expandMmaAttention(launch)) ||
-                     failed(expandWarpRows(launch))
-                 ? WalkResult::interrupt()
-                 : WalkResult::advance();
-    });
-    if (standIns.wasInterrupted())
-      signalPassFailure();
+    // Collected first: the expansions erase the consumers they absorb.
+    SmallVector<gpu::LaunchOp> standIns;
+    getOperation().walk([&](gpu::LaunchOp launch) { standIns.push_back(launch); });
+    for (gpu::LaunchOp launch : standIns)
+      if (failed(expandMmaAttention(launch)) || failed(expandWarpRows(launch)))
+        return signalPassFailure();
   }
 };
 

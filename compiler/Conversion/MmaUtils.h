@@ -27,14 +27,14 @@ llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
 /// `tileN` tiles (128 or 256; 128 where 256 does not divide N) and stage K
 /// through a ring of `stages` (3 or 4). Fails, changing nothing, when M or
 /// N is not a multiple of 128 or K of 64.
-class MatmulEpilogue;
+class ConsumerEpilogue;
 
 /// Replaces the contraction `g` (buffers, C zero-filled before it) by a
 /// warpgroup-MMA kernel; with `epilogue`, the kernel runs the consumer of C
 /// on the accumulators instead of storing C, and replaces it too.
 llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16,
                                      int64_t tileN = 128, int64_t stages = 4,
-                                     MatmulEpilogue *epilogue = nullptr);
+                                     ConsumerEpilogue *epilogue = nullptr);
 
 } // namespace tessera
 

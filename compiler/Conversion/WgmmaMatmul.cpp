@@ -41,7 +41,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/MmaUtils.h"
-#include "compiler/Conversion/MatmulEpilogue.h"
+#include "compiler/Conversion/ConsumerEpilogue.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -174,7 +174,7 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
 } // namespace
 
 LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
-                               int64_t stages, MatmulEpilogue *epilogue) {
+                               int64_t stages, ConsumerEpilogue *epilogue) {
   Location loc = g.getLoc();
   MLIRContext *ctx = g.getContext();
   AffineMap rhsMap = g.getIndexingMapsArray()[1];
@@ -196,7 +196,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
   Tile t{o.n % tileN ? 128 : tileN, stages};
 
   // With an epilogue, the kernel replaces its consumer too, in its place.
-  OpBuilder b(epilogue ? epilogue->insertionPoint() : g.getOperation());
+  OpBuilder b(epilogue ? epilogue->consumerOp() : g.getOperation());
   Builder k{b, loc};
   Value one = k.index(1);
   auto launch = gpu::LaunchOp::create(
@@ -302,7 +302,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
                                                    4 * nt + 2 * h + j));
       Value r = k.add(row, 8 * h), c = k.add(col, 8 * nt);
       if (epilogue) {
-        epilogue->emitPair(b, loc, r, c, two[0], two[1]);
+        epilogue->emit(b, loc, r, c, two);
         continue;
       }
       vector::StoreOp::create(

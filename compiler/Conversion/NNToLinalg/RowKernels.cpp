@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/NNToLinalg/RowKernels.h"
+#include "compiler/Conversion/ConsumerEpilogue.h"
 #include "compiler/Conversion/NNToLinalg/RowMath.h"
 #include "compiler/Conversion/NNToLinalg/StandIn.h"
 
@@ -523,6 +524,15 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   if (out.size() != op.rowOuts + op.scalarOuts)
     return launch.emitOpError("internal error: row kernel outputs");
   auto [rows, d] = rowsAndWidth(in[0]);
+  // Element-wise consumers of the rows (a cast to a matmul operand, say)
+  // move up into the kernel: the rows are never stored.
+  SmallVector<std::optional<ConsumerEpilogue>> epilogues;
+  for (unsigned k = 0; k < op.rowOuts; ++k) {
+    epilogues.push_back(ConsumerEpilogue::find(
+        launch, out[k], in, ConsumerEpilogue::Place::Producer));
+    if (epilogues.back())
+      epilogues.back()->hoistOutputs(launch);
+  }
 
   Block &body = launch.getBody().front();
   while (!body.empty())
@@ -562,12 +572,26 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   }
   if (op.rowOuts)
     p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
-      for (auto [value, dst] :
-           llvm::zip(op.chunk(p, c, st, in), ArrayRef<Value>(out).take_front(op.rowOuts)))
-        vector::TransferWriteOp::create(b, loc, value, dst, ValueRange{r, c},
-                                        ArrayRef<bool>{true});
+      SmallVector<Value> values = op.chunk(p, c, st, in);
+      for (auto [k, value] : llvm::enumerate(values)) {
+        if (!epilogues[k]) {
+          vector::TransferWriteOp::create(b, loc, value, out[k],
+                                          ValueRange{r, c},
+                                          ArrayRef<bool>{true});
+          continue;
+        }
+        SmallVector<Value> lanes;
+        for (int64_t j = 0; j < w; ++j)
+          lanes.push_back(vector::ExtractOp::create(b, loc, value, j));
+        epilogues[k]->emit(b, loc, r, c, lanes);
+      }
       return {};
     });
+  for (auto [k, epilogue] : llvm::enumerate(epilogues))
+    if (epilogue) {
+      epilogue->eraseConsumer();
+      ConsumerEpilogue::eraseIfUnused(out[k]);
+    }
   return success();
 }
 

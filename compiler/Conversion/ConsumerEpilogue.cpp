@@ -1,6 +1,6 @@
-//===- MatmulEpilogue.cpp - Element-wise consumers in a matmul kernel -----===//
+//===- ConsumerEpilogue.cpp - Element-wise consumers in a matmul kernel -----===//
 
-#include "compiler/Conversion/MatmulEpilogue.h"
+#include "compiler/Conversion/ConsumerEpilogue.h"
 
 #include "mlir/Dialect/Affine/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -22,10 +22,12 @@ Value rootBuffer(Value v) {
   return v;
 }
 
-/// Whether nothing strictly between `from` and `to` (same block) writes or
-/// frees one of `guarded` (root buffers). Ops whose effects are unknown
-/// count as writing everything.
-bool noWritesBetween(Operation *from, Operation *to, ArrayRef<Value> guarded) {
+/// Whether the ops strictly between `from` and `to` (same block) leave
+/// alone what moving an op across them needs: they neither write nor free
+/// `noWrite`, nor touch `noAccess` (root buffers). Allocations are
+/// skipped; ops whose effects are unknown touch everything.
+bool untouchedBetween(Operation *from, Operation *to, ArrayRef<Value> noWrite,
+                      ArrayRef<Value> noAccess) {
   for (Operation *op = from->getNextNode(); op != to; op = op->getNextNode()) {
     if (isa<memref::AllocOp>(op) || isMemoryEffectFree(op))
       continue;
@@ -34,10 +36,18 @@ bool noWritesBetween(Operation *from, Operation *to, ArrayRef<Value> guarded) {
     if (!effects)
       return false;
     for (const MemoryEffects::EffectInstance &e : *effects) {
-      if (isa<MemoryEffects::Read, MemoryEffects::Allocate>(e.getEffect()))
+      if (isa<MemoryEffects::Allocate>(e.getEffect()))
         continue;
-      Value written = e.getValue();
-      if (!written || llvm::is_contained(guarded, rootBuffer(written)))
+      bool read = isa<MemoryEffects::Read>(e.getEffect());
+      Value v = e.getValue();
+      if (!v) {
+        if (read && noAccess.empty())
+          continue;
+        return false;
+      }
+      Value root = rootBuffer(v);
+      if (llvm::is_contained(noAccess, root) ||
+          (!read && llvm::is_contained(noWrite, root)))
         return false;
     }
   }
@@ -46,20 +56,23 @@ bool noWritesBetween(Operation *from, Operation *to, ArrayRef<Value> guarded) {
 
 } // namespace
 
-std::optional<MatmulEpilogue> MatmulEpilogue::find(linalg::GenericOp matmul) {
-  Value c = matmul.getDpsInits()[0];
-  if (!c.getDefiningOp<memref::AllocOp>())
+std::optional<ConsumerEpilogue>
+ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,
+                       Place place) {
+  auto cType = dyn_cast<MemRefType>(c.getType());
+  if (!c.getDefiningOp<memref::AllocOp>() || !cType || cType.getRank() != 2 ||
+      !cType.hasStaticShape())
     return std::nullopt;
-  Block *block = matmul->getBlock();
+  Block *block = producer->getBlock();
 
   // C's one reader: the consumer, directly or through an expand_shape.
   Value view;
   Operation *reader = nullptr;
   for (Operation *user : c.getUsers()) {
-    if (user == matmul || isa<memref::DeallocOp>(user))
+    if (producer->isAncestor(user) || isa<memref::DeallocOp>(user))
       continue;
     if (auto fill = dyn_cast<linalg::FillOp>(user)) {
-      if (fill->getBlock() == block && fill->isBeforeInBlock(matmul))
+      if (fill->getBlock() == block && fill->isBeforeInBlock(producer))
         continue;
       return std::nullopt;
     }
@@ -78,7 +91,7 @@ std::optional<MatmulEpilogue> MatmulEpilogue::find(linalg::GenericOp matmul) {
   }
   auto consumer = dyn_cast_or_null<linalg::GenericOp>(reader);
   if (!consumer || consumer->getBlock() != block ||
-      !matmul->isBeforeInBlock(consumer) ||
+      !producer->isBeforeInBlock(consumer) ||
       !consumer.hasPureBufferSemantics() ||
       !llvm::all_of(consumer.getIteratorTypesArray(),
                     [](utils::IteratorType t) {
@@ -89,15 +102,27 @@ std::optional<MatmulEpilogue> MatmulEpilogue::find(linalg::GenericOp matmul) {
   if (!viewType.hasStaticShape() ||
       consumer.getNumLoops() != unsigned(viewType.getRank()))
     return std::nullopt;
+  SmallVector<Value> inputRoots, outputRoots;
   for (OpOperand &operand : consumer->getOpOperands()) {
     auto type = dyn_cast<MemRefType>(operand.get().getType());
     if (!type || !type.hasStaticShape())
       return std::nullopt;
-    if (operand.get() == view &&
-        (consumer.isDpsInit(&operand) ||
-         !consumer.getMatchingIndexingMap(&operand).isIdentity()))
+    bool init = consumer.isDpsInit(&operand);
+    if (operand.get() == view) {
+      if (init || !consumer.getMatchingIndexingMap(&operand).isIdentity())
+        return std::nullopt;
+      continue;
+    }
+    Value root = rootBuffer(operand.get());
+    if (root == c)
       return std::nullopt;
-    if (consumer.isDpsInit(&operand) && rootBuffer(operand.get()) == c)
+    (init ? outputRoots : inputRoots).push_back(root);
+    // Moving up: the operand must be there already, or be an allocation
+    // of an output that can move up too.
+    Operation *def = operand.get().getDefiningOp();
+    if (place == Place::Producer && def && def->getBlock() == block &&
+        producer->isBeforeInBlock(def) &&
+        !(init && isa<memref::AllocOp>(def) && def->getNumOperands() == 0))
       return std::nullopt;
   }
   // linalg.index is mapped in the body's top level only.
@@ -109,17 +134,35 @@ std::optional<MatmulEpilogue> MatmulEpilogue::find(linalg::GenericOp matmul) {
   if (nestedIndex)
     return std::nullopt;
 
-  // The kernel runs where the consumer is: nothing in between may change
-  // what the matmul reads (or touch C).
-  SmallVector<Value> guarded = {rootBuffer(matmul.getDpsInputs()[0]),
-                                rootBuffer(matmul.getDpsInputs()[1]), c};
-  if (!noWritesBetween(matmul, consumer, guarded))
+  // The consumer reads nothing else the producer writes (in the epilogue,
+  // the producer's other writes may not have happened yet).
+  std::optional<SmallVector<MemoryEffects::EffectInstance>> produced =
+      getEffectsRecursively(producer);
+  if (!produced)
     return std::nullopt;
+  for (const MemoryEffects::EffectInstance &e : *produced)
+    if (isa<MemoryEffects::Write>(e.getEffect()) &&
+        (!e.getValue() ||
+         llvm::is_contained(inputRoots, rootBuffer(e.getValue()))))
+      return std::nullopt;
 
-  MatmulEpilogue e;
+  if (place == Place::Consumer) {
+    // The producer runs later: nothing in between may change what it
+    // reads (or touch C).
+    SmallVector<Value> guarded = {c};
+    for (Value v : reads)
+      guarded.push_back(rootBuffer(v));
+    if (!untouchedBetween(producer, consumer, guarded, {}))
+      return std::nullopt;
+  } else if (!untouchedBetween(producer, consumer, inputRoots, outputRoots)) {
+    // The consumer runs earlier: nothing in between may change what it
+    // reads, or touch what it writes.
+    return std::nullopt;
+  }
+
+  ConsumerEpilogue e;
   e.consumer = consumer;
   e.view = view;
-  auto cType = cast<MemRefType>(c.getType());
   if (view == c) {
     e.groups = {{cType.getDimSize(0)}, {cType.getDimSize(1)}};
   } else {
@@ -134,8 +177,17 @@ std::optional<MatmulEpilogue> MatmulEpilogue::find(linalg::GenericOp matmul) {
   return e;
 }
 
-void MatmulEpilogue::emitPair(OpBuilder &b, Location loc, Value row,
-                              Value col, Value pair0, Value pair1) {
+void ConsumerEpilogue::hoistOutputs(Operation *producer) {
+  for (Value out : consumer.getDpsInits())
+    if (auto alloc = out.getDefiningOp<memref::AllocOp>();
+        alloc && alloc->getBlock() == producer->getBlock() &&
+        producer->isBeforeInBlock(alloc))
+      alloc->moveBefore(producer);
+}
+
+void ConsumerEpilogue::emit(OpBuilder &b, Location loc, Value row, Value col,
+                            ArrayRef<Value> values) {
+  int64_t n = values.size();
   auto index = [&](int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v);
   };
@@ -151,22 +203,22 @@ void MatmulEpilogue::emitPair(OpBuilder &b, Location loc, Value row,
     out.push_back(x);
     out.append(inner.rbegin(), inner.rend());
   };
-  SmallVector<Value> ivs[2];
-  for (int j = 0; j < 2; ++j) {
+  SmallVector<SmallVector<Value>> ivs(n);
+  for (int64_t j = 0; j < n; ++j) {
     delinearize(row, groups[0], ivs[j]);
-    delinearize(j ? arith::AddIOp::create(b, loc, col, index(1)).getResult()
+    delinearize(j ? arith::AddIOp::create(b, loc, col, index(j)).getResult()
                   : col,
                 groups[1], ivs[j]);
   }
   unsigned last = consumer.getNumLoops() - 1;
-  // An even innermost dimension keeps the pair in one row of it: operands
-  // indexed by that dimension last, with unit stride and an even row, hold
-  // the pair in two aligned consecutive elements.
-  auto paired = [&](OpOperand &operand) {
+  // With an innermost dimension that n divides, the n values lie in one
+  // row of it: operands indexed by that dimension last, with unit stride
+  // and rows that n divides, hold them in n aligned consecutive elements.
+  auto contiguous = [&](OpOperand &operand) {
     auto type = cast<MemRefType>(operand.get().getType());
     AffineMap map = consumer.getMatchingIndexingMap(&operand);
-    if (groups[1].back() % 2 || !type.getLayout().isIdentity() ||
-        type.getRank() == 0 || type.getShape().back() % 2 ||
+    if (n == 1 || groups[1].back() % n || !type.getLayout().isIdentity() ||
+        type.getRank() == 0 || type.getShape().back() % n ||
         !type.getElementType().isIntOrFloat() ||
         type.getElementTypeBitWidth() % 8 || map.getNumResults() == 0 ||
         map.getResults().back() != getAffineDimExpr(last, b.getContext()))
@@ -175,47 +227,46 @@ void MatmulEpilogue::emitPair(OpBuilder &b, Location loc, Value row,
       return r.isFunctionOfDim(last);
     });
   };
-  auto indices = [&](OpOperand &operand, int j) {
+  auto indices = [&](OpOperand &operand, int64_t j) {
     return *affine::expandAffineMap(
         b, loc, consumer.getMatchingIndexingMap(&operand), ivs[j]);
   };
-  auto pairType = [](OpOperand &operand) {
+  auto vectorType = [&](OpOperand &operand) {
     return VectorType::get(
-        {2}, cast<MemRefType>(operand.get().getType()).getElementType());
+        {n}, cast<MemRefType>(operand.get().getType()).getElementType());
   };
-  auto alignment = [](OpOperand &operand) {
+  auto alignment = [&](OpOperand &operand) {
     return llvm::MaybeAlign(
-        cast<MemRefType>(operand.get().getType()).getElementTypeBitWidth() /
-        4);
+        n * cast<MemRefType>(operand.get().getType()).getElementTypeBitWidth() /
+        8);
   };
 
-  // The body's arguments for each element of the pair.
+  // The body's arguments for each of the values.
   Block &body = consumer.getRegion().front();
-  SmallVector<Value> args[2];
+  SmallVector<SmallVector<Value>> args(n);
   for (OpOperand &operand : consumer->getOpOperands()) {
     Value buffer = operand.get();
     BlockArgument arg = consumer.getMatchingBlockArgument(&operand);
     if (buffer == view) {
-      args[0].push_back(pair0);
-      args[1].push_back(pair1);
+      for (int64_t j = 0; j < n; ++j)
+        args[j].push_back(values[j]);
     } else if (consumer.isDpsInit(&operand) && arg.use_empty()) {
-      args[0].push_back({});
-      args[1].push_back({});
-    } else if (paired(operand)) {
-      Value both =
-          vector::LoadOp::create(b, loc, pairType(operand), buffer,
-                                 indices(operand, 0), false,
-                                 alignment(operand));
-      for (int j = 0; j < 2; ++j)
-        args[j].push_back(vector::ExtractOp::create(b, loc, both, j));
+      for (int64_t j = 0; j < n; ++j)
+        args[j].push_back({});
+    } else if (contiguous(operand)) {
+      Value all = vector::LoadOp::create(b, loc, vectorType(operand), buffer,
+                                         indices(operand, 0), false,
+                                         alignment(operand));
+      for (int64_t j = 0; j < n; ++j)
+        args[j].push_back(vector::ExtractOp::create(b, loc, all, j));
     } else {
-      for (int j = 0; j < 2; ++j)
+      for (int64_t j = 0; j < n; ++j)
         args[j].push_back(
             memref::LoadOp::create(b, loc, buffer, indices(operand, j)));
     }
   }
-  SmallVector<Value> results[2];
-  for (int j = 0; j < 2; ++j) {
+  SmallVector<SmallVector<Value>> results(n);
+  for (int64_t j = 0; j < n; ++j) {
     IRMapping mapping;
     for (auto [arg, value] : llvm::zip(body.getArguments(), args[j]))
       if (value)
@@ -231,27 +282,29 @@ void MatmulEpilogue::emitPair(OpBuilder &b, Location loc, Value row,
       results[j].push_back(mapping.lookupOrDefault(yielded));
   }
   for (auto [k, operand] : llvm::enumerate(consumer.getDpsInitsMutable())) {
-    if (paired(operand)) {
-      Value both = vector::FromElementsOp::create(
-          b, loc, pairType(operand), ValueRange{results[0][k], results[1][k]});
-      vector::StoreOp::create(b, loc, both, operand.get(), indices(operand, 0),
-                              false, alignment(operand));
+    if (contiguous(operand)) {
+      SmallVector<Value> all;
+      for (int64_t j = 0; j < n; ++j)
+        all.push_back(results[j][k]);
+      vector::StoreOp::create(
+          b, loc, vector::FromElementsOp::create(b, loc, vectorType(operand), all),
+          operand.get(), indices(operand, 0), false, alignment(operand));
       continue;
     }
-    for (int j = 0; j < 2; ++j)
+    for (int64_t j = 0; j < n; ++j)
       memref::StoreOp::create(b, loc, results[j][k], operand.get(),
                               indices(operand, j));
   }
 }
 
-void MatmulEpilogue::eraseConsumer() {
+void ConsumerEpilogue::eraseConsumer() {
   consumer.erase();
   if (auto expand = view.getDefiningOp<memref::ExpandShapeOp>())
     if (expand->use_empty())
       expand.erase();
 }
 
-void MatmulEpilogue::eraseIfUnused(Value c) {
+void ConsumerEpilogue::eraseIfUnused(Value c) {
   auto alloc = c.getDefiningOp<memref::AllocOp>();
   if (!alloc || !llvm::all_of(c.getUsers(), [](Operation *user) {
         return isa<memref::DeallocOp>(user);
