@@ -765,12 +765,19 @@ struct GPUTensorCoreMatmulsPass
     // sm_90a: the element-wise consumers that can run in the kernels'
     // epilogues, all found before any kernel is built (the analysis reads
     // linalg ops, not kernels).
+    // A consumer that reads two matmuls' results goes to the first; the
+    // second stores its result, which the first's epilogue then loads.
     SmallVector<std::optional<ConsumerEpilogue>> epilogues;
+    llvm::SmallPtrSet<Operation *, 8> taken;
     if (wgmma)
-      for (linalg::GenericOp g : marked)
+      for (linalg::GenericOp g : marked) {
         epilogues.push_back(ConsumerEpilogue::find(
             g, g.getDpsInits()[0], g.getDpsInputs(),
             ConsumerEpilogue::Place::Consumer));
+        if (epilogues.back() &&
+            !taken.insert(epilogues.back()->consumerOp()).second)
+          epilogues.back().reset();
+      }
     for (auto [i, g] : llvm::enumerate(marked)) {
       auto format = g->getAttrOfType<StringAttr>(kMmaAttr).getValue().str();
       // sm_90a: the warpgroup-MMA kernel writes all of C (or its consumer's

@@ -184,3 +184,61 @@ func.func @operand_overwritten(%x: memref<128x64xf16>, %w: memref<128x64xf16>,
   memref.dealloc %c : memref<128x128xf32>
   return
 }
+
+// One consumer of two matmuls' results (a gradient summed over two
+// uses): the first matmul's epilogue runs it, loading the second's
+// result, which the second matmul stores before.
+// CHECK-LABEL: func.func @two_matmuls
+// CHECK: gpu.launch
+// CHECK: nvvm.wgmma.mma_async
+// CHECK: vector.store {{.*}} : memref<128x128xf32>, vector<2xf32>
+// CHECK: gpu.terminator
+// CHECK: gpu.launch
+// CHECK: nvvm.wgmma.mma_async
+// CHECK: vector.load {{.*}} : memref<128x128xf32>, vector<2xf32>
+// CHECK: arith.addf
+// CHECK: vector.store {{.*}} : memref<128x128xf32>, vector<2xf32>
+// CHECK: gpu.terminator
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @two_matmuls(%x: memref<128x64xf16>, %w: memref<128x64xf16>,
+                       %x2: memref<128x64xf16>, %y: memref<128x128xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %c = memref.alloc() : memref<128x128xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<128x128xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<128x64xf16>, memref<128x64xf16>)
+      outs(%c : memref<128x128xf32>) attrs = {tessera.mma = "f16"} {
+  ^bb0(%l: f16, %r: f16, %acc: f32):
+    %le = arith.extf %l : f16 to f32
+    %re = arith.extf %r : f16 to f32
+    %p = arith.mulf %le, %re : f32
+    %q = arith.addf %acc, %p : f32
+    linalg.yield %q : f32
+  }
+  %d = memref.alloc() : memref<128x128xf32>
+  linalg.fill ins(%zero : f32) outs(%d : memref<128x128xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x2, %w : memref<128x64xf16>, memref<128x64xf16>)
+      outs(%d : memref<128x128xf32>) attrs = {tessera.mma = "f16"} {
+  ^bb0(%l: f16, %r: f16, %acc: f32):
+    %le = arith.extf %l : f16 to f32
+    %re = arith.extf %r : f16 to f32
+    %p = arith.mulf %le, %re : f32
+    %q = arith.addf %acc, %p : f32
+    linalg.yield %q : f32
+  }
+  linalg.generic {indexing_maps = [#id2, #id2, #id2],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%c, %d : memref<128x128xf32>, memref<128x128xf32>)
+      outs(%y : memref<128x128xf32>) {
+  ^bb0(%u: f32, %v: f32, %o: f32):
+    %s = arith.addf %u, %v : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %c : memref<128x128xf32>
+  memref.dealloc %d : memref<128x128xf32>
+  return
+}
