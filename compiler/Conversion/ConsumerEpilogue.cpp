@@ -203,9 +203,10 @@ void ConsumerEpilogue::emit(OpBuilder &b, Location loc, Value row, Value col,
     out.push_back(x);
     out.append(inner.rbegin(), inner.rend());
   };
-  SmallVector<SmallVector<Value>> ivs(n);
+  SmallVector<Value> rowIvs;
+  delinearize(row, groups[0], rowIvs);
+  SmallVector<SmallVector<Value>> ivs(n, rowIvs);
   for (int64_t j = 0; j < n; ++j) {
-    delinearize(row, groups[0], ivs[j]);
     delinearize(j ? arith::AddIOp::create(b, loc, col, index(j)).getResult()
                   : col,
                 groups[1], ivs[j]);

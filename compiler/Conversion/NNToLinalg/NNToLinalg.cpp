@@ -1414,19 +1414,24 @@ struct CrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
   }
 };
 
+/// `op`'s gradient inserted into its box of `into`.
+Value insertSliceGrad(PatternRewriter &b, nn::SliceGradOp op, Value into) {
+  RankedTensorType gt = ty(op.getGrad());
+  SmallVector<OpFoldResult> offsets, sizes, strides;
+  for (int64_t i = 0; i < gt.getRank(); ++i) {
+    offsets.push_back(b.getIndexAttr(op.getStart()[i]));
+    sizes.push_back(b.getIndexAttr(gt.getDimSize(i)));
+    strides.push_back(b.getIndexAttr(op.getStride()[i]));
+  }
+  return tensor::InsertSliceOp::create(b, op.getLoc(), op.getGrad(), into,
+                                       offsets, sizes, strides);
+}
+
 struct SliceGradLowering : StaticPattern<nn::SliceGradOp> {
   using StaticPattern::StaticPattern;
   Value lower(nn::SliceGradOp op, PatternRewriter &b) const override {
-    RankedTensorType out = ty(op.getResult()), gt = ty(op.getGrad());
-    SmallVector<OpFoldResult> offsets, sizes, strides;
-    for (int64_t i = 0; i < out.getRank(); ++i) {
-      offsets.push_back(b.getIndexAttr(op.getStart()[i]));
-      sizes.push_back(b.getIndexAttr(gt.getDimSize(i)));
-      strides.push_back(b.getIndexAttr(op.getStride()[i]));
-    }
-    return tensor::InsertSliceOp::create(b, op.getLoc(), op.getGrad(),
-                                         zeroFilled(b, op.getLoc(), out),
-                                         offsets, sizes, strides);
+    return insertSliceGrad(b, op,
+                           zeroFilled(b, op.getLoc(), ty(op.getResult())));
   }
 };
 
@@ -1823,16 +1828,8 @@ void lowerSliceGradSums(Operation *root) {
     Location loc = add.getLoc();
     Value sum = covered == type.getNumElements() ? emptyLike(b, loc, type)
                                                  : zeroFilled(b, loc, type);
-    for (nn::SliceGradOp g : leaves) {
-      SmallVector<OpFoldResult> offsets, sizes, strides;
-      for (int64_t d = 0; d < type.getRank(); ++d) {
-        offsets.push_back(b.getIndexAttr(g.getStart()[d]));
-        sizes.push_back(b.getIndexAttr(ty(g.getGrad()).getDimSize(d)));
-        strides.push_back(b.getIndexAttr(1));
-      }
-      sum = tensor::InsertSliceOp::create(b, g.getLoc(), g.getGrad(), sum,
-                                          offsets, sizes, strides);
-    }
+    for (nn::SliceGradOp g : leaves)
+      sum = insertSliceGrad(b, g, sum);
     // The tree goes, root first.
     SmallVector<Operation *> dead = {add};
     while (!dead.empty()) {
