@@ -305,6 +305,24 @@ def FuseElementwise : Pass<"tessera-fuse-elementwise", "mlir::func::FuncOp"> {
                            "mlir::tensor::TensorDialect"];
 }
 
+def NarrowStorage : Pass<"tessera-narrow-storage", "mlir::func::FuncOp"> {
+  let summary = "Store f32 tensors of bf16/f16-rounded values as 16-bit tensors";
+  let description = [{
+    On tensors, after element-wise fusion. An element-wise `linalg.generic`
+    result that yields `extf(truncf(x))` (a `precision.round`, possibly
+    fused with what it rounds) and whose readers are all non-mma
+    `linalg.generic` inputs, through expand/collapse_shape, is stored as
+    16 bits: the producer yields the truncated value (bf16 bits in an
+    f16-typed tensor) and each reader extends it in its body. The values
+    are unchanged; the bytes written and read halve. A narrowed rounding
+    and a tensor-core twin of the same input become one op; run
+    element-wise fusion after the pass to fold their producer into it.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect"];
+}
+
 def GPUEmulateLaunches : Pass<"tessera-gpu-emulate-launches", "mlir::ModuleOp"> {
   let summary = "Run gpu.launch bodies as CPU loops over blocks and threads (testing)";
   let description = [{

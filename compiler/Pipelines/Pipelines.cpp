@@ -128,6 +128,12 @@ static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
       // Element-wise chains become one loop nest each, and element-wise
       // producers join the reductions that read them: fewer kernels.
       "func.func(tessera-fuse-elementwise)", "canonicalize",
+      // Rounded tensors that stay in memory (an activation the backward
+      // pass reads again) are stored as 16 bits and widened by their
+      // readers; a rounding and its tensor-core twin become one op, and
+      // what they read fuses into it.
+      "func.func(tessera-narrow-storage)",
+      "func.func(tessera-fuse-elementwise)", "canonicalize",
       // Full reductions (the gradient norm) get parallel partial sums.
       "func.func(tessera-split-reductions)",
       "one-shot-bufferize{bufferize-function-boundaries "
