@@ -13,6 +13,7 @@
 #include "compiler/Conversion/ConsumerEpilogue.h"
 #include "compiler/Conversion/NNToLinalg/FlashAttention.h"
 #include "compiler/Conversion/NNToLinalg/RowKernels.h"
+#include "compiler/Conversion/NNToLinalg/StandIn.h"
 
 #include "dialects/precision/IR/PrecisionDialect.h"
 
@@ -219,6 +220,15 @@ private:
       return tensor::CollapseShapeOp::create(b, loc, halfType(cs.getType()),
                                              src, cs.getReassociationIndices());
     }
+    if (auto slice = dyn_cast<tensor::ExtractSliceOp>(def)) {
+      Value src = get(slice.getSource(), format);
+      if (!src)
+        return {};
+      b.setInsertionPointAfter(slice);
+      return tensor::ExtractSliceOp::create(
+          b, loc, halfType(slice.getType()), src, slice.getMixedOffsets(),
+          slice.getMixedSizes(), slice.getMixedStrides());
+    }
     if (auto es = dyn_cast<tensor::ExpandShapeOp>(def)) {
       Value src = get(es.getSrc(), format);
       if (!src)
@@ -298,6 +308,61 @@ bool rewriteOnHalves(const Contraction &c, HalfOperands &halves) {
   return true;
 }
 
+/// The half-precision values of an attention operand `t` ([N, T, C] f32,
+/// N = B H) in `format`: when t is the heads of x ([B, T, H, C]) moved
+/// ahead of the sequence, x's twin itself, which the kernel reads in
+/// place; otherwise t's twin. Null when there is neither.
+Value attentionHalf(Value t, StringRef format, HalfOperands &halves) {
+  std::string f = format.str();
+  if (auto collapse = t.getDefiningOp<tensor::CollapseShapeOp>()) {
+    Value heads = collapse.getSrc();
+    if (auto round = heads.getDefiningOp<precision::RoundOp>())
+      if (round.getFormat() == format)
+        heads = round.getInput();
+    auto tr = heads.getDefiningOp<linalg::TransposeOp>();
+    SmallVector<ReassociationIndices> batchAndHeads = {{0, 1}, {2}, {3}};
+    if (tr && collapse.getReassociationIndices() == batchAndHeads &&
+        tr.getPermutation() == ArrayRef<int64_t>{0, 2, 1, 3})
+      if (Value x = halves.get(tr.getInput(), f))
+        return x;
+  }
+  return halves.get(t, f);
+}
+
+/// Gives the mma attention stand-ins their operands as halves where the
+/// values are exact in the attention's format: the kernels read half the
+/// bytes, and the head-major f32 copies of q, k, v and dO go.
+void halveAttentionOperands(ModuleOp module, HalfOperands &halves) {
+  module.walk([&](gpu::LaunchOp launch) {
+    std::optional<MmaAttentionInputs> inputs = mmaAttentionHalfInputs(launch);
+    if (!inputs)
+      return;
+    for (auto [i, buffer] : llvm::enumerate(inputs->buffers)) {
+      auto read = buffer.getDefiningOp<bufferization::ToBufferOp>();
+      if (!read)
+        continue;
+      Value half = attentionHalf(read.getTensor(), inputs->format, halves);
+      if (!half)
+        continue;
+      auto t = cast<RankedTensorType>(half.getType());
+      MemRefType type = MemRefType::get(t.getShape(), t.getElementType());
+      if (t.getRank() == 4) {
+        // A view of a larger buffer (q, k, v are slices of one
+        // projection): any layout, read without a copy.
+        SmallVector<int64_t> strides(4, ShapedType::kDynamic);
+        type = MemRefType::get(
+            t.getShape(), t.getElementType(),
+            StridedLayoutAttr::get(module.getContext(), ShapedType::kDynamic,
+                                   strides));
+      }
+      OpBuilder b(launch);
+      Value halfBuffer = bufferization::ToBufferOp::create(
+          b, read.getLoc(), type, half, /*readOnly=*/true);
+      replaceStandInInput(launch, i, halfBuffer);
+    }
+  });
+}
+
 struct GPUSelectTensorCoreMatmulsPass
     : impl::GPUSelectTensorCoreMatmulsBase<GPUSelectTensorCoreMatmulsPass> {
   void runOnOperation() override {
@@ -310,6 +375,7 @@ struct GPUSelectTensorCoreMatmulsPass
     HalfOperands halves(&getContext());
     for (const Contraction &c : candidates)
       (void)rewriteOnHalves(c, halves);
+    halveAttentionOperands(getOperation(), halves);
   }
 };
 

@@ -74,6 +74,19 @@ buildMmaAttentionGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
                       mlir::Value o, mlir::Value lse, double scale, bool causal,
                       llvm::StringRef format);
 
+/// The inputs of an mma attention stand-in (on tensors) that may be given
+/// as halves of its format instead of f32: q, k, v and, for the gradient
+/// kernels, dO, in that order. Each may be replaced (replaceStandInInput)
+/// by an f16-typed buffer of the same values, [N, T, C] like the f32 one
+/// or [B, T, H, C] with N = B H (heads not split off, read in place).
+struct MmaAttentionInputs {
+  std::string format;
+  llvm::SmallVector<mlir::Value> buffers;
+};
+/// std::nullopt for other launches.
+std::optional<MmaAttentionInputs>
+mmaAttentionHalfInputs(mlir::gpu::LaunchOp launch);
+
 /// Replaces the stand-in body of a launch from buildMmaAttention or
 /// buildMmaAttentionGrad by its kernel; leaves other launches alone.
 llvm::LogicalResult expandMmaAttention(mlir::gpu::LaunchOp launch);

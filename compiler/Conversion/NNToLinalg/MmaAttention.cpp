@@ -201,20 +201,65 @@ struct Kernel {
                            MemRefLayoutAttrInterface(), shared);
   }
 
-  /// Copies rows [row0, row0 + 64) of src[n] (f32, `width` columns) into
-  /// `tile`, rounding to the format: each thread moves 4 floats at a time.
+  /// The indices of element (n, row, col) of a global operand: [N, T, C]
+  /// with n = batch x head, or [B, T, H, C] with n = b H + h (the heads'
+  /// layout before they are split off, read in place).
+  SmallVector<Value> rowAt(Value m, Value n, Value row, Value col) {
+    auto t = cast<MemRefType>(m.getType());
+    if (t.getRank() == 3)
+      return {n, row, col};
+    int64_t heads = t.getDimSize(2);
+    return {div(n, heads), row, rem(n, heads), col};
+  }
+  /// The alignment of `count` consecutive elements from a column that is
+  /// a multiple of `count`: their size when the layout keeps every row
+  /// start a multiple of it, the element's otherwise.
+  static llvm::MaybeAlign rowAlign(Value m, int64_t count) {
+    auto t = cast<MemRefType>(m.getType());
+    int64_t bytes = t.getElementTypeBitWidth() / 8;
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (failed(t.getStridesAndOffset(strides, offset)) ||
+        strides.back() != 1 || ShapedType::isDynamic(offset) ||
+        offset % count != 0 ||
+        llvm::any_of(ArrayRef(strides).drop_back(), [&](int64_t s) {
+          return ShapedType::isDynamic(s) || s % count != 0;
+        }))
+      return llvm::MaybeAlign(bytes);
+    return llvm::MaybeAlign(bytes * count);
+  }
+  /// `count` consecutive elements of m from (n, row, col), as f32.
+  Value loadF32(Value m, Value n, Value row, Value col, int64_t count) {
+    Type element = cast<MemRefType>(m.getType()).getElementType();
+    Value x = vector::LoadOp::create(b, loc, VectorType::get({count}, element),
+                                     m, rowAt(m, n, row, col),
+                                     /*nontemporal=*/false,
+                                     rowAlign(m, count));
+    if (element.isF32())
+      return x;
+    if (bf16)
+      x = arith::BitcastOp::create(
+          b, loc, VectorType::get({count}, b.getBF16Type()), x);
+    return arith::ExtFOp::create(b, loc, VectorType::get({count}, f32()), x);
+  }
+
+  /// Copies rows [row0, row0 + 64) of src[n] (`width` columns) into
+  /// `tile`: f32 rounded to the format, 4 floats per thread at a time, or
+  /// halves of the format as they are, 8 at a time.
   void loadTile(Value src, Value n, Value row0, Value tile, int64_t width) {
-    int64_t perRow = width / 4;
-    auto f32x4 = VectorType::get({4}, f32());
+    bool halves = !cast<MemRefType>(src.getType()).getElementType().isF32();
+    int64_t vec = halves ? 8 : 4, perRow = width / vec;
+    auto type = VectorType::get({vec}, halves ? f16() : f32());
     for (int64_t it = 0; it < kTile * perRow / kThreads; ++it) {
       Value e = add(tid, it * kThreads);
-      Value r = div(e, perRow), c = mulIdx(rem(e, perRow), 4);
-      Value x = vector::LoadOp::create(b, loc, f32x4, src,
-                                       ValueRange{n, add(row0, r), c},
+      Value r = div(e, perRow), c = mulIdx(rem(e, perRow), vec);
+      Value x = vector::LoadOp::create(b, loc, type, src,
+                                       rowAt(src, n, add(row0, r), c),
                                        /*nontemporal=*/false,
-                                       llvm::MaybeAlign(16));
-      vector::StoreOp::create(b, loc, half(x), tile, ValueRange{r, c},
-                              /*nontemporal=*/false, llvm::MaybeAlign(8));
+                                       rowAlign(src, vec));
+      vector::StoreOp::create(b, loc, halves ? x : half(x), tile,
+                              ValueRange{r, c}, /*nontemporal=*/false,
+                              llvm::MaybeAlign(2 * vec));
     }
   }
 
@@ -409,8 +454,8 @@ struct BlockStart {
 };
 BlockStart startBlock(Kernel &kr, gpu::LaunchOp launch, Value q, Value v) {
   BlockStart s;
-  s.d = cast<MemRefType>(q.getType()).getDimSize(2);
-  s.e = cast<MemRefType>(v.getType()).getDimSize(2);
+  s.d = cast<MemRefType>(q.getType()).getShape().back();
+  s.e = cast<MemRefType>(v.getType()).getShape().back();
   MLIRContext *ctx = kr.b.getContext();
   s.dTile = launch.addWorkgroupAttribution(Kernel::tileType(ctx, s.d), kr.loc);
   s.eTile = launch.addWorkgroupAttribution(Kernel::tileType(ctx, s.e), kr.loc);
@@ -544,7 +589,6 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
   // fragment-shaped pieces of g and o the thread reads).
   std::array<Value, 2> myRow = kr.ownRows(q0);
   Value lse[2], dRow[2];
-  auto f32x2 = VectorType::get({2}, kr.f32());
   for (int64_t h = 0; h < 2; ++h) {
     // In base 2, as the scores.
     lse[h] = kr.mul(
@@ -552,14 +596,9 @@ void buildGradQKernel(Kernel &kr, gpu::LaunchOp launch, ArrayRef<Value> in,
         kr.cst(kLog2E));
     Value sum;
     for (int64_t dt = 0; dt < e / 8; ++dt) {
-      SmallVector<Value, 3> at = {n, myRow[h],
-                                  kr.add(kr.mulIdx(kr.t4, 2), dt * 8)};
-      auto load = [&](Value m) {
-        return vector::LoadOp::create(b, loc, f32x2, m, at,
-                                      /*nontemporal=*/false,
-                                      llvm::MaybeAlign(8));
-      };
-      Value prod = kr.mul(load(gb), load(ob));
+      Value col = kr.add(kr.mulIdx(kr.t4, 2), dt * 8);
+      Value prod = kr.mul(kr.loadF32(gb, n, myRow[h], col, 2),
+                          kr.loadF32(ob, n, myRow[h], col, 2));
       sum = sum ? kr.add(sum, prod) : prod;
     }
     Value partial = vector::ReductionOp::create(
@@ -799,6 +838,22 @@ SmallVector<Value, 3> buildMmaAttentionGrad(OpBuilder &b, Location loc,
   return {tensorOf(b, loc, dq), tensorOf(b, loc, dk), tensorOf(b, loc, dv)};
 }
 
+std::optional<MmaAttentionInputs> mmaAttentionHalfInputs(gpu::LaunchOp launch) {
+  auto config = launch->getAttrOfType<DictionaryAttr>(kMmaAttentionAttr);
+  if (!config)
+    return std::nullopt;
+  StringRef kernel = cast<StringAttr>(config.get("kernel")).getValue();
+  SmallVector<Value> in, out;
+  if (failed(readStandIn(launch, kernel == "forward" ? 3 : 6, in, out)))
+    return std::nullopt;
+  MmaAttentionInputs inputs;
+  inputs.format = cast<StringAttr>(config.get("format")).getValue().str();
+  // q, k, v; or dO, q, k, v.
+  in.truncate(kernel == "forward" ? 3 : 4);
+  inputs.buffers.assign(in.begin(), in.end());
+  return inputs;
+}
+
 LogicalResult expandMmaAttention(gpu::LaunchOp launch) {
   auto config = launch->getAttrOfType<DictionaryAttr>(kMmaAttentionAttr);
   if (!config)
@@ -811,6 +866,11 @@ LogicalResult expandMmaAttention(gpu::LaunchOp launch) {
   SmallVector<Value> in, out;
   if (failed(readStandIn(launch, kernel == "forward" ? 3 : 6, in, out)))
     return failure();
+  // Operands read in place from a strided view come through a cast to a
+  // dynamic layout; the kernel indexes the static one.
+  for (Value &v : in)
+    if (auto cast = v.getDefiningOp<memref::CastOp>())
+      v = cast.getSource();
 
   Block &body = launch.getBody().front();
   while (!body.empty())

@@ -31,6 +31,32 @@ Value tensorOf(OpBuilder &b, Location loc, Value m) {
       /*restrict=*/true, /*writable=*/true);
 }
 
+namespace {
+/// Indices [0, ..., 0, i] into `m`.
+SmallVector<Value> at(OpBuilder &b, Location loc, Value m, int64_t i) {
+  auto c = [&](int64_t x) { return arith::ConstantIndexOp::create(b, loc, x); };
+  SmallVector<Value> indices(cast<MemRefType>(m.getType()).getRank() - 1,
+                             c(0));
+  indices.push_back(c(i));
+  return indices;
+}
+
+/// Input i's read in a stand-in body, as a vector<1xf32>. The reads are
+/// vector.load: canonicalization turns a memref.load of a to_buffer into
+/// a tensor.extract (folded away when the tensor is a constant).
+Value readInput(OpBuilder &b, Location loc, Value in, int64_t i) {
+  Type element = cast<MemRefType>(in.getType()).getElementType();
+  auto f32 = VectorType::get({1}, b.getF32Type());
+  Value x = vector::LoadOp::create(b, loc, VectorType::get({1}, element), in,
+                                   at(b, loc, in, i));
+  if (isa<IntegerType>(element))
+    return arith::SIToFPOp::create(b, loc, f32, x);
+  if (!element.isF32())
+    return arith::ExtFOp::create(b, loc, f32, x);
+  return x;
+}
+} // namespace
+
 gpu::LaunchOp buildStandIn(OpBuilder &b, Location loc, int64_t gridX,
                            int64_t gridY, int64_t threads,
                            ArrayRef<Value> inputs, ArrayRef<Value> outputs,
@@ -41,29 +67,39 @@ gpu::LaunchOp buildStandIn(OpBuilder &b, Location loc, int64_t gridX,
   launch->setAttr(attr, config);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(&launch.getBody().front());
-  auto at = [&](Value m, int64_t i) {
-    SmallVector<Value> indices(cast<MemRefType>(m.getType()).getRank() - 1,
-                               c(0));
-    indices.push_back(c(i));
-    return indices;
-  };
-  // The reads are vector.load: canonicalization turns a memref.load of a
-  // to_buffer into a tensor.extract (folded away when the tensor is a
-  // constant).
-  Type f32 = b.getF32Type();
   Value sum;
   for (auto [i, in] : llvm::enumerate(inputs)) {
-    Type element = cast<MemRefType>(in.getType()).getElementType();
-    Value x = vector::LoadOp::create(b, loc, VectorType::get({1}, element), in,
-                                     at(in, i));
-    if (element != f32)
-      x = arith::SIToFPOp::create(b, loc, VectorType::get({1}, f32), x);
+    Value x = readInput(b, loc, in, i);
     sum = sum ? arith::AddFOp::create(b, loc, sum, x).getResult() : x;
   }
   for (auto [i, out] : llvm::enumerate(outputs))
-    vector::StoreOp::create(b, loc, sum, out, at(out, i));
+    vector::StoreOp::create(b, loc, sum, out, at(b, loc, out, i));
   gpu::TerminatorOp::create(b, loc);
   return launch;
+}
+
+void replaceStandInInput(gpu::LaunchOp launch, size_t index, Value buffer) {
+  for (Operation &op : launch.getBody().front()) {
+    auto load = dyn_cast<vector::LoadOp>(op);
+    if (!load)
+      continue;
+    std::optional<int64_t> i = getConstantIntValue(load.getIndices().back());
+    if (!i || size_t(*i) != index)
+      continue;
+    OpBuilder b(load);
+    Value x = readInput(b, load.getLoc(), buffer, index);
+    // The old read may have been converted to f32 already.
+    Value old = load.getResult();
+    if (old.hasOneUse() && isa<arith::SIToFPOp, arith::ExtFOp>(*old.getUsers().begin())) {
+      Operation *convert = *old.getUsers().begin();
+      convert->getResult(0).replaceAllUsesWith(x);
+      convert->erase();
+    } else {
+      old.replaceAllUsesWith(x);
+    }
+    load.erase();
+    return;
+  }
 }
 
 LogicalResult readStandIn(gpu::LaunchOp launch, size_t numInputs,

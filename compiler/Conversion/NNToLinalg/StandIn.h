@@ -46,6 +46,11 @@ llvm::LogicalResult readStandIn(mlir::gpu::LaunchOp launch, size_t numInputs,
                                 llvm::SmallVectorImpl<mlir::Value> &inputs,
                                 llvm::SmallVectorImpl<mlir::Value> &outputs);
 
+/// Makes input `index` of a stand-in read `buffer` instead (another rank
+/// or element type: f32, f16 or i32).
+void replaceStandInInput(mlir::gpu::LaunchOp launch, size_t index,
+                         mlir::Value buffer);
+
 } // namespace tessera
 
 #endif // TESSERA_CONVERSION_NNTOLINALG_STANDIN_H
