@@ -159,6 +159,11 @@ public:
     return half;
   }
 
+  /// Records `half` as the twin of `wide` (whose values it holds).
+  void seed(Value wide, Value half, StringRef format) {
+    cache[wide] = {half, format.str()};
+  }
+
 private:
   RankedTensorType halfType(Type t) {
     auto rt = cast<RankedTensorType>(t);
@@ -174,6 +179,10 @@ private:
       if (!format.empty() && format != round.getFormat())
         return {};
       format = round.getFormat().str();
+      // Rounding what is already exact changes nothing.
+      auto known = cache.find(round.getInput());
+      if (known != cache.end() && known->second.second == format)
+        return known->second.first;
       bool bf16 = format == "bf16";
       auto t = cast<RankedTensorType>(round.getType());
       b.setInsertionPointAfter(round);
@@ -329,6 +338,179 @@ Value attentionHalf(Value t, StringRef format, HalfOperands &halves) {
   return halves.get(t, f);
 }
 
+/// A gradient an mma attention stand-in writes as f32 [B H, T, D], which
+/// is then rounded to the attention's format, moved to [B, T, H, D],
+/// reshaped to [B, T, H D] and inserted into a larger tensor (the
+/// gradient of the fused q/k/v projection).
+struct GradPiece {
+  gpu::LaunchOp launch;
+  size_t output;
+  int64_t heads;
+};
+
+/// The single user of `v`, if it has one.
+Operation *onlyUser(Value v) {
+  return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
+}
+
+/// The insert_slice that ends the chain above from stand-in output
+/// `output` (buffer `alloc`) of `launch`, or null.
+tensor::InsertSliceOp matchGradPiece(gpu::LaunchOp launch, Value alloc,
+                                     StringRef format, int64_t &heads) {
+  bufferization::ToTensorOp read;
+  for (Operation *user : alloc.getUsers()) {
+    if (launch->isAncestor(user))
+      continue;
+    auto t = dyn_cast<bufferization::ToTensorOp>(user);
+    if (!t || read)
+      return {};
+    read = t;
+  }
+  if (!read)
+    return {};
+  auto expand = dyn_cast_or_null<tensor::ExpandShapeOp>(onlyUser(read));
+  SmallVector<ReassociationIndices> batchAndHeads = {{0, 1}, {2}, {3}};
+  if (!expand || expand.getReassociationIndices() != batchAndHeads)
+    return {};
+  auto round = dyn_cast_or_null<precision::RoundOp>(onlyUser(expand));
+  if (!round || round.getFormat() != format)
+    return {};
+  auto tr = dyn_cast_or_null<linalg::TransposeOp>(onlyUser(round));
+  if (!tr || tr.getPermutation() != ArrayRef<int64_t>{0, 2, 1, 3})
+    return {};
+  Operation *merge = onlyUser(tr.getResult()[0]);
+  auto merged = [&](Operation *op) -> Value {
+    auto t = dyn_cast_or_null<RankedTensorType>(
+        op && op->getNumResults() == 1 ? op->getResult(0).getType() : Type());
+    if (!t || t.getRank() != 3 || !t.hasStaticShape())
+      return {};
+    if (isa<tensor::ReshapeOp>(op))
+      return op->getResult(0);
+    auto cs = dyn_cast<tensor::CollapseShapeOp>(op);
+    SmallVector<ReassociationIndices> headsMerged = {{0}, {1}, {2, 3}};
+    if (cs && cs.getReassociationIndices() == headsMerged)
+      return cs.getResult();
+    return {};
+  };
+  Value pieceValue = merged(merge);
+  if (!pieceValue)
+    return {};
+  auto insert = dyn_cast_or_null<tensor::InsertSliceOp>(onlyUser(pieceValue));
+  if (!insert || insert.getSource() != pieceValue ||
+      !insert.hasUnitStride() || insert.getType().getRank() != 3 ||
+      !insert.getType().hasStaticShape())
+    return {};
+  ArrayRef<int64_t> offsets = insert.getStaticOffsets();
+  if (ShapedType::isDynamicShape(offsets) || offsets[0] != 0 ||
+      offsets[1] != 0)
+    return {};
+  heads = expand.getResultType().getDimSize(1);
+  return insert;
+}
+
+/// Lets the mma attention gradient kernels write dq, dk and dv straight
+/// into the half-precision gradient of the projection they were split
+/// from: when each of them is only rounded, moved back to [B, T, H D] and
+/// inserted into one tensor that they fill, the kernels round and store
+/// into [B, T, H, D] views of a 16-bit buffer of that tensor's shape, and
+/// the buffer becomes the tensor's twin. Its f32 readers widen it.
+void writeAttentionGradsInPlace(ModuleOp module, HalfOperands &halves) {
+  // The final insert_slice of each chain, and the pieces inserted into it.
+  llvm::MapVector<Operation *,
+                  SmallVector<std::pair<tensor::InsertSliceOp, GradPiece>>>
+      chains;
+  module.walk([&](gpu::LaunchOp launch) {
+    std::optional<MmaAttentionInputs> inputs = mmaAttentionHalfInputs(launch);
+    if (!inputs || inputs->gradOutputs.empty())
+      return;
+    for (auto [i, alloc] : llvm::enumerate(inputs->gradOutputs)) {
+      int64_t heads;
+      tensor::InsertSliceOp insert =
+          matchGradPiece(launch, alloc, inputs->format, heads);
+      if (!insert)
+        continue;
+      Operation *last = insert;
+      while (Operation *next = onlyUser(last->getResult(0))) {
+        auto ins = dyn_cast<tensor::InsertSliceOp>(next);
+        if (!ins || ins.getDest() != last->getResult(0))
+          break;
+        last = ins;
+      }
+      chains[last].push_back({insert, GradPiece{launch, i, heads}});
+    }
+  });
+  for (auto &[last, pieces] : chains) {
+    // Every insert of the chain must be a piece, down to a tensor.empty.
+    auto final = cast<tensor::InsertSliceOp>(last);
+    size_t inserts = 0;
+    Value base = final.getResult();
+    while (auto ins = base.getDefiningOp<tensor::InsertSliceOp>()) {
+      ++inserts;
+      base = ins.getDest();
+    }
+    if (!base.getDefiningOp<tensor::EmptyOp>() || inserts != pieces.size())
+      continue;
+    std::string format = mmaAttentionHalfInputs(pieces.front().second.launch)
+                             ->format;
+    // The buffer goes before the first launch, the tensor after the
+    // chain.
+    gpu::LaunchOp first = pieces.front().second.launch;
+    for (auto &[ins, piece] : pieces)
+      if (piece.launch->isBeforeInBlock(first))
+        first = piece.launch;
+    if (llvm::any_of(pieces, [&](auto &p) {
+          return p.second.launch->getBlock() != final->getBlock();
+        }))
+      continue;
+    OpBuilder b(first);
+    Location loc = final.getLoc();
+    RankedTensorType whole = final.getType();
+    auto bufferType = MemRefType::get(whole.getShape(), b.getF16Type());
+    Value buffer = memref::AllocOp::create(b, loc, bufferType);
+    for (auto &[ins, piece] : pieces) {
+      RankedTensorType part = ins.getSourceType();
+      SmallVector<OpFoldResult> offsets = ins.getMixedOffsets();
+      SmallVector<OpFoldResult> sizes = ins.getMixedSizes();
+      SmallVector<OpFoldResult> strides = ins.getMixedStrides();
+      Value view = memref::SubViewOp::create(b, loc, buffer, offsets, sizes,
+                                             strides);
+      int64_t d = part.getDimSize(2) / piece.heads;
+      Value heads = memref::ExpandShapeOp::create(
+          b, loc,
+          ArrayRef<int64_t>{part.getDimSize(0), part.getDimSize(1),
+                            piece.heads, d},
+          view, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+      replaceStandInOutput(piece.launch, piece.output, heads);
+    }
+    b.setInsertionPointAfter(final);
+    Value half = bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get(whole.getShape(), b.getF16Type()),
+        buffer, /*restrict=*/true, /*writable=*/true);
+    // The f32 readers of the chain read the buffer, widened.
+    auto id = AffineMap::getMultiDimIdentityMap(whole.getRank(),
+                                                b.getContext());
+    Value empty =
+        tensor::EmptyOp::create(b, loc, whole.getShape(), b.getF32Type());
+    Value wide =
+        linalg::GenericOp::create(
+            b, loc, TypeRange{whole}, ValueRange{half}, ValueRange{empty},
+            SmallVector<AffineMap>{id, id},
+            SmallVector<utils::IteratorType>(whole.getRank(),
+                                             utils::IteratorType::parallel),
+            [&](OpBuilder &nb, Location l, ValueRange a) {
+              Value h = a[0];
+              if (format == "bf16")
+                h = arith::BitcastOp::create(nb, l, nb.getBF16Type(), h);
+              linalg::YieldOp::create(
+                  nb, l, arith::ExtFOp::create(nb, l, nb.getF32Type(), h)
+                             .getResult());
+            })
+            .getResult(0);
+    final.getResult().replaceAllUsesWith(wide);
+    halves.seed(wide, half, format);
+  }
+}
+
 /// Gives the mma attention stand-ins their operands as halves where the
 /// values are exact in the attention's format: the kernels read half the
 /// bytes, and the head-major f32 copies of q, k, v and dO go.
@@ -373,6 +555,7 @@ struct GPUSelectTensorCoreMatmulsPass
           candidates.push_back(*c);
     });
     HalfOperands halves(&getContext());
+    writeAttentionGradsInPlace(getOperation(), halves);
     for (const Contraction &c : candidates)
       (void)rewriteOnHalves(c, halves);
     halveAttentionOperands(getOperation(), halves);

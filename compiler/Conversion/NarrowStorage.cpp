@@ -2,7 +2,8 @@
 //
 // Mixed precision rounds most activations and gradients to bf16 (or f16)
 // and keeps computing in f32: `precision.round` lowers to
-// `extf(truncf(x))`, so the rounded tensor is an f32 tensor whose values
+// `extf(truncf(x))` (and a reader of 16-bit bits yields `extf(bits)`), so
+// the rounded tensor is an f32 tensor whose values
 // all fit in 16 bits. Where fusion could not absorb such a tensor into its
 // readers (it has several, as an activation read again by the backward
 // pass does), it is written to and read from device memory at 4 bytes an
@@ -41,15 +42,15 @@ namespace {
 /// The attribute GPUTensorCores.cpp puts on contractions for mma.sync.
 constexpr llvm::StringLiteral kMmaAttr = "tessera.mma";
 
-/// The half-precision value `t` of `yielded = extf(t)`, t = truncf(v) to
-/// bf16/f16: the f32 value yielded is exactly representable in t's type.
+/// The half-precision value `t` of `yielded = extf(t)`, t a bf16/f16 (a
+/// rounding truncf(v), or bits read as bf16): the f32 value yielded is
+/// exactly representable in t's type.
 Value roundedHalf(Value yielded) {
   auto ext = yielded.getDefiningOp<arith::ExtFOp>();
   if (!ext || !ext.getType().isF32())
     return {};
   Value half = ext.getIn();
-  if (!half.getDefiningOp<arith::TruncFOp>() ||
-      !(half.getType().isBF16() || half.getType().isF16()))
+  if (!(half.getType().isBF16() || half.getType().isF16()))
     return {};
   return half;
 }

@@ -82,6 +82,12 @@ buildMmaAttentionGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
 struct MmaAttentionInputs {
   std::string format;
   llvm::SmallVector<mlir::Value> buffers;
+  /// The gradient kernels' outputs dq, dk or dv (f32 [N, T, D] buffers,
+  /// outputs 0... of the launch; D, which the dq kernel also writes,
+  /// excluded): each may be replaced (replaceStandInOutput) by an
+  /// f16-typed [B, T, H, D] view, into which the kernel stores the
+  /// gradient rounded to the format.
+  llvm::SmallVector<mlir::Value> gradOutputs;
 };
 /// std::nullopt for other launches.
 std::optional<MmaAttentionInputs>

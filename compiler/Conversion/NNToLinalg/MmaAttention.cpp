@@ -403,11 +403,13 @@ struct Kernel {
   }
 
   /// Stores accumulators as this warp's 16 rows of dst[n] from `row0` on,
-  /// 2 floats at a time; the thread's row g + 8 h times factor[h] (an f32)
-  /// unless that is null.
+  /// 2 elements at a time (f32, or rounded to the format in an f16-typed
+  /// dst; rowAt gives the layout); the thread's row g + 8 h times
+  /// factor[h] (an f32) unless that is null.
   void storeRows(ArrayRef<Value> acc, std::array<Value, 2> factor, Value dst,
                  Value n, Value row0) {
     auto f32x2 = VectorType::get({2}, f32());
+    bool halves = !cast<MemRefType>(dst.getType()).getElementType().isF32();
     std::array<Value, 2> rows = ownRows(row0);
     for (int64_t h = 0; h < 2; ++h) {
       Value f = factor[h]
@@ -417,10 +419,12 @@ struct Kernel {
         Value row = vector::ExtractOp::create(b, loc, frag, h);
         if (f)
           row = mul(row, f);
+        if (halves)
+          row = half(row);
         vector::StoreOp::create(
             b, loc, row, dst,
-            ValueRange{n, rows[h], add(mulIdx(t4, 2), int64_t(dt) * 8)},
-            /*nontemporal=*/false, llvm::MaybeAlign(8));
+            rowAt(dst, n, rows[h], add(mulIdx(t4, 2), int64_t(dt) * 8)),
+            /*nontemporal=*/false, rowAlign(dst, 2));
       }
     }
   }
@@ -851,6 +855,10 @@ std::optional<MmaAttentionInputs> mmaAttentionHalfInputs(gpu::LaunchOp launch) {
   // q, k, v; or dO, q, k, v.
   in.truncate(kernel == "forward" ? 3 : 4);
   inputs.buffers.assign(in.begin(), in.end());
+  if (kernel == "grad_q")
+    inputs.gradOutputs.push_back(out[0]);
+  else if (kernel != "forward")
+    inputs.gradOutputs.assign(out.begin(), out.end());
   return inputs;
 }
 
@@ -868,7 +876,7 @@ LogicalResult expandMmaAttention(gpu::LaunchOp launch) {
     return failure();
   // Operands read in place from a strided view come through a cast to a
   // dynamic layout; the kernel indexes the static one.
-  for (Value &v : in)
+  for (Value &v : llvm::concat<Value>(in, out))
     if (auto cast = v.getDefiningOp<memref::CastOp>())
       v = cast.getSource();
 

@@ -78,6 +78,26 @@ gpu::LaunchOp buildStandIn(OpBuilder &b, Location loc, int64_t gridX,
   return launch;
 }
 
+void replaceStandInOutput(gpu::LaunchOp launch, size_t index, Value buffer) {
+  for (Operation &op : launch.getBody().front()) {
+    auto store = dyn_cast<vector::StoreOp>(op);
+    if (!store)
+      continue;
+    std::optional<int64_t> i = getConstantIntValue(store.getIndices().back());
+    if (!i || size_t(*i) != index)
+      continue;
+    OpBuilder b(store);
+    Location loc = store.getLoc();
+    Value x = store.getValueToStore();
+    Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    if (element != b.getF32Type())
+      x = arith::TruncFOp::create(b, loc, VectorType::get({1}, element), x);
+    vector::StoreOp::create(b, loc, x, buffer, at(b, loc, buffer, index));
+    store.erase();
+    return;
+  }
+}
+
 void replaceStandInInput(gpu::LaunchOp launch, size_t index, Value buffer) {
   for (Operation &op : launch.getBody().front()) {
     auto load = dyn_cast<vector::LoadOp>(op);

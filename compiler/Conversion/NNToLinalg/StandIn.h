@@ -51,6 +51,11 @@ llvm::LogicalResult readStandIn(mlir::gpu::LaunchOp launch, size_t numInputs,
 void replaceStandInInput(mlir::gpu::LaunchOp launch, size_t index,
                          mlir::Value buffer);
 
+/// Makes output `index` of a stand-in write `buffer` instead (another
+/// rank, or f16: the stand-in truncates what it stores).
+void replaceStandInOutput(mlir::gpu::LaunchOp launch, size_t index,
+                          mlir::Value buffer);
+
 } // namespace tessera
 
 #endif // TESSERA_CONVERSION_NNTOLINALG_STANDIN_H
