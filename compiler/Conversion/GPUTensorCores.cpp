@@ -545,6 +545,30 @@ void halveAttentionOperands(ModuleOp module, HalfOperands &halves) {
   });
 }
 
+/// Gives the warp row kernels their rows (cross-entropy's logits, a
+/// gradient) as halves where the values are exact in bf16/f16: half the
+/// bytes read, and the f32 copy is not written.
+void halveRowInputs(ModuleOp module, HalfOperands &halves) {
+  module.walk([&](gpu::LaunchOp launch) {
+    Value rows = warpRowsFirstInput(launch);
+    auto read = rows ? rows.getDefiningOp<bufferization::ToBufferOp>()
+                     : bufferization::ToBufferOp();
+    if (!read)
+      return;
+    std::string format;
+    Value half = halves.get(read.getTensor(), format);
+    if (!half)
+      return;
+    auto t = cast<RankedTensorType>(half.getType());
+    OpBuilder b(launch);
+    Value buffer = bufferization::ToBufferOp::create(
+        b, read.getLoc(), MemRefType::get(t.getShape(), t.getElementType()),
+        half, /*readOnly=*/true);
+    replaceStandInInput(launch, 0, buffer);
+    setWarpRowsHalves(launch, format);
+  });
+}
+
 struct GPUSelectTensorCoreMatmulsPass
     : impl::GPUSelectTensorCoreMatmulsBase<GPUSelectTensorCoreMatmulsPass> {
   void runOnOperation() override {
@@ -559,6 +583,7 @@ struct GPUSelectTensorCoreMatmulsPass
     for (const Contraction &c : candidates)
       (void)rewriteOnHalves(c, halves);
     halveAttentionOperands(getOperation(), halves);
+    halveRowInputs(getOperation(), halves);
   }
 };
 

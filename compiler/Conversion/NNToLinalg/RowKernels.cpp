@@ -296,7 +296,7 @@ RowOp rowOp(StringRef kind, double param) {
     Value t = p.target(in[1]);
     Values s;
     if (withLoss)
-      s.push_back(m.sub(lse, element(m.b, m.loc, in[0], {p.r, t})));
+      s.push_back(m.sub(lse, m.widen(element(m.b, m.loc, in[0], {p.r, t}))));
     if (in.size() > 2)
       s.append({mx, sum, m.mul(p.scalar(in[2]), m.cst(param)), t});
     return s;
@@ -511,6 +511,24 @@ Value buildRowCrossEntropyGrad(OpBuilder &b, Location loc, Value logits,
                    warps)[0];
 }
 
+Value warpRowsFirstInput(gpu::LaunchOp launch) {
+  auto config = launch->getAttrOfType<DictionaryAttr>(kWarpRowsAttr);
+  if (!config)
+    return {};
+  RowOp op = rowOp(cast<StringAttr>(config.get("kind")).getValue(), 0);
+  SmallVector<Value> in, out;
+  if (failed(readStandIn(launch, op.numInputs, in, out)))
+    return {};
+  return in[0];
+}
+
+void setWarpRowsHalves(gpu::LaunchOp launch, StringRef format) {
+  auto config = launch->getAttrOfType<DictionaryAttr>(kWarpRowsAttr);
+  NamedAttrList attrs(config);
+  attrs.set("halves", StringAttr::get(launch.getContext(), format));
+  launch->setAttr(kWarpRowsAttr, attrs.getDictionary(launch.getContext()));
+}
+
 LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   auto config = launch->getAttrOfType<DictionaryAttr>(kWarpRowsAttr);
   if (!config)
@@ -541,6 +559,8 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   OpBuilder b(launch.getContext());
   b.setInsertionPointToStart(&body);
   RowMath m{b, loc};
+  if (auto halves = config.getAs<StringAttr>("halves"))
+    m.halvesAreBF16 = halves.getValue() == "bf16";
   Value tid = launch.getThreadIds().x;
   Value lane = arith::RemUIOp::create(b, loc, tid, m.index(kWarp));
   Value warp = arith::DivUIOp::create(b, loc, tid, m.index(kWarp));

@@ -72,6 +72,14 @@ buildRowCrossEntropyWithGrad(mlir::OpBuilder &b, mlir::Location loc,
                              mlir::Value logits, mlir::Value targets,
                              mlir::Value g, double scale, bool warps);
 
+/// The first input of a stand-in that a builder above made with `warps`
+/// (the rows: x, logits, or g for the gradients), or null for other
+/// launches. Where its values are exact in bf16/f16, it may be replaced
+/// (replaceStandInInput) by an f16-typed buffer of them, marked with
+/// setWarpRowsHalves; the kernel widens what it reads.
+mlir::Value warpRowsFirstInput(mlir::gpu::LaunchOp launch);
+void setWarpRowsHalves(mlir::gpu::LaunchOp launch, llvm::StringRef format);
+
 /// Replaces the stand-in body of a launch that a builder above made with
 /// `warps` by its kernel; leaves other launches alone.
 llvm::LogicalResult expandWarpRows(mlir::gpu::LaunchOp launch);

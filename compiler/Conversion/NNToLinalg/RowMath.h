@@ -25,6 +25,9 @@ namespace tessera {
 struct RowMath {
   mlir::OpBuilder &b;
   mlir::Location loc;
+  /// Whether f16-typed inputs hold bf16 bits (a row kernel's input given
+  /// as the twin of bf16-rounded values).
+  bool halvesAreBF16 = false;
 
   mlir::Type f32() { return b.getF32Type(); }
   mlir::Value index(int64_t v) {
@@ -34,10 +37,34 @@ struct RowMath {
     return mlir::arith::ConstantOp::create(b, loc, b.getF32FloatAttr(float(v)));
   }
   /// `width` elements of tensor `t` from `indices` along its last dimension.
+  /// (f16-typed inputs are widened to f32.)
   mlir::Value read(mlir::Value t, mlir::ValueRange indices, int64_t width) {
-    auto vt = mlir::VectorType::get({width}, f32());
-    return mlir::vector::TransferReadOp::create(
-        b, loc, vt, t, indices, cst(0.0), llvm::ArrayRef<bool>{true});
+    mlir::Type element = llvm::cast<mlir::ShapedType>(t.getType()).getElementType();
+    if (!element.isF16()) {
+      auto vt = mlir::VectorType::get({width}, f32());
+      return mlir::vector::TransferReadOp::create(
+          b, loc, vt, t, indices, cst(0.0), llvm::ArrayRef<bool>{true});
+    }
+    mlir::Value zero = mlir::arith::ConstantOp::create(
+        b, loc, b.getF16FloatAttr(0.0));
+    mlir::Value x = mlir::vector::TransferReadOp::create(
+        b, loc, mlir::VectorType::get({width}, element), t, indices, zero,
+        llvm::ArrayRef<bool>{true});
+    return widen(x);
+  }
+  /// An f16-typed scalar or vector as f32 (through bf16 when the halves
+  /// are bf16 bits); anything else as it is.
+  mlir::Value widen(mlir::Value x) {
+    auto like = [&](mlir::Type element) -> mlir::Type {
+      if (auto v = llvm::dyn_cast<mlir::VectorType>(x.getType()))
+        return v.clone(element);
+      return element;
+    };
+    if (!mlir::getElementTypeOrSelf(x.getType()).isF16())
+      return x;
+    if (halvesAreBF16)
+      x = mlir::arith::BitcastOp::create(b, loc, like(b.getBF16Type()), x);
+    return mlir::arith::ExtFOp::create(b, loc, like(f32()), x);
   }
   /// t[n, i, :] of a rank-3 tensor, as a vector.
   mlir::Value row(mlir::Value t, mlir::Value n, mlir::Value i) {
