@@ -84,20 +84,14 @@ void redirectReaders(OpBuilder &b, Value wide, Value narrow, Type format) {
   for (OpOperand &use : llvm::make_early_inc_range(wide.getUses())) {
     Operation *user = use.getOwner();
     b.setInsertionPoint(user);
-    if (auto es = dyn_cast<tensor::ExpandShapeOp>(user)) {
-      Value n = tensor::ExpandShapeOp::create(
-          b, es.getLoc(), withElement(es.getType(), narrowElement),
-          narrow, es.getReassociationIndices());
-      redirectReaders(b, es.getResult(), n, format);
-      es.erase();
-      continue;
-    }
-    if (auto cs = dyn_cast<tensor::CollapseShapeOp>(user)) {
-      Value n = tensor::CollapseShapeOp::create(
-          b, cs.getLoc(), withElement(cs.getType(), narrowElement),
-          narrow, cs.getReassociationIndices());
-      redirectReaders(b, cs.getResult(), n, format);
-      cs.erase();
+    if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(user)) {
+      // The same reshape of the narrow tensor.
+      Operation *reshape = b.clone(*user);
+      reshape->setOperand(0, narrow);
+      reshape->getResult(0).setType(
+          withElement(user->getResult(0).getType(), narrowElement));
+      redirectReaders(b, user->getResult(0), reshape->getResult(0), format);
+      user->erase();
       continue;
     }
     auto g = cast<linalg::GenericOp>(user);

@@ -78,48 +78,51 @@ gpu::LaunchOp buildStandIn(OpBuilder &b, Location loc, int64_t gridX,
   return launch;
 }
 
+namespace {
+/// The read (vector.load) or write (vector.store) of a stand-in body at
+/// [..., index], or null.
+template <typename AccessOp>
+AccessOp standInAccess(gpu::LaunchOp launch, size_t index) {
+  for (Operation &op : launch.getBody().front())
+    if (auto access = dyn_cast<AccessOp>(op))
+      if (std::optional<int64_t> i =
+              getConstantIntValue(access.getIndices().back());
+          i && size_t(*i) == index)
+        return access;
+  return {};
+}
+} // namespace
+
 void replaceStandInOutput(gpu::LaunchOp launch, size_t index, Value buffer) {
-  for (Operation &op : launch.getBody().front()) {
-    auto store = dyn_cast<vector::StoreOp>(op);
-    if (!store)
-      continue;
-    std::optional<int64_t> i = getConstantIntValue(store.getIndices().back());
-    if (!i || size_t(*i) != index)
-      continue;
-    OpBuilder b(store);
-    Location loc = store.getLoc();
-    Value x = store.getValueToStore();
-    Type element = cast<MemRefType>(buffer.getType()).getElementType();
-    if (element != b.getF32Type())
-      x = arith::TruncFOp::create(b, loc, VectorType::get({1}, element), x);
-    vector::StoreOp::create(b, loc, x, buffer, at(b, loc, buffer, index));
-    store.erase();
+  auto store = standInAccess<vector::StoreOp>(launch, index);
+  if (!store)
     return;
-  }
+  OpBuilder b(store);
+  Location loc = store.getLoc();
+  Value x = store.getValueToStore();
+  Type element = cast<MemRefType>(buffer.getType()).getElementType();
+  if (element != b.getF32Type())
+    x = arith::TruncFOp::create(b, loc, VectorType::get({1}, element), x);
+  vector::StoreOp::create(b, loc, x, buffer, at(b, loc, buffer, index));
+  store.erase();
 }
 
 void replaceStandInInput(gpu::LaunchOp launch, size_t index, Value buffer) {
-  for (Operation &op : launch.getBody().front()) {
-    auto load = dyn_cast<vector::LoadOp>(op);
-    if (!load)
-      continue;
-    std::optional<int64_t> i = getConstantIntValue(load.getIndices().back());
-    if (!i || size_t(*i) != index)
-      continue;
-    OpBuilder b(load);
-    Value x = readInput(b, load.getLoc(), buffer, index);
-    // The old read may have been converted to f32 already.
-    Value old = load.getResult();
-    if (old.hasOneUse() && isa<arith::SIToFPOp, arith::ExtFOp>(*old.getUsers().begin())) {
-      Operation *convert = *old.getUsers().begin();
-      convert->getResult(0).replaceAllUsesWith(x);
-      convert->erase();
-    } else {
-      old.replaceAllUsesWith(x);
-    }
-    load.erase();
+  auto load = standInAccess<vector::LoadOp>(launch, index);
+  if (!load)
     return;
+  OpBuilder b(load);
+  Value x = readInput(b, load.getLoc(), buffer, index);
+  // The old read may have been converted to f32 already.
+  Value old = load.getResult();
+  Operation *convert = old.hasOneUse() ? *old.getUsers().begin() : nullptr;
+  if (convert && isa<arith::SIToFPOp, arith::ExtFOp>(convert)) {
+    convert->getResult(0).replaceAllUsesWith(x);
+    convert->erase();
+  } else {
+    old.replaceAllUsesWith(x);
   }
+  load.erase();
 }
 
 LogicalResult readStandIn(gpu::LaunchOp launch, size_t numInputs,
