@@ -379,10 +379,13 @@ tensor::InsertSliceOp matchGradPiece(gpu::LaunchOp launch, Value alloc,
   if (!tr || tr.getPermutation() != ArrayRef<int64_t>{0, 2, 1, 3})
     return {};
   Operation *merge = onlyUser(tr.getResult()[0]);
+  ArrayRef<int64_t> bthd =
+      cast<RankedTensorType>(tr.getResult()[0].getType()).getShape();
   auto merged = [&](Operation *op) -> Value {
     auto t = dyn_cast_or_null<RankedTensorType>(
         op && op->getNumResults() == 1 ? op->getResult(0).getType() : Type());
-    if (!t || t.getRank() != 3 || !t.hasStaticShape())
+    if (!t || t.getShape() != ArrayRef<int64_t>{bthd[0], bthd[1],
+                                                bthd[2] * bthd[3]})
       return {};
     if (isa<tensor::ReshapeOp>(op))
       return op->getResult(0);
@@ -450,6 +453,22 @@ void writeAttentionGradsInPlace(ModuleOp module, HalfOperands &halves) {
     }
     if (!base.getDefiningOp<tensor::EmptyOp>() || inserts != pieces.size())
       continue;
+    // The pieces fill the tensor's last dimension side by side (each
+    // spans the others whole), so the kernels' writes never overlap.
+    RankedTensorType whole = final.getType();
+    SmallVector<std::pair<int64_t, int64_t>> columns;
+    for (auto &[ins, piece] : pieces) {
+      ArrayRef<int64_t> sizes = ins.getStaticSizes();
+      if (sizes[0] != whole.getDimSize(0) || sizes[1] != whole.getDimSize(1))
+        break;
+      columns.push_back({ins.getStaticOffsets()[2], sizes[2]});
+    }
+    llvm::sort(columns);
+    int64_t filled = 0;
+    for (auto [offset, size] : columns)
+      filled = offset == filled ? filled + size : -1;
+    if (columns.size() != pieces.size() || filled != whole.getDimSize(2))
+      continue;
     std::string format = mmaAttentionHalfInputs(pieces.front().second.launch)
                              ->format;
     // The buffer goes before the first launch, the tensor after the
@@ -464,7 +483,6 @@ void writeAttentionGradsInPlace(ModuleOp module, HalfOperands &halves) {
       continue;
     OpBuilder b(first);
     Location loc = final.getLoc();
-    RankedTensorType whole = final.getType();
     auto bufferType = MemRefType::get(whole.getShape(), b.getF16Type());
     Value buffer = memref::AllocOp::create(b, loc, bufferType);
     for (auto &[ins, piece] : pieces) {
