@@ -7,7 +7,9 @@
 // keys for dk/dv) of one (batch, head); each warp owns 16 of them, whose
 // operand fragments it loads once (ldmatrix from shared memory). The block
 // then walks the other sequence 64 rows at a time: it copies those tiles
-// into shared memory (f32 -> bf16/f16) and each warp multiplies
+// into shared memory (f32 rounded to bf16/f16, or bf16/f16 operands as
+// they are, which may be [B, T, H, D] views of a projection) and each
+// warp multiplies
 //
 //   rows x tile^T   A = the warp's fragments, B = tile rows by ldmatrix
 //   X x tile        A = X's accumulator fragments rounded to the format,
