@@ -346,6 +346,7 @@ struct GradPiece {
   gpu::LaunchOp launch;
   size_t output;
   int64_t heads;
+  std::string format;
 };
 
 /// The single user of `v`, if it has one.
@@ -439,7 +440,8 @@ void writeAttentionGradsInPlace(ModuleOp module, HalfOperands &halves) {
           break;
         last = ins;
       }
-      chains[last].push_back({insert, GradPiece{launch, i, heads}});
+      chains[last].push_back(
+          {insert, GradPiece{launch, i, heads, inputs->format}});
     }
   });
   for (auto &[last, pieces] : chains) {
@@ -469,18 +471,18 @@ void writeAttentionGradsInPlace(ModuleOp module, HalfOperands &halves) {
       filled = offset == filled ? filled + size : -1;
     if (columns.size() != pieces.size() || filled != whole.getDimSize(2))
       continue;
-    std::string format = mmaAttentionHalfInputs(pieces.front().second.launch)
-                             ->format;
+    std::string format = pieces.front().second.format;
+    if (llvm::any_of(pieces, [&](auto &p) {
+          return p.second.launch->getBlock() != final->getBlock() ||
+                 p.second.format != format;
+        }))
+      continue;
     // The buffer goes before the first launch, the tensor after the
     // chain.
     gpu::LaunchOp first = pieces.front().second.launch;
     for (auto &[ins, piece] : pieces)
       if (piece.launch->isBeforeInBlock(first))
         first = piece.launch;
-    if (llvm::any_of(pieces, [&](auto &p) {
-          return p.second.launch->getBlock() != final->getBlock();
-        }))
-      continue;
     OpBuilder b(first);
     Location loc = final.getLoc();
     auto bufferType = MemRefType::get(whole.getShape(), b.getF16Type());
