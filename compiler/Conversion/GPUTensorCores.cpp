@@ -253,6 +253,39 @@ private:
   llvm::DenseMap<Value, std::pair<Value, std::string>> cache;
 };
 
+/// The matrix that the 2-D `v` transposes, built before `at`, or null: the
+/// input of a 2-D transpose, or, for `v` = collapse_shape(transpose(x)) of
+/// an [x0, ..., y] value x whose last dimension moved first (the
+/// [y, x0 * ...] operand of a weight's gradient), x collapsed to
+/// [x0 * ..., y]. The contraction then reads that matrix with the other
+/// indexing map, and no transposed copy is made: the kernels read either
+/// orientation.
+Value transposedSource(Value v, OpBuilder &b) {
+  if (auto tr = v.getDefiningOp<linalg::TransposeOp>())
+    return tr.getPermutation() == ArrayRef<int64_t>{1, 0} ? tr.getInput()
+                                                          : Value();
+  auto collapse = v.getDefiningOp<tensor::CollapseShapeOp>();
+  auto tr = collapse ? collapse.getSrc().getDefiningOp<linalg::TransposeOp>()
+                     : linalg::TransposeOp();
+  if (!tr)
+    return {};
+  int64_t r = tr.getPermutation().size();
+  SmallVector<int64_t> lastFirst = {r - 1};
+  ReassociationIndices rest, lead;
+  for (int64_t i = 0; i + 1 < r; ++i) {
+    lastFirst.push_back(i);
+    rest.push_back(i + 1);
+    lead.push_back(i);
+  }
+  SmallVector<ReassociationIndices> expected = {{0}, rest};
+  if (tr.getPermutation() != ArrayRef<int64_t>(lastFirst) ||
+      collapse.getReassociationIndices() != expected)
+    return {};
+  return tensor::CollapseShapeOp::create(
+      b, v.getLoc(), tr.getInput(),
+      SmallVector<ReassociationIndices>{lead, {r - 1}});
+}
+
 /// Rebuilds `c` on half-precision operands; returns false (and changes
 /// nothing that matters: unused twins are erased by DCE) when an operand
 /// has no twin.
@@ -269,6 +302,18 @@ bool rewriteOnHalves(const Contraction &c, HalfOperands &halves) {
   MLIRContext *ctx = b.getContext();
   auto out = cast<RankedTensorType>(g.getResult(0).getType());
   int64_t r = out.getRank();
+  // Operands that are transposes are read in place, as K x M (A) or in B's
+  // other orientation.
+  bool lhsTransposed = false, rhsTransposed = c.rhsTransposed;
+  if (r == 2)
+    if (Value source = transposedSource(lhs, b)) {
+      lhs = source;
+      lhsTransposed = true;
+    }
+  if (Value source = transposedSource(rhs, b)) {
+    rhs = source;
+    rhsTransposed = !rhsTransposed;
+  }
   ReassociationIndices lead;
   for (int64_t i = 0; i + 1 < r; ++i)
     lead.push_back(i);
@@ -290,8 +335,8 @@ bool rewriteOnHalves(const Contraction &c, HalfOperands &halves) {
   };
   auto mm = linalg::GenericOp::create(
       b, loc, TypeRange{flatOut}, ValueRange{lhs, rhs}, ValueRange{init},
-      SmallVector<AffineMap>{map(m, k), c.rhsTransposed ? map(n, k) : map(k, n),
-                             map(m, n)},
+      SmallVector<AffineMap>{lhsTransposed ? map(k, m) : map(m, k),
+                             rhsTransposed ? map(n, k) : map(k, n), map(m, n)},
       SmallVector<utils::IteratorType>{utils::IteratorType::parallel,
                                        utils::IteratorType::parallel,
                                        utils::IteratorType::reduction},
@@ -1046,6 +1091,34 @@ bool zeroAccumulators(gpu::LaunchOp launch, Value out) {
   return true;
 }
 
+/// Gives a contraction that reads A as K x M (M-major, which only the
+/// wgmma kernel takes) an M x K copy of it to read instead.
+void copyLhsKMajor(linalg::GenericOp g) {
+  MLIRContext *ctx = g.getContext();
+  AffineMap lhsMap = g.getIndexingMapsArray()[0];
+  if (lhsMap.getResult(0) != getAffineDimExpr(2, ctx))
+    return;
+  // Before the accumulator's zero fill, which must stay next to g.
+  OpBuilder b(g);
+  if (linalg::FillOp fill = zeroFillBefore(g))
+    b.setInsertionPoint(fill);
+  Location loc = g.getLoc();
+  Value a = g.getDpsInputs()[0];
+  auto t = cast<MemRefType>(a.getType());
+  Value copy = memref::AllocOp::create(
+      b, loc,
+      MemRefType::get({t.getDimSize(1), t.getDimSize(0)}, t.getElementType()));
+  linalg::TransposeOp::create(b, loc, a, copy, ArrayRef<int64_t>{1, 0});
+  g.getDpsInputOperand(0)->set(copy);
+  SmallVector<AffineMap> maps = g.getIndexingMapsArray();
+  maps[0] = AffineMap::get(3, 0,
+                           {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)},
+                           ctx);
+  g.setIndexingMapsAttr(b.getAffineMapArrayAttr(maps));
+  b.setInsertionPointAfter(g);
+  memref::DeallocOp::create(b, loc, copy);
+}
+
 struct GPUTensorCoreMatmulsPass
     : impl::GPUTensorCoreMatmulsBase<GPUTensorCoreMatmulsPass> {
   using Base::Base;
@@ -1087,6 +1160,7 @@ struct GPUTensorCoreMatmulsPass
           continue;
         }
       }
+      copyLhsKMajor(g);
       if (format == "bf16")
         punAsF16(g);
       auto func = g->getParentOfType<func::FuncOp>();

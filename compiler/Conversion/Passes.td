@@ -130,7 +130,9 @@ def GPUSelectTensorCoreMatmuls
     contraction (`linalg.generic`: out[m, n] += a[m, k] * b[k, n] or
     b[n, k], leading dimensions of `a` flattened into m) whose operands are
     `precision.round` results in one format, possibly through transposes and
-    reshapes, is rebuilt on half-precision operands: the values are the
+    reshapes, is rebuilt on half-precision operands (a transposed operand is
+    read in place through the other indexing map: b[n, k] for b[k, n], and
+    a[k, m] for the a[m, k] of a weight's gradient): the values are the
     same, so the result is too. The new contraction carries
     `tessera.mma = "bf16"|"f16"`; `tessera-gpu-tensor-core-matmuls` turns it
     into an mma.sync kernel. bf16 operands travel as f16-typed tensors
@@ -162,7 +164,8 @@ def GPUTensorCoreMatmuls
     warpgroup-MMA kernel of WgmmaMatmul.cpp instead: 128x128 block tiles
     over two warpgroups, a 4-stage cp.async ring in 128-byte-swizzled
     shared memory, wgmma.mma_async m64n128k16 from shared-memory
-    descriptors.
+    descriptors. A read as a[k, m] (M-major) is copied to M x K for
+    mma.sync, which reads it K-major only.
 
     It also builds the kernels that convert-nn-to-linalg left as stand-in
     launches: attention on tensor cores (mma-attention) and the row

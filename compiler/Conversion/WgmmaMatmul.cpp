@@ -100,6 +100,7 @@ struct Builder {
 /// The parts of a marked contraction the kernel needs.
 struct Operands {
   Value a, bm, c;
+  bool aTransposed; // a is K x M (M-major); otherwise M x K (K-major)
   bool bTransposed; // b is N x K (K-major); otherwise K x N (N-major)
   int64_t m, n, k;
 };
@@ -141,9 +142,23 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
   auto kMajor = [&](Value r, Value ch) {
     return k.add(k.mul(r, kBK), k.mul(k.xorI(ch, k.rem(r, 8)), 8));
   };
+  // MN-major rows (K row kr holds `rows` contiguous elements of M or N):
+  // chunk nc of a K row, in atoms of 64 columns 8 KiB (4096 halves) apart
+  // whose K rows are 128 bytes (64 halves) apart.
+  auto mnMajor = [&](Value kr, Value nc) {
+    Value atom = k.div(nc, 8), cc = k.rem(nc, 8);
+    return k.add(k.add(k.mul(atom, 4096), k.mul(kr, 64)),
+                 k.mul(k.xorI(cc, k.rem(kr, 8)), 8));
+  };
   // A: 1024 chunks, 4 per thread.
   for (int64_t it = 0; it < kBM * kBK / 8 / kThreads; ++it) {
     Value e = k.add(tid, it * kThreads);
+    if (o.aTransposed) { // K x M: M-major, K row kr, chunk nc of 16
+      Value kr = k.div(e, kBM / 8), nc = k.rem(e, kBM / 8);
+      copy(o.a, {k.add(k0, kr), k.add(m0, k.mul(nc, 8))},
+           k.add(stageBase, mnMajor(kr, nc)));
+      continue;
+    }
     Value r = k.div(e, 8), ch = k.rem(e, 8);
     copy(o.a, {k.add(m0, r), k.add(k0, k.mul(ch, 8))},
          k.add(stageBase, kMajor(r, ch)));
@@ -159,14 +174,10 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
            k.add(bBase, kMajor(r, ch)));
       continue;
     }
-    // N-major: K row kr, chunk nc of bn / 8 across the columns; in halves,
-    // each 64 columns (an atom) start 8 KiB (4096) further, a K row is
-    // 128 bytes (64).
+    // N-major: K row kr, chunk nc of bn / 8 across the columns.
     Value kr = k.div(e, rowChunks), nc = k.rem(e, rowChunks);
-    Value atom = k.div(nc, 8), cc = k.rem(nc, 8);
-    Value dst = k.add(k.add(k.mul(atom, 4096), k.mul(kr, 64)),
-                      k.mul(k.xorI(cc, k.rem(kr, 8)), 8));
-    copy(o.bm, {k.add(k0, kr), k.add(n0, k.mul(nc, 8))}, k.add(bBase, dst));
+    copy(o.bm, {k.add(k0, kr), k.add(n0, k.mul(nc, 8))},
+         k.add(bBase, mnMajor(kr, nc)));
   }
   nvgpu::DeviceAsyncCreateGroupOp::create(b, k.loc, token, tokens);
 }
@@ -177,17 +188,19 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
                                int64_t stages, ConsumerEpilogue *epilogue) {
   Location loc = g.getLoc();
   MLIRContext *ctx = g.getContext();
+  AffineMap lhsMap = g.getIndexingMapsArray()[0];
   AffineMap rhsMap = g.getIndexingMapsArray()[1];
   Operands o;
   o.a = g.getDpsInputs()[0];
   o.bm = g.getDpsInputs()[1];
   o.c = g.getDpsInits()[0];
+  o.aTransposed = lhsMap.getResult(0) == getAffineDimExpr(2, ctx);
   o.bTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
   auto aType = cast<MemRefType>(o.a.getType());
   auto cType = cast<MemRefType>(o.c.getType());
   o.m = cType.getDimSize(0);
   o.n = cType.getDimSize(1);
-  o.k = aType.getDimSize(1);
+  o.k = aType.getDimSize(o.aTransposed ? 0 : 1);
   if (o.m % kBM || o.n % 128 || o.k % kBK)
     return failure();
   assert((tileN == 128 || tileN == 256) && (stages == 3 || stages == 4) &&
@@ -260,11 +273,15 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
 
     Value stage =
         k.add(ringAddress, k.mul(k.rem(kt, t.stages), t.stageBytes()));
+    // Each warpgroup's 64 rows of A: 64 x 64 K-major, or one atom column
+    // (64 K rows x 64 M) M-major; 8 KiB either way.
     Value aBase = k.add(stage, k.mul(warpgroup, 64 * kBK * 2));
     Value bBase = k.add(stage, kTileBytesA);
     NVVM::WgmmaFenceAlignedOp::create(b, loc);
     for (int64_t step = 0; step < kBK / 16; ++step) {
-      Value descA = descriptor(k, k.add(aBase, step * 32), 16, 1024);
+      Value descA = o.aTransposed
+                        ? descriptor(k, k.add(aBase, step * 2048), 8192, 1024)
+                        : descriptor(k, k.add(aBase, step * 32), 16, 1024);
       Value descB = o.bTransposed
                         ? descriptor(k, k.add(bBase, step * 32), 16, 1024)
                         : descriptor(k, k.add(bBase, step * 2048), 8192, 1024);
@@ -274,7 +291,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
           NVVM::MMAShapeAttr::get(ctx, 64, t.bn, 16), type, type,
           NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
           NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-          NVVM::MMALayout::row,
+          o.aTransposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
           o.bTransposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
           /*satfinite=*/nullptr);
     }
