@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-PIPELINE = ("convert-nn-to-linalg{flash-attention row-kernels mma-attention warp-rows},convert-optim-to-linalg,tessera-gpu-select-tensor-cores,convert-precision-to-linalg,canonicalize,func.func(tessera-fuse-elementwise),canonicalize,func.func(tessera-narrow-storage),func.func(tessera-fuse-elementwise),canonicalize,func.func(tessera-split-reductions),one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},buffer-results-to-out-params{modify-public-functions hoist-static-allocs},ownership-based-buffer-deallocation,canonicalize,buffer-deallocation-simplification,bufferization-lower-deallocations,tessera-gpu-tensor-core-matmuls{wgmma},func.func(scf-forall-to-parallel,tessera-gpu-copies-to-linalg,tessera-gpu-parallel-dims-outermost,convert-linalg-to-parallel-loops,canonicalize,tessera-gpu-interchange-row-loops,tessera-gpu-tile-parallel-loops,gpu-map-parallel-loops,convert-parallel-loops-to-gpu),tessera-gpu-legalize-host")
+PIPELINE = ("convert-nn-to-linalg{flash-attention row-kernels mma-attention warp-rows},convert-optim-to-linalg,tessera-gpu-select-tensor-cores,convert-precision-to-linalg,canonicalize,func.func(tessera-fuse-elementwise),canonicalize,func.func(tessera-narrow-storage),func.func(tessera-fuse-elementwise),canonicalize,func.func(tessera-split-reductions),one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},buffer-results-to-out-params{modify-public-functions hoist-static-allocs},ownership-based-buffer-deallocation,canonicalize,buffer-deallocation-simplification,bufferization-lower-deallocations,tessera-gpu-tensor-core-matmuls{wgmma},func.func(scf-forall-to-parallel,tessera-gpu-copies-to-linalg,tessera-gpu-parallel-dims-outermost,convert-linalg-to-parallel-loops,canonicalize,tessera-gpu-interchange-row-loops,tessera-promote-accumulators,tessera-gpu-tile-parallel-loops,gpu-map-parallel-loops,convert-parallel-loops-to-gpu),tessera-gpu-legalize-host")
 
 bin_dir, spec, train = sys.argv[1:4]
 sel = sys.argv[4] if len(sys.argv) > 4 else "train_step"
@@ -64,9 +64,9 @@ for func, body in launches:
     if 'nvvm.wgmma' in joined: kind = 'matmul'
     m = re.search(r'tessera.warp_rows = \{kind = "(\w+)"', joined)
     if m: kind = m.group(1)
-    if kind == 'elementwise' and 'gpu.shuffle' in joined: kind = 'row (warp)'
     if 'mma_attention' in joined or 'nvvm.mma.sync' in joined or 'nvgpu.mma.sync' in joined:
         if kind == 'elementwise': kind = 'attention'
+    if kind == 'elementwise' and 'gpu.shuffle' in joined: kind = 'row (warp)'
     reads, writes = {}, {}
     for l in body:
         names = re.findall(r'(%[\w]+)\[', l)

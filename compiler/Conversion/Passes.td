@@ -276,6 +276,28 @@ def GPUInterchangeRowLoops : Pass<"tessera-gpu-interchange-row-loops", "mlir::fu
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect"];
 }
 
+def PromoteAccumulators : Pass<"tessera-promote-accumulators", "mlir::func::FuncOp"> {
+  let summary = "Carry reduction accumulators in loop iter_args, not memory";
+  let description = [{
+    Runs on loops over buffers (after `convert-linalg-to-parallel-loops`).
+    Parallel loop nests with the same iteration space fuse first
+    (scf::naivelyFuseParallelOps with LocalAliasAnalysis; allocations move
+    up and frees down past loop nests so that they do not keep them apart).
+    An element that an `scf.for` loads and
+    stores at loop-invariant indices, untouched otherwise in the loop,
+    becomes an iter_arg: loaded before the loop, stored after it. A stored
+    value is forwarded to later loads of the same element in the block, and
+    a store overwritten before anything may read it is erased. Together
+    they turn a reduction's identity fill (fused into the reduction's loop
+    nest) and its load/add/store per term into `scf.for iter_args(%acc =
+    %identity)` and one store: on the GPU, one kernel instead of two and
+    no memory traffic per term. Accesses that may alias (LocalAliasAnalysis)
+    and ops with unknown effects block the rewrite. Buffers left only
+    written are erased.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect"];
+}
+
 def SplitReductions : Pass<"tessera-split-reductions", "mlir::func::FuncOp"> {
   let summary = "Split large one-dimensional full reductions into partial reductions";
   let description = [{

@@ -162,6 +162,10 @@ static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
       "tessera-gpu-parallel-dims-outermost,"
       "convert-linalg-to-parallel-loops,canonicalize,"
       "tessera-gpu-interchange-row-loops,"
+      // A reduction's identity fill joins the reduction's loop nest, and
+      // the accumulator stays in a register: one kernel, no load and store
+      // per term.
+      "tessera-promote-accumulators,"
       "tessera-gpu-tile-parallel-loops,"
       "gpu-map-parallel-loops,convert-parallel-loops-to-gpu)",
       // The host side only allocates, frees and launches.
