@@ -65,9 +65,8 @@ ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,
     return std::nullopt;
   Block *block = producer->getBlock();
 
-  // C's one reader: the consumer, directly or through an expand_shape.
-  Value view;
-  Operation *reader = nullptr;
+  // C's readers, each directly or through an expand_shape.
+  SmallVector<std::pair<Value, Operation *>> readers;
   for (Operation *user : c.getUsers()) {
     if (producer->isAncestor(user) || isa<memref::DeallocOp>(user))
       continue;
@@ -76,19 +75,33 @@ ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,
         continue;
       return std::nullopt;
     }
-    Value seen = c;
-    Operation *reads = user;
     if (auto expand = dyn_cast<memref::ExpandShapeOp>(user)) {
-      seen = expand.getResult();
-      if (!seen.hasOneUse())
-        return std::nullopt;
-      reads = *seen.getUsers().begin();
+      for (Operation *reader : expand.getResult().getUsers())
+        readers.push_back({expand.getResult(), reader});
+      continue;
     }
-    if ((view && view != seen) || (reader && reader != reads))
-      return std::nullopt;
-    view = seen;
-    reader = reads;
+    readers.push_back({c, user});
   }
+  // One reader: the consumer. With more (Place::Producer only), the first
+  // that can be the consumer is, and C is still stored for the others.
+  if (readers.size() == 1)
+    return find(producer, c, reads, place, readers[0].first,
+                readers[0].second, /*storesC=*/false);
+  if (place != Place::Producer)
+    return std::nullopt;
+  for (auto [view, reader] : readers)
+    if (auto e = find(producer, c, reads, place, view, reader,
+                      /*storesC=*/true))
+      return e;
+  return std::nullopt;
+}
+
+std::optional<ConsumerEpilogue>
+ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,
+                       Place place, Value view, Operation *reader,
+                       bool storesC) {
+  auto cType = cast<MemRefType>(c.getType());
+  Block *block = producer->getBlock();
   auto consumer = dyn_cast_or_null<linalg::GenericOp>(reader);
   if (!consumer || consumer->getBlock() != block ||
       !producer->isBeforeInBlock(consumer) ||
@@ -154,15 +167,19 @@ ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,
       guarded.push_back(rootBuffer(v));
     if (!untouchedBetween(producer, consumer, guarded, {}))
       return std::nullopt;
-  } else if (!untouchedBetween(producer, consumer, inputRoots, outputRoots)) {
+  } else {
     // The consumer runs earlier: nothing in between may change what it
-    // reads, or touch what it writes.
-    return std::nullopt;
+    // reads (C included), or touch what it writes.
+    SmallVector<Value> guarded = inputRoots;
+    guarded.push_back(c);
+    if (!untouchedBetween(producer, consumer, guarded, outputRoots))
+      return std::nullopt;
   }
 
   ConsumerEpilogue e;
   e.consumer = consumer;
   e.view = view;
+  e.keepsC = storesC;
   if (view == c) {
     e.groups = {{cType.getDimSize(0)}, {cType.getDimSize(1)}};
   } else {
@@ -300,9 +317,9 @@ void ConsumerEpilogue::emit(OpBuilder &b, Location loc, Value row, Value col,
 
 void ConsumerEpilogue::eraseConsumer() {
   consumer.erase();
-  if (auto expand = view.getDefiningOp<memref::ExpandShapeOp>())
-    if (expand->use_empty())
-      expand.erase();
+  if (auto expand = view.getDefiningOp<memref::ExpandShapeOp>();
+      expand && expand->use_empty())
+    expand.erase();
 }
 
 void ConsumerEpilogue::eraseIfUnused(Value c) {

@@ -39,11 +39,17 @@ public:
   /// deallocations and one all-parallel linalg.generic read (directly or
   /// through one memref.expand_shape, with the identity map), later in
   /// the same block; and moving the producer (which reads `reads`) or the
-  /// consumer changes no value read or written.
+  /// consumer changes no value read or written. At Place::Producer, C may
+  /// have other readers too: the consumer is then the first reader that
+  /// qualifies, and the producer still stores C (`storesC`).
   static std::optional<ConsumerEpilogue> find(mlir::Operation *producer,
                                               mlir::Value c,
                                               llvm::ArrayRef<mlir::Value> reads,
                                               Place place);
+
+  /// Whether C has readers besides the consumer (Place::Producer only), so
+  /// the producer still stores it.
+  bool storesC() const { return keepsC; }
 
   /// Place::Consumer: the op before which the fused kernel goes.
   mlir::Operation *consumerOp() const { return consumer; }
@@ -69,12 +75,19 @@ public:
 private:
   ConsumerEpilogue() = default;
 
+  /// `find` for one reader of C (through `view`, C or its expand_shape).
+  static std::optional<ConsumerEpilogue>
+  find(mlir::Operation *producer, mlir::Value c,
+       llvm::ArrayRef<mlir::Value> reads, Place place, mlir::Value view,
+       mlir::Operation *reader, bool storesC);
+
   mlir::linalg::GenericOp consumer;
   /// The consumer's input that is C, or a view of it.
   mlir::Value view;
   /// For each of C's two dimensions, the sizes of the consumer dimensions
   /// it expands to.
   llvm::SmallVector<llvm::SmallVector<int64_t>, 2> groups;
+  bool keepsC = false;
 };
 
 } // namespace tessera

@@ -543,7 +543,8 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
     return launch.emitOpError("internal error: row kernel outputs");
   auto [rows, d] = rowsAndWidth(in[0]);
   // Element-wise consumers of the rows (a cast to a matmul operand, say)
-  // move up into the kernel: the rows are never stored.
+  // move up into the kernel: the rows are stored only if something else
+  // reads them too.
   SmallVector<std::optional<ConsumerEpilogue>> epilogues;
   for (unsigned k = 0; k < op.rowOuts; ++k) {
     epilogues.push_back(ConsumerEpilogue::find(
@@ -594,12 +595,12 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
     p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
       SmallVector<Value> values = op.chunk(p, c, st, in);
       for (auto [k, value] : llvm::enumerate(values)) {
-        if (!epilogues[k]) {
+        if (!epilogues[k] || epilogues[k]->storesC())
           vector::TransferWriteOp::create(b, loc, value, out[k],
                                           ValueRange{r, c},
                                           ArrayRef<bool>{true});
+        if (!epilogues[k])
           continue;
-        }
         SmallVector<Value> lanes;
         for (int64_t j = 0; j < w; ++j)
           lanes.push_back(vector::ExtractOp::create(b, loc, value, j));
