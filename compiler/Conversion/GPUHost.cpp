@@ -57,6 +57,59 @@ bool isSelfCopy(memref::CopyOp copy) {
              OperationEquivalence::IgnoreLocations);
 }
 
+/// A result that buffer-results-to-out-params copies into its
+/// out-parameter from a reshaped temporary (a bias gradient's [1, N] sum
+/// collapsed to [N]): the temporary becomes the matching view of the
+/// out-parameter, so its producer writes the result in place, and the copy
+/// and its kernel go. (`hoist-static-allocs` does this for results that
+/// are allocations themselves.) The temporary must have no user after the
+/// copy but its frees, and the out-parameter no user but the copy.
+bool writeInPlace(memref::CopyOp copy) {
+  auto target = dyn_cast<BlockArgument>(copy.getTarget());
+  if (!target || !target.hasOneUse() ||
+      !isa<FunctionOpInterface>(target.getOwner()->getParentOp()) ||
+      !cast<MemRefType>(target.getType()).getLayout().isIdentity())
+    return false;
+  Operation *reshape = copy.getSource().getDefiningOp();
+  if (!reshape || !reshape->hasOneUse() ||
+      !isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(reshape))
+    return false;
+  auto alloc = reshape->getOperand(0).getDefiningOp<memref::AllocOp>();
+  if (!alloc || alloc->getBlock() != copy->getBlock())
+    return false;
+  SmallVector<Operation *> frees;
+  for (Operation *user : alloc->getUsers()) {
+    if (isa<memref::DeallocOp>(user)) {
+      frees.push_back(user);
+      continue;
+    }
+    Operation *at = copy->getBlock()->findAncestorOpInBlock(*user);
+    if (!at || !at->isBeforeInBlock(copy))
+      return false;
+  }
+  OpBuilder b(alloc);
+  Value view;
+  if (auto collapse = dyn_cast<memref::CollapseShapeOp>(reshape))
+    view = memref::ExpandShapeOp::create(b, alloc.getLoc(), alloc.getType(),
+                                         target,
+                                         collapse.getReassociationIndices());
+  else
+    view = memref::CollapseShapeOp::create(
+        b, alloc.getLoc(), target,
+        cast<memref::ExpandShapeOp>(reshape).getReassociationIndices());
+  if (view.getType() != alloc.getType()) {
+    view.getDefiningOp()->erase();
+    return false;
+  }
+  for (Operation *free : frees)
+    free->erase();
+  copy.erase();
+  reshape->erase();
+  alloc.replaceAllUsesWith(view);
+  alloc.erase();
+  return true;
+}
+
 struct GPUCopiesToLinalgPass
     : impl::GPUCopiesToLinalgBase<GPUCopiesToLinalgPass> {
   void runOnOperation() override {
@@ -70,6 +123,8 @@ struct GPUCopiesToLinalgPass
         copy.erase();
         continue;
       }
+      if (writeInPlace(copy))
+        continue;
       OpBuilder b(copy);
       linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(),
                              copy.getTarget());

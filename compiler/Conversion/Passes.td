@@ -199,7 +199,11 @@ def GPUCopiesToLinalg : Pass<"tessera-gpu-copies-to-linalg", "mlir::func::FuncOp
     `memref.copy`, which the host would execute on device memory. As
     `linalg.copy` they become parallel loops and then kernels like every
     other structured op. A copy onto itself (the same buffer, or identical
-    subviews, left by in-place slice updates) is dropped.
+    subviews, left by in-place slice updates) is dropped. A copy of a
+    reshaped temporary into a function's out-parameter (a bias gradient's
+    [1, N] sum collapsed to [N]) is dropped too: the temporary becomes the
+    matching view of the out-parameter, when nothing uses the temporary
+    after the copy and nothing else uses the out-parameter.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
