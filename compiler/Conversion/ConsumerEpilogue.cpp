@@ -194,6 +194,123 @@ ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,
   return e;
 }
 
+bool ConsumerEpilogue::absorbReader(linalg::GenericOp &first) {
+  auto allParallel = [](linalg::GenericOp g) {
+    return g.getNumParallelLoops() == g.getNumLoops();
+  };
+  if (!first.hasPureBufferSemantics() || !allParallel(first))
+    return false;
+  Block *block = first->getBlock();
+  SmallVector<Value> firstRoots;
+  for (Value v : first->getOperands())
+    firstRoots.push_back(rootBuffer(v));
+  for (OpOperand &out : first.getDpsInitsMutable()) {
+    Value d = out.get();
+    if (!d.getDefiningOp<memref::AllocOp>() ||
+        !first.getMatchingIndexingMap(&out).isIdentity())
+      continue;
+    for (Operation *user : d.getUsers()) {
+      auto second = dyn_cast<linalg::GenericOp>(user);
+      if (!second || second == first || second->getBlock() != block ||
+          !first->isBeforeInBlock(second) ||
+          !second.hasPureBufferSemantics() || !allParallel(second) ||
+          second.getNumLoops() != first.getNumLoops())
+        continue;
+      // d is one input of second, read with the identity map; second's
+      // other operands are no other buffer of first's, are there before
+      // first (outputs may be allocations that move up), and nothing in
+      // between changes what second reads or touches what it writes.
+      bool ok = true;
+      SmallVector<Value> inputRoots = {d}, outputRoots;
+      unsigned reads = 0;
+      for (OpOperand &operand : second->getOpOperands()) {
+        Value v = operand.get();
+        bool init = second.isDpsInit(&operand);
+        if (v == d) {
+          ok &= !init && second.getMatchingIndexingMap(&operand).isIdentity();
+          ++reads;
+          continue;
+        }
+        Value root = rootBuffer(v);
+        ok &= !llvm::is_contained(firstRoots, root);
+        (init ? outputRoots : inputRoots).push_back(root);
+        Operation *def = v.getDefiningOp();
+        if (def && def->getBlock() == block && first->isBeforeInBlock(def))
+          ok &= init && isa<memref::AllocOp>(def) && def->getNumOperands() == 0;
+      }
+      if (!ok || reads != 1 ||
+          !untouchedBetween(first, second, inputRoots, outputRoots))
+        continue;
+
+      // One op computing both, in first's place.
+      for (Value v : second.getDpsInits())
+        if (Operation *def = v.getDefiningOp();
+            def && def->getBlock() == block && first->isBeforeInBlock(def))
+          def->moveBefore(first);
+      SmallVector<Value> ins(first.getDpsInputs()), outs(first.getDpsInits());
+      SmallVector<AffineMap> maps;
+      for (OpOperand *operand : first.getDpsInputOperands())
+        maps.push_back(first.getMatchingIndexingMap(operand));
+      SmallVector<OpOperand *> secondIns;
+      for (OpOperand *operand : second.getDpsInputOperands())
+        if (operand->get() != d) {
+          secondIns.push_back(operand);
+          ins.push_back(operand->get());
+          maps.push_back(second.getMatchingIndexingMap(operand));
+        }
+      for (OpOperand &operand : first.getDpsInitsMutable())
+        maps.push_back(first.getMatchingIndexingMap(&operand));
+      for (OpOperand &operand : second.getDpsInitsMutable()) {
+        outs.push_back(operand.get());
+        maps.push_back(second.getMatchingIndexingMap(&operand));
+      }
+      unsigned firstIns = first.getNumDpsInputs(),
+               firstOuts = first.getNumDpsInits();
+      unsigned dIndex = out.getOperandNumber() - firstIns;
+      OpBuilder b(first);
+      auto merged = linalg::GenericOp::create(
+          b, first.getLoc(), TypeRange{}, ins, outs, maps,
+          first.getIteratorTypesArray(),
+          [&](OpBuilder &nb, Location loc, ValueRange args) {
+            Block &body1 = first.getRegion().front();
+            IRMapping m1;
+            for (unsigned i = 0; i < firstIns; ++i)
+              m1.map(body1.getArgument(i), args[i]);
+            for (unsigned i = 0; i < firstOuts; ++i)
+              m1.map(body1.getArgument(firstIns + i),
+                     args[firstIns + secondIns.size() + i]);
+            for (Operation &op : body1.without_terminator())
+              nb.clone(op, m1);
+            SmallVector<Value> yields;
+            for (Value y : body1.getTerminator()->getOperands())
+              yields.push_back(m1.lookupOrDefault(y));
+            Block &body2 = second.getRegion().front();
+            IRMapping m2;
+            unsigned next = firstIns;
+            for (OpOperand *operand : second.getDpsInputOperands()) {
+              BlockArgument arg = second.getMatchingBlockArgument(operand);
+              m2.map(arg, operand->get() == d ? yields[dIndex] : args[next++]);
+            }
+            unsigned outBase = firstIns + secondIns.size() + firstOuts;
+            for (auto [i, operand] :
+                 llvm::enumerate(second.getDpsInitsMutable()))
+              m2.map(second.getMatchingBlockArgument(&operand),
+                     args[outBase + i]);
+            for (Operation &op : body2.without_terminator())
+              nb.clone(op, m2);
+            for (Value y : body2.getTerminator()->getOperands())
+              yields.push_back(m2.lookupOrDefault(y));
+            linalg::YieldOp::create(nb, loc, yields);
+          });
+      second.erase();
+      first.erase();
+      first = merged;
+      return true;
+    }
+  }
+  return false;
+}
+
 void ConsumerEpilogue::hoistOutputs(Operation *producer) {
   for (Value out : consumer.getDpsInits())
     if (auto alloc = out.getDefiningOp<memref::AllocOp>();

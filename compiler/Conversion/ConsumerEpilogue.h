@@ -51,6 +51,15 @@ public:
   /// the producer still stores it.
   bool storesC() const { return keepsC; }
 
+  /// Merges into `first` (an all-parallel linalg.generic on buffers) an
+  /// all-parallel generic that reads one of first's outputs, a fresh
+  /// allocation, with the identity map later in the block, as more
+  /// results: one op then computes both, in first's place (the reader's
+  /// output allocations move up). Checks that nothing in between changes
+  /// what the reader reads or touches what it writes. Returns whether it
+  /// merged (`first` is then the merged op).
+  static bool absorbReader(mlir::linalg::GenericOp &first);
+
   /// Place::Consumer: the op before which the fused kernel goes.
   mlir::Operation *consumerOp() const { return consumer; }
 

@@ -45,3 +45,25 @@ func.func @norm_twice(%x: tensor<2x16x64xf32>, %w: tensor<64xf32>, %b: tensor<64
   %g = nn.gelu %y : tensor<2x16x64xf32>
   return %r, %g : tensor<2x16x64xf32>, tensor<2x16x64xf32>
 }
+
+// The rows' reader (a residual add) is read in turn by an element-wise op
+// (here a relu; in GPT-2, the bf16 rounding of the residual gradient), and
+// its sum is returned too: the reader takes in the relu as a second result,
+// and both run in the kernel's epilogue.
+// CHECK-LABEL: func.func @norm_add_relu
+// CHECK: %[[SUM:.*]] = memref.alloc() {{.*}} : memref<2x16x64xf32>
+// CHECK: %[[RELU:.*]] = memref.alloc() {{.*}} : memref<2x16x64xf32>
+// CHECK: gpu.launch
+// CHECK: arith.addf
+// CHECK: arith.maximumf
+// CHECK: vector.store %{{.*}}, %[[SUM]]
+// CHECK: vector.store %{{.*}}, %[[RELU]]
+// CHECK: gpu.terminator
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @norm_add_relu(%x: tensor<2x16x64xf32>, %w: tensor<64xf32>, %b: tensor<64xf32>, %res: tensor<2x16x64xf32>) -> (tensor<2x16x64xf32>, tensor<2x16x64xf32>) {
+  %y = nn.layer_norm %x, %w, %b {eps = 1.0e-05 : f64} : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<64xf32>) -> tensor<2x16x64xf32>
+  %s = nn.add %y, %res : (tensor<2x16x64xf32>, tensor<2x16x64xf32>) -> tensor<2x16x64xf32>
+  %r = nn.relu %s : tensor<2x16x64xf32>
+  return %s, %r : tensor<2x16x64xf32>, tensor<2x16x64xf32>
+}
