@@ -83,17 +83,13 @@ struct Element {
   }
 };
 
-/// How `op` (and the ops nested in it) may touch `e`'s buffer. Loads and
-/// stores of `e` itself are reported through the callbacks only when they
-/// are `op` itself.
+/// Whether an op (or an op nested in it) may read or write a buffer.
 struct Touch {
   bool reads = false, writes = false;
 };
 
 class Promoter {
 public:
-  Promoter() = default;
-
   /// What `op` may read and write of the buffer of `e`, other than `skip`.
   Touch touches(Operation *op, const Element &e,
                 ArrayRef<Operation *> skip = {}) {
