@@ -253,7 +253,7 @@ private:
   llvm::DenseMap<Value, std::pair<Value, std::string>> cache;
 };
 
-/// The matrix that the 2-D `v` transposes, built before `at`, or null: the
+/// The matrix that the 2-D `v` transposes (built with `b`), or null: the
 /// input of a 2-D transpose, or, for `v` = collapse_shape(transpose(x)) of
 /// an [x0, ..., y] value x whose last dimension moved first (the
 /// [y, x0 * ...] operand of a weight's gradient), x collapsed to

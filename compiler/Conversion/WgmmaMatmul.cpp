@@ -142,9 +142,9 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
   auto kMajor = [&](Value r, Value ch) {
     return k.add(k.mul(r, kBK), k.mul(k.xorI(ch, k.rem(r, 8)), 8));
   };
-  // MN-major rows (K row kr holds `rows` contiguous elements of M or N):
-  // chunk nc of a K row, in atoms of 64 columns 8 KiB (4096 halves) apart
-  // whose K rows are 128 bytes (64 halves) apart.
+  // MN-major (a K row holds contiguous elements of M or N): chunk nc of K
+  // row kr, in atoms of 64 columns 8 KiB (4096 halves) apart whose K rows
+  // are 128 bytes (64 halves) apart.
   auto mnMajor = [&](Value kr, Value nc) {
     Value atom = k.div(nc, 8), cc = k.rem(nc, 8);
     return k.add(k.add(k.mul(atom, 4096), k.mul(kr, 64)),
