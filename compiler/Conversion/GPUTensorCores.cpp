@@ -1138,12 +1138,23 @@ struct GPUTensorCoreMatmulsPass
     llvm::SmallPtrSet<Operation *, 8> taken;
     if (wgmma)
       for (linalg::GenericOp g : marked) {
-        epilogues.push_back(ConsumerEpilogue::find(
-            g, g.getDpsInits()[0], g.getDpsInputs(),
-            ConsumerEpilogue::Place::Consumer));
-        if (epilogues.back() &&
-            !taken.insert(epilogues.back()->consumerOp()).second)
-          epilogues.back().reset();
+        auto find = [&] {
+          return ConsumerEpilogue::find(g, g.getDpsInits()[0],
+                                        g.getDpsInputs(),
+                                        ConsumerEpilogue::Place::Consumer);
+        };
+        std::optional<ConsumerEpilogue> epilogue = find();
+        // The consumer takes in what reads its output in turn (the GELU
+        // after the fc matmul's bias), so the epilogue computes both. A
+        // consumer an earlier matmul took is left as it is.
+        if (epilogue && !taken.contains(epilogue->consumerOp())) {
+          auto consumer = cast<linalg::GenericOp>(epilogue->consumerOp());
+          if (ConsumerEpilogue::absorbReader(consumer))
+            epilogue = find();
+        }
+        if (epilogue && !taken.insert(epilogue->consumerOp()).second)
+          epilogue.reset();
+        epilogues.push_back(std::move(epilogue));
       }
     for (auto [i, g] : llvm::enumerate(marked)) {
       auto format = g->getAttrOfType<StringAttr>(kMmaAttr).getValue().str();

@@ -242,3 +242,58 @@ func.func @two_matmuls(%x: memref<128x64xf16>, %w: memref<128x64xf16>,
   memref.dealloc %d : memref<128x128xf32>
   return
 }
+
+// The consumer's output (the bias sum, kept for a later reader) is read in
+// turn by an element-wise op (a relu, as the GELU after GPT-2's fc
+// matmul): the relu joins the consumer, and the epilogue stores both.
+// CHECK-LABEL: func.func @bias_then_relu
+// CHECK: %[[SUM:.*]] = memref.alloc() : memref<2x128x128xf32>
+// CHECK: %[[RELU:.*]] = memref.alloc() : memref<2x128x128xf32>
+// CHECK: gpu.launch
+// CHECK: nvvm.wgmma.mma_async
+// CHECK: arith.addf
+// CHECK: arith.maximumf
+// CHECK: vector.store %{{.*}}, %[[SUM]]
+// CHECK: vector.store %{{.*}}, %[[RELU]]
+// CHECK: gpu.terminator
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[SUM]], %[[RELU]]
+func.func @bias_then_relu(%x: memref<256x64xf16>, %w: memref<128x64xf16>,
+                          %bias: memref<128xf32>)
+    -> (memref<2x128x128xf32>, memref<2x128x128xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %c = memref.alloc() : memref<256x128xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<256x128xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<256x64xf16>, memref<128x64xf16>)
+      outs(%c : memref<256x128xf32>) attrs = {tessera.mma = "f16"} {
+  ^bb0(%l: f16, %r: f16, %acc: f32):
+    %le = arith.extf %l : f16 to f32
+    %re = arith.extf %r : f16 to f32
+    %p = arith.mulf %le, %re : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  %c3 = memref.expand_shape %c [[0, 1], [2]] output_shape [2, 128, 128]
+      : memref<256x128xf32> into memref<2x128x128xf32>
+  %sum = memref.alloc() : memref<2x128x128xf32>
+  linalg.generic {indexing_maps = [#id3, #bias3, #id3],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%c3, %bias : memref<2x128x128xf32>, memref<128xf32>)
+      outs(%sum : memref<2x128x128xf32>) {
+  ^bb0(%v: f32, %b: f32, %o: f32):
+    %s = arith.addf %v, %b : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %c : memref<256x128xf32>
+  %relu = memref.alloc() : memref<2x128x128xf32>
+  linalg.generic {indexing_maps = [#id3, #id3],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%sum : memref<2x128x128xf32>) outs(%relu : memref<2x128x128xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %m = arith.maximumf %v, %zero : f32
+    linalg.yield %m : f32
+  }
+  return %sum, %relu : memref<2x128x128xf32>, memref<2x128x128xf32>
+}
