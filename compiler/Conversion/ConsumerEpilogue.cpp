@@ -194,6 +194,18 @@ ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,
   return e;
 }
 
+std::optional<ConsumerEpilogue>
+ConsumerEpilogue::findAbsorbing(Operation *producer, Value c,
+                                ArrayRef<Value> reads, Place place,
+                                function_ref<bool(Operation *)> keep) {
+  std::optional<ConsumerEpilogue> e = find(producer, c, reads, place);
+  if (!e || (keep && keep(e->consumer)))
+    return e;
+  if (absorbReader(e->consumer))
+    return find(producer, c, reads, place);
+  return e;
+}
+
 bool ConsumerEpilogue::absorbReader(linalg::GenericOp &first) {
   auto allParallel = [](linalg::GenericOp g) {
     return g.getNumParallelLoops() == g.getNumLoops();

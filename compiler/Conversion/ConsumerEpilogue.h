@@ -51,6 +51,14 @@ public:
   /// the producer still stores it.
   bool storesC() const { return keepsC; }
 
+  /// `find`, after the consumer found has taken in an element-wise op that
+  /// reads its output (`absorbReader`), so that both run in the producer's
+  /// kernel; a consumer for which `keep` holds is left as it is.
+  static std::optional<ConsumerEpilogue>
+  findAbsorbing(mlir::Operation *producer, mlir::Value c,
+                llvm::ArrayRef<mlir::Value> reads, Place place,
+                llvm::function_ref<bool(mlir::Operation *)> keep = nullptr);
+
   /// Merges into `first` (an all-parallel linalg.generic on buffers) an
   /// all-parallel generic that reads one of first's outputs, a fresh
   /// allocation, with the identity map later in the block, as more

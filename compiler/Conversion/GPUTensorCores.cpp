@@ -1138,20 +1138,14 @@ struct GPUTensorCoreMatmulsPass
     llvm::SmallPtrSet<Operation *, 8> taken;
     if (wgmma)
       for (linalg::GenericOp g : marked) {
-        auto find = [&] {
-          return ConsumerEpilogue::find(g, g.getDpsInits()[0],
-                                        g.getDpsInputs(),
-                                        ConsumerEpilogue::Place::Consumer);
-        };
-        std::optional<ConsumerEpilogue> epilogue = find();
         // The consumer takes in what reads its output in turn (the GELU
         // after the fc matmul's bias), so the epilogue computes both. A
         // consumer an earlier matmul took is left as it is.
-        if (epilogue && !taken.contains(epilogue->consumerOp())) {
-          auto consumer = cast<linalg::GenericOp>(epilogue->consumerOp());
-          if (ConsumerEpilogue::absorbReader(consumer))
-            epilogue = find();
-        }
+        std::optional<ConsumerEpilogue> epilogue =
+            ConsumerEpilogue::findAbsorbing(
+                g, g.getDpsInits()[0], g.getDpsInputs(),
+                ConsumerEpilogue::Place::Consumer,
+                [&](Operation *consumer) { return taken.contains(consumer); });
         if (epilogue && !taken.insert(epilogue->consumerOp()).second)
           epilogue.reset();
         epilogues.push_back(std::move(epilogue));

@@ -546,22 +546,13 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   // move up into the kernel: the rows are stored only if something else
   // reads them too.
   SmallVector<std::optional<ConsumerEpilogue>> epilogues;
+  // The consumer takes in what reads its own output in turn (a residual
+  // gradient's sum and its bf16 rounding): both run in the kernel.
   for (unsigned k = 0; k < op.rowOuts; ++k) {
-    auto find = [&] {
-      return ConsumerEpilogue::find(launch, out[k], in,
-                                    ConsumerEpilogue::Place::Producer);
-    };
-    std::optional<ConsumerEpilogue> epilogue = find();
-    // The consumer takes in what reads its own output in turn (a residual
-    // gradient's sum and its bf16 rounding): both run in the kernel.
-    if (epilogue) {
-      auto consumer = cast<linalg::GenericOp>(epilogue->consumerOp());
-      if (ConsumerEpilogue::absorbReader(consumer))
-        epilogue = find();
-    }
-    if (epilogue)
-      epilogue->hoistOutputs(launch);
-    epilogues.push_back(std::move(epilogue));
+    epilogues.push_back(ConsumerEpilogue::findAbsorbing(
+        launch, out[k], in, ConsumerEpilogue::Place::Producer));
+    if (epilogues.back())
+      epilogues.back()->hoistOutputs(launch);
   }
 
   Block &body = launch.getBody().front();
