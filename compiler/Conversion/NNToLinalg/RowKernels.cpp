@@ -544,10 +544,9 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   auto [rows, d] = rowsAndWidth(in[0]);
   // Element-wise consumers of the rows (a cast to a matmul operand, say)
   // move up into the kernel: the rows are stored only if something else
-  // reads them too.
+  // reads them too. A consumer first takes in what reads its own output in
+  // turn (a residual gradient's sum and its bf16 rounding).
   SmallVector<std::optional<ConsumerEpilogue>> epilogues;
-  // The consumer takes in what reads its own output in turn (a residual
-  // gradient's sum and its bf16 rounding): both run in the kernel.
   for (unsigned k = 0; k < op.rowOuts; ++k) {
     epilogues.push_back(ConsumerEpilogue::findAbsorbing(
         launch, out[k], in, ConsumerEpilogue::Place::Producer));
