@@ -26,6 +26,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Conversion/MmaUtils.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -41,9 +42,6 @@ namespace tessera {
 #include "compiler/Conversion/Passes.h.inc"
 
 namespace {
-
-/// The attribute GPUTensorCores.cpp puts on contractions for mma.sync.
-constexpr llvm::StringLiteral kMmaAttr = "tessera.mma";
 
 bool hasTranscendental(linalg::GenericOp op) {
   return op.getBody()

@@ -34,9 +34,6 @@ namespace tessera {
 
 namespace {
 
-/// The attribute that marks a contraction for the mma.sync schedule; its
-/// value is the format of the operands' bits ("bf16" or "f16").
-constexpr llvm::StringLiteral kMmaAttr = "tessera.mma";
 /// Set by the schedule on the gpu.launch it generates.
 constexpr llvm::StringLiteral kMmaLaunchAttr = "tessera.mma_launch";
 

@@ -14,6 +14,11 @@
 
 namespace tessera {
 
+/// The attribute that tessera-gpu-select-tensor-cores puts on the
+/// contractions it rebuilds for the tensor cores; its value is the format
+/// of the operands' bits ("bf16" or "f16").
+constexpr llvm::StringLiteral kMmaAttr = "tessera.mma";
+
 /// Rewrites every nvgpu.mma.sync in `launch` (f16-typed operands holding
 /// bf16 bits) into an nvvm.mma.sync of type bf16. The fragment layouts of
 /// m16n8k16 are the same for both types; only the operand registers are
@@ -21,7 +26,8 @@ namespace tessera {
 llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
 
 /// Replaces the marked contraction `g` (on buffers: C[M, N] f32 =
-/// A[M, K] x B[K, N] or B[N, K]^T, f16-typed operands holding bf16 bits
+/// A[M, K] or A[K, M]^T x B[K, N] or B[N, K]^T, f16-typed operands holding
+/// bf16 bits
 /// when `bf16`) by a gpu.launch of the sm_90a warpgroup-MMA kernel
 /// (WgmmaMatmul.cpp), which writes every element of C: blocks own 128 x
 /// `tileN` tiles (128 or 256; 128 where 256 does not divide N) and stage K

@@ -26,6 +26,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/Passes.h"
+#include "compiler/Conversion/MmaUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -38,9 +39,6 @@ namespace tessera {
 #include "compiler/Conversion/Passes.h.inc"
 
 namespace {
-
-/// The attribute GPUTensorCores.cpp puts on contractions for mma.sync.
-constexpr llvm::StringLiteral kMmaAttr = "tessera.mma";
 
 /// The half-precision value `t` of `yielded = extf(t)`, t a bf16/f16 (a
 /// rounding truncf(v), or bits read as bf16): the f32 value yielded is
