@@ -13,19 +13,13 @@
 using namespace mlir;
 
 namespace tessera {
-namespace {
 
-/// The buffer a memref value is a view of.
 Value rootBuffer(Value v) {
   while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
     v = view.getViewSource();
   return v;
 }
 
-/// Whether the ops strictly between `from` and `to` (same block) leave
-/// alone what moving an op across them needs: they neither write nor free
-/// `noWrite`, nor touch `noAccess` (root buffers). Allocations are
-/// skipped; ops whose effects are unknown touch everything.
 bool untouchedBetween(Operation *from, Operation *to, ArrayRef<Value> noWrite,
                       ArrayRef<Value> noAccess) {
   for (Operation *op = from->getNextNode(); op != to; op = op->getNextNode()) {
@@ -53,8 +47,6 @@ bool untouchedBetween(Operation *from, Operation *to, ArrayRef<Value> noWrite,
   }
   return true;
 }
-
-} // namespace
 
 std::optional<ConsumerEpilogue>
 ConsumerEpilogue::find(Operation *producer, Value c, ArrayRef<Value> reads,

@@ -23,6 +23,18 @@
 
 namespace tessera {
 
+/// The buffer a memref value is a view of (through subviews, reshapes,
+/// casts), or the value itself.
+mlir::Value rootBuffer(mlir::Value v);
+
+/// Whether the ops strictly between `from` and `to` (same block) leave
+/// alone what moving an op across them needs: they neither write nor free
+/// `noWrite`, nor touch `noAccess` (root buffers). Allocations are
+/// skipped; ops whose effects are unknown touch everything.
+bool untouchedBetween(mlir::Operation *from, mlir::Operation *to,
+                      llvm::ArrayRef<mlir::Value> noWrite,
+                      llvm::ArrayRef<mlir::Value> noAccess);
+
 /// The element-wise consumer of a 2-d buffer C that the kernel writing C
 /// runs instead of storing C.
 class ConsumerEpilogue {

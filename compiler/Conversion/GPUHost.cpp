@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Conversion/ConsumerEpilogue.h"
 #include "compiler/Conversion/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
@@ -137,18 +138,10 @@ struct GPUCopiesToLinalgPass
 // Host legalization
 //===----------------------------------------------------------------------===//
 
-/// The buffer a memref value is a view of (through subviews, reshapes,
-/// casts), or the value itself.
-Value rootOf(Value v) {
-  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
-    v = view.getViewSource();
-  return v;
-}
-
 /// Whether `op` (or an op nested in it) may write or free `root`'s memory.
 bool mayWriteOrFree(Operation *op, Value root) {
   auto aliases = [&](Value v) {
-    return v && isa<BaseMemRefType>(v.getType()) && rootOf(v) == root;
+    return v && isa<BaseMemRefType>(v.getType()) && rootBuffer(v) == root;
   };
   WalkResult result = op->walk([&](Operation *nested) {
     auto effects = dyn_cast<MemoryEffectOpInterface>(nested);
@@ -233,7 +226,7 @@ private:
           "is not in a block enclosing the kernel; it cannot be moved into "
           "the kernel");
     }
-    Value root = rootOf(load.getMemRef());
+    Value root = rootBuffer(load.getMemRef());
     for (Operation *op = load->getNextNode();; op = op->getNextNode()) {
       if (mayWriteOrFree(op, root)) {
         InFlightDiagnostic diag = load.emitError(

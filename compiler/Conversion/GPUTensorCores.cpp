@@ -58,6 +58,12 @@ struct Contraction {
   int64_t m, n, k;
 };
 
+/// Whether the mma.sync schedule's tiles cover an M x N x K matmul exactly
+/// (it has no partial tiles).
+bool tiles(int64_t m, int64_t n, int64_t k) {
+  return m % kTileM == 0 && n % kTileN == 0 && k % kTileK == 0;
+}
+
 bool isZero(Value v) {
   return matchPattern(v, m_AnyZeroFloat());
 }
@@ -167,6 +173,27 @@ private:
     return RankedTensorType::get(rt.getShape(), b.getF16Type());
   }
 
+  /// `v` rounded to bf16 (as f16 bits) or f16, built at b's insertion
+  /// point.
+  Value rounding(Value v, bool bf16, Location loc) {
+    auto t = cast<RankedTensorType>(v.getType());
+    auto id = AffineMap::getMultiDimIdentityMap(t.getRank(), b.getContext());
+    Value empty = tensor::EmptyOp::create(b, loc, t.getShape(), b.getF16Type());
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{halfType(t)}, ValueRange{v}, ValueRange{empty},
+               SmallVector<AffineMap>{id, id},
+               SmallVector<utils::IteratorType>(t.getRank(),
+                                                utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location l, ValueRange a) {
+                 Value h = arith::TruncFOp::create(
+                     nb, l, bf16 ? nb.getBF16Type() : nb.getF16Type(), a[0]);
+                 if (bf16)
+                   h = arith::BitcastOp::create(nb, l, nb.getF16Type(), h);
+                 linalg::YieldOp::create(nb, l, h);
+               })
+        .getResult(0);
+  }
+
   Value build(Value v, std::string &format) {
     Operation *def = v.getDefiningOp();
     if (!def)
@@ -180,30 +207,34 @@ private:
       auto known = cache.find(round.getInput());
       if (known != cache.end() && known->second.second == format)
         return known->second.first;
-      bool bf16 = format == "bf16";
-      auto t = cast<RankedTensorType>(round.getType());
       b.setInsertionPointAfter(round);
-      auto id = AffineMap::getMultiDimIdentityMap(t.getRank(), b.getContext());
-      Value empty =
-          tensor::EmptyOp::create(b, loc, t.getShape(), b.getF16Type());
-      return linalg::GenericOp::create(
-                 b, loc, TypeRange{halfType(t)}, ValueRange{round.getInput()},
-                 ValueRange{empty}, SmallVector<AffineMap>{id, id},
-                 SmallVector<utils::IteratorType>(
-                     t.getRank(), utils::IteratorType::parallel),
-                 [&](OpBuilder &nb, Location l, ValueRange a) {
-                   Value h = arith::TruncFOp::create(
-                       nb, l, bf16 ? nb.getBF16Type() : nb.getF16Type(), a[0]);
-                   if (bf16)
-                     h = arith::BitcastOp::create(nb, l, nb.getF16Type(), h);
-                   linalg::YieldOp::create(nb, l, h);
-                 })
-          .getResult(0);
+      // A rounded transpose is the transpose of the rounded matrix: the
+      // matmul then reads that in place (transposedSource) and the f32
+      // transpose goes (the tied head's weight, 0.46 GB in GPT-2).
+      if (auto tr = round.getInput().getDefiningOp<linalg::TransposeOp>()) {
+        Value rounded = rounding(tr.getInput(), format == "bf16", loc);
+        auto t = halfType(round.getType());
+        Value empty =
+            tensor::EmptyOp::create(b, loc, t.getShape(), t.getElementType());
+        return linalg::TransposeOp::create(b, loc, rounded, empty,
+                                           tr.getPermutation())
+            .getResult()[0];
+      }
+      return rounding(round.getInput(), format == "bf16", loc);
     }
     if (auto tr = dyn_cast<linalg::TransposeOp>(def)) {
       Value src = get(tr.getInput(), format);
       if (!src)
         return {};
+      // The transpose of a transpose that restores the order is its input.
+      if (auto inner = src.getDefiningOp<linalg::TransposeOp>()) {
+        ArrayRef<int64_t> outer = tr.getPermutation();
+        ArrayRef<int64_t> first = inner.getPermutation();
+        if (llvm::all_of(llvm::seq<size_t>(0, outer.size()), [&](size_t i) {
+              return first[outer[i]] == int64_t(i);
+            }))
+          return inner.getInput();
+      }
       b.setInsertionPointAfter(tr);
       auto t = halfType(tr.getResult()[0].getType());
       Value empty = tensor::EmptyOp::create(b, loc, t.getShape(), t.getElementType());
@@ -300,17 +331,20 @@ bool rewriteOnHalves(const Contraction &c, HalfOperands &halves) {
   auto out = cast<RankedTensorType>(g.getResult(0).getType());
   int64_t r = out.getRank();
   // Operands that are transposes are read in place, as K x M (A) or in B's
-  // other orientation.
+  // other orientation, where the rows read that way are whole 16-byte
+  // pieces (always, for shapes that tile): else the wgmma kernel would
+  // need a copy of them whose rows are.
   bool lhsTransposed = false, rhsTransposed = c.rhsTransposed;
-  if (r == 2)
+  if (r == 2 && c.m % kVectorHalves == 0)
     if (Value source = transposedSource(lhs, b)) {
       lhs = source;
       lhsTransposed = true;
     }
-  if (Value source = transposedSource(rhs, b)) {
-    rhs = source;
-    rhsTransposed = !rhsTransposed;
-  }
+  if ((rhsTransposed ? c.n : c.k) % kVectorHalves == 0)
+    if (Value source = transposedSource(rhs, b)) {
+      rhs = source;
+      rhsTransposed = !rhsTransposed;
+    }
   ReassociationIndices lead;
   for (int64_t i = 0; i + 1 < r; ++i)
     lead.push_back(i);
@@ -633,11 +667,12 @@ void halveRowInputs(ModuleOp module, HalfOperands &halves) {
 
 struct GPUSelectTensorCoreMatmulsPass
     : impl::GPUSelectTensorCoreMatmulsBase<GPUSelectTensorCoreMatmulsPass> {
+  using Base::Base;
   void runOnOperation() override {
     SmallVector<Contraction> candidates;
     getOperation().walk([&](linalg::GenericOp g) {
       if (auto c = matchContraction(g))
-        if (c->m % kTileM == 0 && c->n % kTileN == 0 && c->k % kTileK == 0)
+        if (raggedShapes || tiles(c->m, c->n, c->k))
           candidates.push_back(*c);
     });
     HalfOperands halves(&getContext());
@@ -1147,6 +1182,7 @@ struct GPUTensorCoreMatmulsPass
           epilogue.reset();
         epilogues.push_back(std::move(epilogue));
       }
+    PaddedCopies padded;
     for (auto [i, g] : llvm::enumerate(marked)) {
       auto format = g->getAttrOfType<StringAttr>(kMmaAttr).getValue().str();
       // sm_90a: the warpgroup-MMA kernel writes all of C (or its consumer's
@@ -1156,11 +1192,24 @@ struct GPUTensorCoreMatmulsPass
         Value c = g.getDpsInits()[0];
         if (fill && succeeded(buildWgmmaMatmul(
                         g, format == "bf16", wgmmaTileN, wgmmaStages,
-                        epilogues[i] ? &*epilogues[i] : nullptr))) {
+                        epilogues[i] ? &*epilogues[i] : nullptr,
+                        &padded))) {
           fill.erase();
           ConsumerEpilogue::eraseIfUnused(c);
           continue;
         }
+      }
+      auto cType = cast<MemRefType>(g.getDpsInits()[0].getType());
+      int64_t k = cast<MemRefType>(g.getDpsInputs()[1].getType())
+                      .getDimSize(g.getIndexingMapsArray()[1].getResult(0) ==
+                                          getAffineDimExpr(1, ctx)
+                                      ? 1
+                                      : 0);
+      if (!tiles(cType.getDimSize(0), cType.getDimSize(1), k)) {
+        g.emitError("internal error: a tensor-core matmul of ")
+            << cType.getDimSize(0) << " x " << cType.getDimSize(1) << " x "
+            << k << " has partial tiles, which only the wgmma kernel takes";
+        return signalPassFailure();
       }
       copyLhsKMajor(g);
       if (format == "bf16")

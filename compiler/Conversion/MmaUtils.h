@@ -31,16 +31,35 @@ llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
 /// when `bf16`) by a gpu.launch of the sm_90a warpgroup-MMA kernel
 /// (WgmmaMatmul.cpp), which writes every element of C: blocks own 128 x
 /// `tileN` tiles (128 or 256; 128 where 256 does not divide N) and stage K
-/// through a ring of `stages` (3 or 4). Fails, changing nothing, when M or
-/// N is not a multiple of 128 or K of 64.
+/// through a ring of `stages` (3 or 4). Any M, N and K: tiles that reach
+/// past M, N or K read zeros there and store nothing past M and N; an
+/// operand whose rows are not whole 16-byte pieces is read from a copy
+/// whose rows are.
 class ConsumerEpilogue;
+
+/// The copies with whole 16-byte rows that wgmma kernels read instead of
+/// an operand: a later kernel that reads the same operand (or an equal
+/// view of its buffer) reads the same copy if nothing may have written the
+/// operand since the copy was made.
+struct PaddedCopies {
+  /// For each operand copied, the linalg.copy that makes the copy and the
+  /// copy's dealloc.
+  llvm::DenseMap<mlir::Value, std::pair<mlir::Operation *, mlir::Operation *>>
+      copies;
+  /// The kernels built so far: they write nothing but their epilogues'
+  /// outputs.
+  llvm::SmallPtrSet<mlir::Operation *, 8> kernels;
+};
 
 /// Replaces the contraction `g` (buffers, C zero-filled before it) by a
 /// warpgroup-MMA kernel; with `epilogue`, the kernel runs the consumer of C
-/// on the accumulators instead of storing C, and replaces it too.
+/// on the accumulators instead of storing C, and replaces it too. With
+/// `padded`, copies of operands are shared with the other kernels built
+/// with it.
 llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16,
                                      int64_t tileN = 128, int64_t stages = 4,
-                                     ConsumerEpilogue *epilogue = nullptr);
+                                     ConsumerEpilogue *epilogue = nullptr,
+                                     PaddedCopies *padded = nullptr);
 
 } // namespace tessera
 

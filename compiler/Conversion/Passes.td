@@ -139,9 +139,17 @@ def GPUSelectTensorCoreMatmuls
     holding bf16 bits, bitcast back to bf16 in the contraction's body (the
     IR stays exact and runs on the CPU too); MLIR 22's vector-to-nvgpu path
     only knows f16, so the kernel is generated as f16 and its mma.sync
-    instructions are retyped to bf16. Shapes must tile: m and n multiples of 128, k of 32; other
-    contractions keep the SIMT lowering.
+    instructions are retyped to bf16. Shapes must tile: m and n multiples
+    of 128, k of 32; other contractions keep the SIMT lowering. With
+    `ragged-shapes` (sm_90a, whose warpgroup-MMA kernel takes partial
+    tiles), any shape; a transposed operand is read in place only where
+    its rows read that way are multiples of 8 elements (16-byte copies).
   }];
+  let options = [Option<"raggedShapes", "ragged-shapes", "bool",
+                        /*default=*/"false",
+                        "Select contractions of any shape (for the wgmma "
+                        "kernel), not only those that 128 x 128 x 32 tiles "
+                        "cover">];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];

@@ -51,6 +51,7 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 
 using namespace mlir;
 
@@ -95,6 +96,17 @@ struct Builder {
   }
   Value xorI(Value x, Value y) { return arith::XOrIOp::create(b, loc, x, y); }
   Value minI(Value x, Value y) { return arith::MinUIOp::create(b, loc, x, y); }
+  Value minI(Value x, int64_t c) { return minI(x, index(c)); }
+  Value less(Value x, int64_t c) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x,
+                                 index(c));
+  }
+  /// x && y, where a null condition is true.
+  Value both(Value x, Value y) {
+    if (!x || !y)
+      return x ? x : y;
+    return arith::AndIOp::create(b, loc, x, y);
+  }
 };
 
 /// The parts of a marked contraction the kernel needs.
@@ -104,6 +116,20 @@ struct Operands {
   bool bTransposed; // b is N x K (K-major); otherwise K x N (N-major)
   int64_t m, n, k;
 };
+
+/// An index of an operand's dimension of `extent` elements, read `width` at
+/// a time (1 along rows, 8 along the contiguous dimension): where the tiles
+/// cover the dimension exactly (`ragged` false), the index itself;
+/// otherwise the index clamped to the last piece, so that the address
+/// stays inside the operand, with `valid` and-ed with whether the piece
+/// starts inside.
+Value bounded(Builder &k, Value index, int64_t extent, int64_t width,
+              bool ragged, Value &valid) {
+  if (!ragged)
+    return index;
+  valid = k.both(valid, k.less(index, extent));
+  return k.minI(index, llvm::alignTo(extent, width) - width);
+}
 
 /// A shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"):
 /// start address >> 4 in bits 0-13, leading and stride byte offsets >> 4 in
@@ -121,20 +147,36 @@ Value descriptor(Builder &k, Value address, int64_t leading, int64_t stride) {
 
 /// The copies of K tile `kt` (clamped to the last; nothing is read when
 /// `live` is false) into stage `stage` of `ring` (f16 elements), one
-/// cp.async group.
+/// cp.async group. Where a tile reaches past M, N or K, the 16-byte pieces
+/// outside are zero-filled instead (a cp.async source size of 0): zeros
+/// along K add nothing to the products, and rows or columns past M or N
+/// are not stored.
 void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
               Value tid, Value m0, Value n0, Value kt, Value live,
               Value stage) {
   OpBuilder &b = k.b;
   Type token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   Value k0 = k.mul(kt, kBK);
-  Value srcElements =
-      arith::SelectOp::create(b, k.loc, live, k.index(8), k.index(0));
   Value stageBase = k.mul(stage, t.stageBytes() / 2);
   SmallVector<Value> tokens;
-  auto copy = [&](Value src, ValueRange srcIdx, Value dst) {
+  bool raggedM = o.m % kBM, raggedN = o.n % t.bn, raggedK = o.k % kBK;
+  // The 16-byte piece at (row, col) of `src` to `dst`: `src` has `rows`
+  // rows of `cols` elements, each dimension ragged or not. A row of `cols`
+  // elements that 8 does not divide ends in a piece of fewer: the copy
+  // reads those and zero-fills the rest.
+  auto copy = [&](Value src, Value row, int64_t rows, bool raggedRows,
+                  Value col, int64_t cols, bool raggedCols, Value dst) {
+    Value valid = live;
+    row = bounded(k, row, rows, 1, raggedRows, valid);
+    Value count = k.index(8);
+    if (cols % 8)
+      count = k.minI(arith::SubIOp::create(b, k.loc, k.index(cols), col),
+                     count);
+    col = bounded(k, col, cols, 8, raggedCols, valid);
+    Value srcElements =
+        arith::SelectOp::create(b, k.loc, valid, count, k.index(0));
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, k.loc, token, ring, ValueRange{dst}, src, srcIdx,
+        b, k.loc, token, ring, ValueRange{dst}, src, ValueRange{row, col},
         b.getIndexAttr(8), srcElements, b.getUnitAttr()));
   };
   // K-major rows of 8 chunks of 16 bytes: the chunk of element offset e
@@ -155,13 +197,13 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
     Value e = k.add(tid, it * kThreads);
     if (o.aTransposed) { // K x M: M-major, K row kr, chunk nc of 16
       Value kr = k.div(e, kBM / 8), nc = k.rem(e, kBM / 8);
-      copy(o.a, {k.add(k0, kr), k.add(m0, k.mul(nc, 8))},
-           k.add(stageBase, mnMajor(kr, nc)));
+      copy(o.a, k.add(k0, kr), o.k, raggedK, k.add(m0, k.mul(nc, 8)), o.m,
+           raggedM, k.add(stageBase, mnMajor(kr, nc)));
       continue;
     }
     Value r = k.div(e, 8), ch = k.rem(e, 8);
-    copy(o.a, {k.add(m0, r), k.add(k0, k.mul(ch, 8))},
-         k.add(stageBase, kMajor(r, ch)));
+    copy(o.a, k.add(m0, r), o.m, raggedM, k.add(k0, k.mul(ch, 8)), o.k,
+         raggedK, k.add(stageBase, kMajor(r, ch)));
   }
   // B: bn * 8 chunks, 4 or 8 per thread.
   Value bBase = k.add(stageBase, kTileBytesA / 2);
@@ -170,22 +212,87 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
     Value e = k.add(tid, it * kThreads);
     if (o.bTransposed) { // N x K: K-major, as A
       Value r = k.div(e, 8), ch = k.rem(e, 8);
-      copy(o.bm, {k.add(n0, r), k.add(k0, k.mul(ch, 8))},
-           k.add(bBase, kMajor(r, ch)));
+      copy(o.bm, k.add(n0, r), o.n, raggedN, k.add(k0, k.mul(ch, 8)), o.k,
+           raggedK, k.add(bBase, kMajor(r, ch)));
       continue;
     }
     // N-major: K row kr, chunk nc of bn / 8 across the columns.
     Value kr = k.div(e, rowChunks), nc = k.rem(e, rowChunks);
-    copy(o.bm, {k.add(k0, kr), k.add(n0, k.mul(nc, 8))},
-         k.add(bBase, mnMajor(kr, nc)));
+    copy(o.bm, k.add(k0, kr), o.k, raggedK, k.add(n0, k.mul(nc, 8)), o.n,
+         raggedN, k.add(bBase, mnMajor(kr, nc)));
   }
   nvgpu::DeviceAsyncCreateGroupOp::create(b, k.loc, token, tokens);
+}
+
+/// Whether `x` and `y` are the same view: the same value, or the same
+/// result of two equal view ops of the same source (two collapse_shapes of
+/// one buffer).
+bool sameView(Value x, Value y) {
+  if (x == y)
+    return true;
+  auto a = dyn_cast_or_null<ViewLikeOpInterface>(x.getDefiningOp());
+  auto b = dyn_cast_or_null<ViewLikeOpInterface>(y.getDefiningOp());
+  return a && b &&
+         cast<OpResult>(x).getResultNumber() ==
+             cast<OpResult>(y).getResultNumber() &&
+         OperationEquivalence::isEquivalentTo(
+             a, b, OperationEquivalence::IgnoreLocations);
+}
+
+/// Whether the ops strictly between `from` and `to` may not write `root`:
+/// `untouchedBetween`, except that a kernel in `kernels` only reads what
+/// its copies read (their effects are not known to MLIR).
+bool unwrittenBetween(Operation *from, Operation *to, Value root,
+                      const PaddedCopies &copies) {
+  Operation *start = from;
+  for (Operation *op = from->getNextNode(); op != to; op = op->getNextNode()) {
+    if (!copies.kernels.contains(op))
+      continue;
+    if (!untouchedBetween(start, op, {root}, {}))
+      return false;
+    WalkResult writes = op->walk([&](Operation *inner) {
+      auto copy = dyn_cast<nvgpu::DeviceAsyncCopyOp>(inner);
+      for (OpOperand &use : inner->getOpOperands())
+        if (isa<BaseMemRefType>(use.get().getType()) &&
+            rootBuffer(use.get()) == root &&
+            !(copy && use.get() == copy.getSrc()))
+          return WalkResult::interrupt();
+      return WalkResult::advance();
+    });
+    if (writes.wasInterrupted())
+      return false;
+    start = op;
+  }
+  return untouchedBetween(start, to, {root}, {});
+}
+
+/// Whether the kernel to be built before `point` can read the copy that
+/// `fill` makes of `operand` (a same view): the copy is made before
+/// `point` (moved there if it is made further down) and nothing between
+/// may write the operand.
+bool reuseCopy(Operation *fill, Value operand, Operation *point,
+               const PaddedCopies &copies) {
+  if (fill->getBlock() != point->getBlock())
+    return false;
+  Value root = rootBuffer(operand);
+  if (fill->isBeforeInBlock(point))
+    return unwrittenBetween(fill, point, root, copies);
+  if (!unwrittenBetween(point, fill, root, copies))
+    return false;
+  // Made for a kernel further down: made here instead.
+  Value view = fill->getOperand(1);
+  rootBuffer(view).getDefiningOp()->moveBefore(point);
+  view.getDefiningOp()->moveBefore(point);
+  fill->setOperand(0, operand);
+  fill->moveBefore(point);
+  return true;
 }
 
 } // namespace
 
 LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
-                               int64_t stages, ConsumerEpilogue *epilogue) {
+                               int64_t stages, ConsumerEpilogue *epilogue,
+                               PaddedCopies *copies) {
   Location loc = g.getLoc();
   MLIRContext *ctx = g.getContext();
   AffineMap lhsMap = g.getIndexingMapsArray()[0];
@@ -201,8 +308,6 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
   o.m = cType.getDimSize(0);
   o.n = cType.getDimSize(1);
   o.k = aType.getDimSize(o.aTransposed ? 0 : 1);
-  if (o.m % kBM || o.n % 128 || o.k % kBK)
-    return failure();
   assert((tileN == 128 || tileN == 256) && (stages == 3 || stages == 4) &&
          "unsupported wgmma tile");
   // Columns that 256 does not divide get 128.
@@ -212,8 +317,46 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
   OpBuilder b(epilogue ? epilogue->consumerOp() : g.getOperation());
   Builder k{b, loc};
   Value one = k.index(1);
+  // The copies read 16-byte pieces from 16-byte-aligned addresses: an
+  // operand whose rows are not a whole number of pieces is read from a
+  // copy whose rows are (the logits' gradient with GPT-2's 50257 tokens),
+  // an earlier kernel's if the operand is unchanged since.
+  Operation *point = &*b.getInsertionPoint();
+  PaddedCopies local;
+  if (!copies)
+    copies = &local;
+  // The keys of the copies read.
+  SmallVector<Value> read;
+  for (Value *operand : {&o.a, &o.bm}) {
+    auto type = cast<MemRefType>(operand->getType());
+    int64_t cols = type.getDimSize(1);
+    if (cols % 8 == 0)
+      continue;
+    auto it = llvm::find_if(copies->copies, [&](auto &entry) {
+      return sameView(entry.first, *operand);
+    });
+    if (it != copies->copies.end() &&
+        reuseCopy(it->second.first, *operand, point, *copies)) {
+      read.push_back(it->first);
+      *operand = rootBuffer(it->second.first->getOperand(1));
+      continue;
+    }
+    int64_t rows = type.getDimSize(0);
+    Value copy = memref::AllocOp::create(
+        b, loc,
+        MemRefType::get({rows, static_cast<int64_t>(llvm::alignTo(cols, 8))},
+                        type.getElementType()));
+    Value view = memref::SubViewOp::create(
+        b, loc, copy, ArrayRef<int64_t>{0, 0}, ArrayRef<int64_t>{rows, cols},
+        ArrayRef<int64_t>{1, 1});
+    copies->copies[*operand] = {
+        linalg::CopyOp::create(b, loc, *operand, view), nullptr};
+    read.push_back(*operand);
+    *operand = copy;
+  }
   auto launch = gpu::LaunchOp::create(
-      b, loc, k.index(o.n / t.bn), k.index(o.m / kBM), one,
+      b, loc, k.index(llvm::divideCeil(o.n, t.bn)),
+      k.index(llvm::divideCeil(o.m, kBM)), one,
       k.index(kThreads), one, one,
       /*dynamicSharedMemorySize=*/
       arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t.sharedBytes())));
@@ -239,7 +382,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
       bytes, pad, ValueRange{});
   Value ringAddress = k.add(base, pad);
 
-  int64_t tiles = o.k / kBK;
+  int64_t tiles = llvm::divideCeil(o.k, kBK);
   Value lastTile = k.index(tiles - 1);
   auto issue = [&](Value kt) {
     Value live = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, kt,
@@ -310,23 +453,50 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
   Value row = k.add(k.add(m0, k.mul(warpgroup, 64)),
                     k.add(k.mul(warp, 16), k.div(lane, 4)));
   Value col = k.add(n0, k.mul(k.rem(lane, 4), 2));
+  // Past M or N, nothing is stored; with N odd, the two columns are
+  // stored apart (a row's pairs are not 8-byte aligned then).
   auto pair = VectorType::get({2}, f32);
+  bool raggedM = o.m % kBM, raggedN = o.n % t.bn;
+  int64_t width = o.n % 2 ? 1 : 2;
   for (int64_t nt = 0; nt < t.bn / 8; ++nt)
     for (int64_t h = 0; h < 2; ++h) {
-      SmallVector<Value> two;
-      for (int64_t j = 0; j < 2; ++j)
-        two.push_back(LLVM::ExtractValueOp::create(b, loc, result,
-                                                   4 * nt + 2 * h + j));
-      Value r = k.add(row, 8 * h), c = k.add(col, 8 * nt);
-      if (epilogue) {
-        epilogue->emit(b, loc, r, c, two);
-        continue;
+      Value r = k.add(row, 8 * h);
+      Value inside = raggedM ? k.less(r, o.m) : Value();
+      for (int64_t j = 0; j < 2; j += width) {
+        SmallVector<Value> values;
+        for (int64_t e = j; e < j + width; ++e)
+          values.push_back(LLVM::ExtractValueOp::create(b, loc, result,
+                                                        4 * nt + 2 * h + e));
+        Value c = k.add(col, 8 * nt + j);
+        Value store = k.both(inside, raggedN ? k.less(c, o.n) : Value());
+        OpBuilder::InsertionGuard guard(b);
+        if (store) {
+          auto ifOp = scf::IfOp::create(b, loc, store, /*withElse=*/false);
+          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        }
+        if (epilogue)
+          epilogue->emit(b, loc, r, c, values);
+        else if (width == 1)
+          memref::StoreOp::create(b, loc, values[0], o.c, ValueRange{r, c});
+        else
+          vector::StoreOp::create(
+              b, loc, vector::FromElementsOp::create(b, loc, pair, values),
+              o.c, ValueRange{r, c}, /*nontemporal=*/false,
+              llvm::MaybeAlign(8));
       }
-      vector::StoreOp::create(
-          b, loc, vector::FromElementsOp::create(b, loc, pair, two), o.c,
-          ValueRange{r, c}, /*nontemporal=*/false, llvm::MaybeAlign(8));
     }
   gpu::TerminatorOp::create(b, loc);
+  // A copy is freed after the last kernel that reads it.
+  b.setInsertionPointAfter(launch);
+  copies->kernels.insert(launch);
+  for (Value key : read) {
+    auto &[fill, dealloc] = copies->copies[key];
+    if (!dealloc)
+      dealloc = memref::DeallocOp::create(b, loc,
+                                          rootBuffer(fill->getOperand(1)));
+    else if (dealloc->isBeforeInBlock(launch))
+      dealloc->moveAfter(launch);
+  }
   g.erase();
   if (epilogue)
     epilogue->eraseConsumer();

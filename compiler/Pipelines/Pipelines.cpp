@@ -197,11 +197,15 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
   bool hopper = chip == "sm_90" || chip == "sm_90a";
   if (hopper) {
     chip = "sm_90a";
-    for (std::string &p : passes)
+    for (std::string &p : passes) {
+      // Partial tiles too: the wgmma kernel masks them.
+      if (p == "tessera-gpu-select-tensor-cores")
+        p += "{ragged-shapes}";
       if (p == "tessera-gpu-tensor-core-matmuls")
         p += ("{wgmma wgmma-tile-n=" + wgmmaTile.substr(4, 3) +
               " wgmma-stages=" + wgmmaTile.substr(8, 1) + "}")
                  .str();
+    }
   }
   passes.insert(passes.end(), {
       // Rows of the attention loops: 128-bit loads where alignment is
