@@ -194,6 +194,26 @@ private:
         .getResult(0);
   }
 
+  /// The half-precision `src` transposed by `permutation`, built at b's
+  /// insertion point; a transpose that undoes `src`'s own transpose gives
+  /// that transpose's input.
+  Value transposed(Value src, ArrayRef<int64_t> permutation, Location loc) {
+    if (auto inner = src.getDefiningOp<linalg::TransposeOp>()) {
+      ArrayRef<int64_t> first = inner.getPermutation();
+      if (llvm::all_of(llvm::seq<size_t>(0, permutation.size()), [&](size_t i) {
+            return first[permutation[i]] == int64_t(i);
+          }))
+        return inner.getInput();
+    }
+    auto t = cast<RankedTensorType>(src.getType());
+    SmallVector<int64_t> shape;
+    for (int64_t d : permutation)
+      shape.push_back(t.getDimSize(d));
+    Value empty = tensor::EmptyOp::create(b, loc, shape, t.getElementType());
+    return linalg::TransposeOp::create(b, loc, src, empty, permutation)
+        .getResult()[0];
+  }
+
   Value build(Value v, std::string &format) {
     Operation *def = v.getDefiningOp();
     if (!def)
@@ -211,35 +231,17 @@ private:
       // A rounded transpose is the transpose of the rounded matrix: the
       // matmul then reads that in place (transposedSource) and the f32
       // transpose goes (the tied head's weight, 0.46 GB in GPT-2).
-      if (auto tr = round.getInput().getDefiningOp<linalg::TransposeOp>()) {
-        Value rounded = rounding(tr.getInput(), format == "bf16", loc);
-        auto t = halfType(round.getType());
-        Value empty =
-            tensor::EmptyOp::create(b, loc, t.getShape(), t.getElementType());
-        return linalg::TransposeOp::create(b, loc, rounded, empty,
-                                           tr.getPermutation())
-            .getResult()[0];
-      }
+      if (auto tr = round.getInput().getDefiningOp<linalg::TransposeOp>())
+        return transposed(rounding(tr.getInput(), format == "bf16", loc),
+                          tr.getPermutation(), loc);
       return rounding(round.getInput(), format == "bf16", loc);
     }
     if (auto tr = dyn_cast<linalg::TransposeOp>(def)) {
       Value src = get(tr.getInput(), format);
       if (!src)
         return {};
-      // The transpose of a transpose that restores the order is its input.
-      if (auto inner = src.getDefiningOp<linalg::TransposeOp>()) {
-        ArrayRef<int64_t> outer = tr.getPermutation();
-        ArrayRef<int64_t> first = inner.getPermutation();
-        if (llvm::all_of(llvm::seq<size_t>(0, outer.size()), [&](size_t i) {
-              return first[outer[i]] == int64_t(i);
-            }))
-          return inner.getInput();
-      }
       b.setInsertionPointAfter(tr);
-      auto t = halfType(tr.getResult()[0].getType());
-      Value empty = tensor::EmptyOp::create(b, loc, t.getShape(), t.getElementType());
-      return linalg::TransposeOp::create(b, loc, src, empty, tr.getPermutation())
-          .getResult()[0];
+      return transposed(src, tr.getPermutation(), loc);
     }
     if (auto rs = dyn_cast<tensor::ReshapeOp>(def)) {
       Value src = get(rs.getSource(), format);
@@ -1199,12 +1201,11 @@ struct GPUTensorCoreMatmulsPass
           continue;
         }
       }
+      AffineMap rhsMap = g.getIndexingMapsArray()[1];
+      bool rhsTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
       auto cType = cast<MemRefType>(g.getDpsInits()[0].getType());
       int64_t k = cast<MemRefType>(g.getDpsInputs()[1].getType())
-                      .getDimSize(g.getIndexingMapsArray()[1].getResult(0) ==
-                                          getAffineDimExpr(1, ctx)
-                                      ? 1
-                                      : 0);
+                      .getDimSize(rhsTransposed ? 1 : 0);
       if (!tiles(cType.getDimSize(0), cType.getDimSize(1), k)) {
         g.emitError("internal error: a tensor-core matmul of ")
             << cType.getDimSize(0) << " x " << cType.getDimSize(1) << " x "
@@ -1225,8 +1226,6 @@ struct GPUTensorCoreMatmulsPass
         filled = fill.getOutputs()[0];
         fill.erase();
       }
-      AffineMap rhsMap = g.getIndexingMapsArray()[1];
-      bool rhsTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
       HiddenUses hidden(g);
       OwningOpRef<ModuleOp> script =
           parseSourceString<ModuleOp>(scheduleFor(rhsTransposed), ctx);

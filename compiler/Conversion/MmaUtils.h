@@ -54,12 +54,12 @@ struct PaddedCopies {
 /// Replaces the contraction `g` (buffers, C zero-filled before it) by a
 /// warpgroup-MMA kernel; with `epilogue`, the kernel runs the consumer of C
 /// on the accumulators instead of storing C, and replaces it too. With
-/// `padded`, copies of operands are shared with the other kernels built
+/// `copies`, copies of operands are shared with the other kernels built
 /// with it.
 llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16,
                                      int64_t tileN = 128, int64_t stages = 4,
                                      ConsumerEpilogue *epilogue = nullptr,
-                                     PaddedCopies *padded = nullptr);
+                                     PaddedCopies *copies = nullptr);
 
 } // namespace tessera
 
