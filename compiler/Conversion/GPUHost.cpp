@@ -26,6 +26,7 @@ using namespace mlir;
 namespace tessera {
 #define GEN_PASS_DEF_GPUCOPIESTOLINALG
 #define GEN_PASS_DEF_GPULEGALIZEHOST
+#define GEN_PASS_DEF_GPUASYNCTENSORMAPS
 #include "compiler/Conversion/Passes.h.inc"
 
 namespace {
@@ -501,6 +502,44 @@ struct GPULegalizeHostPass : impl::GPULegalizeHostBase<GPULegalizeHostPass> {
     for (auto fn : getOperation().getOps<func::FuncOp>())
       if (!fn.isExternal() && failed(HostLegalizer(fn).run()))
         return signalPassFailure();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Descriptor calls between asynchronous work
+//===----------------------------------------------------------------------===//
+
+bool isTensorMapCall(Operation *op) {
+  auto call = dyn_cast<func::CallOp>(op);
+  return call && call.getCallee() == "tesseraTensorMap2D";
+}
+
+struct GPUAsyncTensorMapsPass
+    : impl::GPUAsyncTensorMapsBase<GPUAsyncTensorMapsPass> {
+  void runOnOperation() override {
+    SmallVector<gpu::WaitOp> waits;
+    getOperation().walk([&](gpu::WaitOp w) {
+      if (!w.getAsyncToken() && w.getAsyncDependencies().size() == 1)
+        waits.push_back(w);
+    });
+    for (gpu::WaitOp wait : waits) {
+      bool calls = false;
+      Operation *op = wait->getNextNode();
+      for (; op; op = op->getNextNode()) {
+        if (isTensorMapCall(op))
+          calls = true;
+        else if (op->getNumRegions() || !isMemoryEffectFree(op))
+          break;
+      }
+      auto restart = dyn_cast_or_null<gpu::WaitOp>(op);
+      if (!calls || !restart || !restart.getAsyncToken() ||
+          !restart.getAsyncDependencies().empty())
+        continue;
+      restart.getAsyncToken().replaceAllUsesWith(
+          wait.getAsyncDependencies()[0]);
+      restart.erase();
+      wait.erase();
+    }
   }
 };
 

@@ -55,11 +55,15 @@ struct PaddedCopies {
 /// warpgroup-MMA kernel; with `epilogue`, the kernel runs the consumer of C
 /// on the accumulators instead of storing C, and replaces it too. With
 /// `copies`, copies of operands are shared with the other kernels built
-/// with it.
+/// with it. With `tma`, operands whose addresses and row strides are
+/// static multiples of 16 bytes are loaded by TMA in a warp-specialized
+/// kernel (a producer warpgroup, two consumers, mbarriers); the host then
+/// calls the runtime's tesseraTensorMap2D for their descriptors.
 llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16,
                                      int64_t tileN = 128, int64_t stages = 4,
                                      ConsumerEpilogue *epilogue = nullptr,
-                                     PaddedCopies *copies = nullptr);
+                                     PaddedCopies *copies = nullptr,
+                                     bool tma = false);
 
 } // namespace tessera
 

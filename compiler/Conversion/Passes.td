@@ -188,7 +188,11 @@ def GPUTensorCoreMatmuls
                  Option<"wgmmaStages", "wgmma-stages", "int64_t",
                         /*default=*/"4",
                         "With wgmma: shared-memory stages of the K ring, 3 "
-                        "or 4">];
+                        "or 4">,
+                 Option<"wgmmaTma", "wgmma-tma", "bool", /*default=*/"false",
+                        "With wgmma: load operands with TMA in "
+                        "warp-specialized kernels (where their addresses "
+                        "and row strides allow) instead of cp.async">];
   let dependentDialects = ["mlir::transform::TransformDialect",
                            "mlir::gpu::GPUDialect",
                            "mlir::nvgpu::NVGPUDialect",
@@ -237,6 +241,20 @@ def GPULegalizeHost : Pass<"tessera-gpu-legalize-host", "mlir::ModuleOp"> {
   }];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::arith::ArithDialect",
                            "mlir::memref::MemRefDialect"];
+}
+
+def GPUAsyncTensorMaps : Pass<"tessera-gpu-async-tensor-maps", "mlir::func::FuncOp"> {
+  let summary = "Keep the host from waiting for the GPU around TMA descriptor calls";
+  let description = [{
+    Runs after `gpu-async-region`, which makes the host wait for the stream
+    before any call it cannot see through, and start a new chain of work
+    after it. A call of the runtime's `tesseraTensorMap2D` (the descriptors
+    of the TMA matmul kernels) only reads addresses, never device memory:
+    where such calls and side-effect-free ops are all that lies between a
+    `gpu.wait [%t]` and a `gpu.wait async`, both waits go and the work after
+    them depends on `%t`, so the stream never drains between two kernels.
+  }];
+  let dependentDialects = ["mlir::gpu::GPUDialect"];
 }
 
 def GPUTileParallelLoops : Pass<"tessera-gpu-tile-parallel-loops", "mlir::func::FuncOp"> {

@@ -44,6 +44,7 @@
 #include "compiler/Conversion/ConsumerEpilogue.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -224,6 +225,89 @@ void copyTile(Builder &k, const Operands &o, const Tile &t, Value ring,
   nvgpu::DeviceAsyncCreateGroupOp::create(b, k.loc, token, tokens);
 }
 
+/// The products of one K tile in shared memory at `stage` for warpgroup
+/// `warpgroup` (rows 64 x warpgroup of the tile): wgmma.fence, then four
+/// m64nNk16 on `acc`, committed as one group.
+Value products(Builder &k, const Operands &o, const Tile &t, bool bf16,
+               Type accType, Value acc, Value stage, Value warpgroup) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  MLIRContext *ctx = b.getContext();
+  // Each warpgroup's 64 rows of A: 64 x 64 K-major, or one atom column
+  // (64 K rows x 64 M) M-major; 8 KiB either way.
+  Value aBase = k.add(stage, k.mul(warpgroup, 64 * kBK * 2));
+  Value bBase = k.add(stage, kTileBytesA);
+  NVVM::WgmmaFenceAlignedOp::create(b, loc);
+  for (int64_t step = 0; step < kBK / 16; ++step) {
+    Value descA = o.aTransposed
+                      ? descriptor(k, k.add(aBase, step * 2048), 8192, 1024)
+                      : descriptor(k, k.add(aBase, step * 32), 16, 1024);
+    Value descB = o.bTransposed
+                      ? descriptor(k, k.add(bBase, step * 32), 16, 1024)
+                      : descriptor(k, k.add(bBase, step * 2048), 8192, 1024);
+    auto type = bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+    acc = NVVM::WgmmaMmaAsyncOp::create(
+        b, loc, accType, acc, descA, descB,
+        NVVM::MMAShapeAttr::get(ctx, 64, t.bn, 16), type, type,
+        NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+        o.aTransposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+        o.bTransposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+        /*satfinite=*/nullptr);
+  }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+  return acc;
+}
+
+/// Stores the accumulators `result` of warpgroup `warpgroup` (rows 64 x
+/// warpgroup of the block's tile) into C, or runs `epilogue` on them.
+/// Thread (warp w of the warpgroup, lane l) holds, per 8 columns nt, rows
+/// 16 w + l / 4 (+ 8) and columns 8 nt + 2 (l % 4) (+ 1): the m16n8
+/// accumulator layout, repeated. Past M or N, nothing is stored; with N
+/// odd, the two columns are stored apart (a row's pairs are not 8-byte
+/// aligned then).
+void storeTile(Builder &k, const Operands &o, const Tile &t, Value result,
+               Value tid, Value warpgroup, Value m0, Value n0,
+               ConsumerEpilogue *epilogue) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  Type f32 = b.getF32Type();
+  Value lane = k.rem(tid, 32), warp = k.rem(k.div(tid, 32), 4);
+  Value row = k.add(k.add(m0, k.mul(warpgroup, 64)),
+                    k.add(k.mul(warp, 16), k.div(lane, 4)));
+  Value col = k.add(n0, k.mul(k.rem(lane, 4), 2));
+  auto pair = VectorType::get({2}, f32);
+  bool raggedM = o.m % kBM, raggedN = o.n % t.bn;
+  int64_t width = o.n % 2 ? 1 : 2;
+  for (int64_t nt = 0; nt < t.bn / 8; ++nt)
+    for (int64_t h = 0; h < 2; ++h) {
+      Value r = k.add(row, 8 * h);
+      Value inside = raggedM ? k.less(r, o.m) : Value();
+      for (int64_t j = 0; j < 2; j += width) {
+        SmallVector<Value> values;
+        for (int64_t e = j; e < j + width; ++e)
+          values.push_back(LLVM::ExtractValueOp::create(b, loc, result,
+                                                        4 * nt + 2 * h + e));
+        Value c = k.add(col, 8 * nt + j);
+        Value store = k.both(inside, raggedN ? k.less(c, o.n) : Value());
+        OpBuilder::InsertionGuard guard(b);
+        if (store) {
+          auto ifOp = scf::IfOp::create(b, loc, store, /*withElse=*/false);
+          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        }
+        if (epilogue)
+          epilogue->emit(b, loc, r, c, values);
+        else if (width == 1)
+          memref::StoreOp::create(b, loc, values[0], o.c, ValueRange{r, c});
+        else
+          vector::StoreOp::create(
+              b, loc, vector::FromElementsOp::create(b, loc, pair, values),
+              o.c, ValueRange{r, c}, /*nontemporal=*/false,
+              llvm::MaybeAlign(8));
+      }
+    }
+}
+
 /// Whether `x` and `y` are the same view: the same value, or the same
 /// result of two equal view ops of the same source (two collapse_shapes of
 /// one buffer).
@@ -288,72 +372,13 @@ bool reuseCopy(Operation *fill, Value operand, Operation *point,
   return true;
 }
 
-} // namespace
-
-LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
-                               int64_t stages, ConsumerEpilogue *epilogue,
-                               PaddedCopies *copies) {
-  Location loc = g.getLoc();
-  MLIRContext *ctx = g.getContext();
-  AffineMap lhsMap = g.getIndexingMapsArray()[0];
-  AffineMap rhsMap = g.getIndexingMapsArray()[1];
-  Operands o;
-  o.a = g.getDpsInputs()[0];
-  o.bm = g.getDpsInputs()[1];
-  o.c = g.getDpsInits()[0];
-  o.aTransposed = lhsMap.getResult(0) == getAffineDimExpr(2, ctx);
-  o.bTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
-  auto aType = cast<MemRefType>(o.a.getType());
-  auto cType = cast<MemRefType>(o.c.getType());
-  o.m = cType.getDimSize(0);
-  o.n = cType.getDimSize(1);
-  o.k = aType.getDimSize(o.aTransposed ? 0 : 1);
-  assert((tileN == 128 || tileN == 256) && (stages == 3 || stages == 4) &&
-         "unsupported wgmma tile");
-  // Columns that 256 does not divide get 128.
-  Tile t{o.n % tileN ? 128 : tileN, stages};
-
-  // With an epilogue, the kernel replaces its consumer too, in its place.
-  OpBuilder b(epilogue ? epilogue->consumerOp() : g.getOperation());
-  Builder k{b, loc};
+/// The kernel that loads with cp.async (the file comment's schedule).
+gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
+                                 bool bf16, ConsumerEpilogue *epilogue) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  MLIRContext *ctx = b.getContext();
   Value one = k.index(1);
-  // The copies read 16-byte pieces from 16-byte-aligned addresses: an
-  // operand whose rows are not a whole number of pieces is read from a
-  // copy whose rows are (the logits' gradient with GPT-2's 50257 tokens),
-  // an earlier kernel's if the operand is unchanged since.
-  Operation *point = &*b.getInsertionPoint();
-  PaddedCopies local;
-  if (!copies)
-    copies = &local;
-  // The keys of the copies read.
-  SmallVector<Value> read;
-  for (Value *operand : {&o.a, &o.bm}) {
-    auto type = cast<MemRefType>(operand->getType());
-    int64_t cols = type.getDimSize(1);
-    if (cols % 8 == 0)
-      continue;
-    auto it = llvm::find_if(copies->copies, [&](auto &entry) {
-      return sameView(entry.first, *operand);
-    });
-    if (it != copies->copies.end() &&
-        reuseCopy(it->second.first, *operand, point, *copies)) {
-      read.push_back(it->first);
-      *operand = rootBuffer(it->second.first->getOperand(1));
-      continue;
-    }
-    int64_t rows = type.getDimSize(0);
-    Value copy = memref::AllocOp::create(
-        b, loc,
-        MemRefType::get({rows, static_cast<int64_t>(llvm::alignTo(cols, 8))},
-                        type.getElementType()));
-    Value view = memref::SubViewOp::create(
-        b, loc, copy, ArrayRef<int64_t>{0, 0}, ArrayRef<int64_t>{rows, cols},
-        ArrayRef<int64_t>{1, 1});
-    copies->copies[*operand] = {
-        linalg::CopyOp::create(b, loc, *operand, view), nullptr};
-    read.push_back(*operand);
-    *operand = copy;
-  }
   auto launch = gpu::LaunchOp::create(
       b, loc, k.index(llvm::divideCeil(o.n, t.bn)),
       k.index(llvm::divideCeil(o.m, kBM)), one,
@@ -416,78 +441,360 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
 
     Value stage =
         k.add(ringAddress, k.mul(k.rem(kt, t.stages), t.stageBytes()));
-    // Each warpgroup's 64 rows of A: 64 x 64 K-major, or one atom column
-    // (64 K rows x 64 M) M-major; 8 KiB either way.
-    Value aBase = k.add(stage, k.mul(warpgroup, 64 * kBK * 2));
-    Value bBase = k.add(stage, kTileBytesA);
-    NVVM::WgmmaFenceAlignedOp::create(b, loc);
-    for (int64_t step = 0; step < kBK / 16; ++step) {
-      Value descA = o.aTransposed
-                        ? descriptor(k, k.add(aBase, step * 2048), 8192, 1024)
-                        : descriptor(k, k.add(aBase, step * 32), 16, 1024);
-      Value descB = o.bTransposed
-                        ? descriptor(k, k.add(bBase, step * 32), 16, 1024)
-                        : descriptor(k, k.add(bBase, step * 2048), 8192, 1024);
-      auto type = bf16 ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
-      acc = NVVM::WgmmaMmaAsyncOp::create(
-          b, loc, accType, acc, descA, descB,
-          NVVM::MMAShapeAttr::get(ctx, 64, t.bn, 16), type, type,
-          NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
-          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-          o.aTransposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
-          o.bTransposed ? NVVM::MMALayout::col : NVVM::MMALayout::row,
-          /*satfinite=*/nullptr);
-    }
-    NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+    acc = products(k, o, t, bf16, accType, acc, stage, warpgroup);
     NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 1);
     scf::YieldOp::create(b, loc, acc);
   }
   NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
   NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
 
-  // Epilogue: thread (warp w of the warpgroup, lane l) holds, per 8 columns
-  // nt, rows 16 w + l / 4 (+ 8) and columns 8 nt + 2 (l % 4) (+ 1): the
-  // m16n8 accumulator layout, repeated.
-  Value result = loop.getResult(0);
-  Value lane = k.rem(tid, 32), warp = k.rem(k.div(tid, 32), 4);
-  Value row = k.add(k.add(m0, k.mul(warpgroup, 64)),
-                    k.add(k.mul(warp, 16), k.div(lane, 4)));
-  Value col = k.add(n0, k.mul(k.rem(lane, 4), 2));
-  // Past M or N, nothing is stored; with N odd, the two columns are
-  // stored apart (a row's pairs are not 8-byte aligned then).
-  auto pair = VectorType::get({2}, f32);
-  bool raggedM = o.m % kBM, raggedN = o.n % t.bn;
-  int64_t width = o.n % 2 ? 1 : 2;
-  for (int64_t nt = 0; nt < t.bn / 8; ++nt)
-    for (int64_t h = 0; h < 2; ++h) {
-      Value r = k.add(row, 8 * h);
-      Value inside = raggedM ? k.less(r, o.m) : Value();
-      for (int64_t j = 0; j < 2; j += width) {
-        SmallVector<Value> values;
-        for (int64_t e = j; e < j + width; ++e)
-          values.push_back(LLVM::ExtractValueOp::create(b, loc, result,
-                                                        4 * nt + 2 * h + e));
-        Value c = k.add(col, 8 * nt + j);
-        Value store = k.both(inside, raggedN ? k.less(c, o.n) : Value());
-        OpBuilder::InsertionGuard guard(b);
-        if (store) {
-          auto ifOp = scf::IfOp::create(b, loc, store, /*withElse=*/false);
-          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-        }
-        if (epilogue)
-          epilogue->emit(b, loc, r, c, values);
-        else if (width == 1)
-          memref::StoreOp::create(b, loc, values[0], o.c, ValueRange{r, c});
-        else
-          vector::StoreOp::create(
-              b, loc, vector::FromElementsOp::create(b, loc, pair, values),
-              o.c, ValueRange{r, c}, /*nontemporal=*/false,
-              llvm::MaybeAlign(8));
-      }
-    }
+  storeTile(k, o, t, loop.getResult(0), tid, warpgroup, m0, n0, epilogue);
   gpu::TerminatorOp::create(b, loc);
-  // A copy is freed after the last kernel that reads it.
+  return launch;
+}
+
+//===----------------------------------------------------------------------===//
+// The TMA kernel
+//===----------------------------------------------------------------------===//
+
+/// Threads of the TMA kernel: a producer warpgroup and two consumers.
+constexpr int64_t kTmaThreads = 384;
+/// Registers per thread after setmaxnreg: the producer needs few, the
+/// consumers hold the accumulators (2 x 128 x 232 + 128 x 40 <= 64 Ki).
+constexpr int64_t kProducerRegisters = 40, kConsumerRegisters = 232;
+/// Consumer warps: each arrives once on a stage's `empty` barrier.
+constexpr int64_t kConsumerWarps = 8;
+
+/// What a TMA descriptor needs of a 2-D operand: its rows and columns (the
+/// logical ones: a padded copy's extra columns are out of bounds, so TMA
+/// reads zeros there), its row stride and offset in elements.
+struct TmaOperand {
+  Value buffer;
+  int64_t rows, cols, stride, offset;
+};
+
+/// `v` as a TMA operand, if TMA can read it: unit column stride, a static
+/// row stride and offset, both multiples of 16 bytes (the descriptor's
+/// address and strides must be). Device allocations are 256-byte aligned.
+std::optional<TmaOperand> tmaOperand(Value v, int64_t cols) {
+  auto type = cast<MemRefType>(v.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (type.getRank() != 2 || failed(type.getStridesAndOffset(strides, offset)))
+    return std::nullopt;
+  if (strides[1] != 1 || ShapedType::isDynamic(strides[0]) ||
+      ShapedType::isDynamic(offset) || strides[0] % 8 || offset % 8)
+    return std::nullopt;
+  return TmaOperand{v, type.getDimSize(0), cols, strides[0], offset};
+}
+
+/// The runtime function that makes (and caches) a descriptor:
+/// runtime/cuda/MgpuABI.h's tesseraTensorMap2D.
+constexpr llvm::StringLiteral kTensorMapFn = "tesseraTensorMap2D";
+
+/// Host code before the launch: the device address of the descriptor of
+/// `o`, read in boxes of `boxRows` x `boxCols`.
+Value tensorMap(Builder &k, const TmaOperand &o, int64_t boxRows,
+                int64_t boxCols, bool bf16, Operation *anchor) {
+  OpBuilder &b = k.b;
+  auto module = anchor->getParentOfType<ModuleOp>();
+  Type i64 = b.getI64Type();
+  auto fn = module.lookupSymbol<func::FuncOp>(kTensorMapFn);
+  if (!fn) {
+    OpBuilder top = OpBuilder::atBlockBegin(module.getBody());
+    fn = func::FuncOp::create(
+        top, k.loc, kTensorMapFn,
+        top.getFunctionType(SmallVector<Type>(7, i64), {i64}));
+    fn.setPrivate();
+  }
+  Value base =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, k.loc, o.buffer);
+  Value address = arith::IndexCastUIOp::create(b, k.loc, i64,
+                                               k.add(base, o.offset * 2));
+  return func::CallOp::create(
+             b, k.loc, fn,
+             ValueRange{address, k.i64(o.rows), k.i64(o.cols),
+                        k.i64(o.stride * 2), k.i64(boxRows), k.i64(boxCols),
+                        k.i64(bf16)})
+      .getResult(0);
+}
+
+/// The warp-specialized kernel (sm_90a, TMA): warpgroup 0's first thread
+/// is the producer. For each K tile it waits until the consumers released
+/// the tile's stage (`empty`), announces the stage's bytes on its `full`
+/// barrier and issues the TMA copies, which complete on that barrier; the
+/// copies write the same 128-byte-swizzled layout as the cp.async kernel
+/// (one box per 128-byte row set: A 128 x 64 or two 64 x 64 boxes for
+/// M-major, B N x 64 or N / 64 boxes of 64 x 64) and read zeros past the
+/// operand's rows and columns, so partial tiles need nothing more.
+/// Warpgroups 1 and 2 compute 64 rows each: wait on `full`, wgmma, and
+/// once the previous tile's products are done, release its stage.
+/// setmaxnreg moves registers from the producer to the consumers.
+gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
+                             bool bf16, const TmaOperand &a,
+                             const TmaOperand &bm, ConsumerEpilogue *epilogue,
+                             Operation *anchor) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  MLIRContext *ctx = b.getContext();
+  // Boxes: K-major operands are read 64 K columns (128 bytes) wide, all
+  // the tile's rows at once; MN-major ones 64 x 64 per 8 KiB atom.
+  Value mapA = o.aTransposed ? tensorMap(k, a, kBK, 64, bf16, anchor)
+                             : tensorMap(k, a, kBM, kBK, bf16, anchor);
+  Value mapB = o.bTransposed ? tensorMap(k, bm, t.bn, kBK, bf16, anchor)
+                             : tensorMap(k, bm, kBK, 64, bf16, anchor);
+  Value one = k.index(1);
+  int64_t barrierBytes = 2 * t.stages * 8;
+  auto launch = gpu::LaunchOp::create(
+      b, loc, k.index(llvm::divideCeil(o.n, t.bn)),
+      k.index(llvm::divideCeil(o.m, kBM)), one, k.index(kTmaThreads), one,
+      one,
+      /*dynamicSharedMemorySize=*/
+      arith::ConstantOp::create(
+          b, loc, b.getI32IntegerAttr(t.sharedBytes() + barrierBytes)));
+  b.setInsertionPointToStart(&launch.getBody().front());
+  Value tid = launch.getThreadIds().x;
+  Value n0 = k.mul(launch.getBlockIds().x, t.bn);
+  Value m0 = k.mul(launch.getBlockIds().y, kBM);
+
+  // The ring, aligned to 1024 bytes (the swizzle's period, which TMA
+  // requires of a 128-byte-swizzled destination), then the barriers:
+  // full[S], empty[S].
+  auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Value bytes = gpu::DynamicSharedMemoryOp::create(
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                      MemRefLayoutAttrInterface(), shared));
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, bytes);
+  Value pad = k.rem(arith::SubIOp::create(b, loc, k.index(1024),
+                                          k.rem(base, 1024)),
+                    1024);
+  Value ring = k.add(base, pad);
+  Value barriers = k.add(ring, t.stages * t.stageBytes());
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  auto i32Value = [&](Value index) {
+    return arith::IndexCastUIOp::create(b, loc, i32, index);
+  };
+  auto i32Const = [&](int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  };
+  auto sharedPtr = [&](Value address) -> Value {
+    Value bits = arith::IndexCastUIOp::create(b, loc, i64, address);
+    return LLVM::IntToPtrOp::create(b, loc,
+                                    LLVM::LLVMPointerType::get(ctx, 3), bits);
+  };
+  auto full = [&](Value s) { return sharedPtr(k.add(barriers, k.mul(s, 8))); };
+  auto empty = [&](Value s) {
+    return sharedPtr(k.add(barriers, k.add(k.mul(s, 8), t.stages * 8)));
+  };
+  auto equal = [&](Value x, int64_t c) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, x,
+                                 k.index(c));
+  };
+  auto waitParity = [&](Value barrier, Value parity) {
+    NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, i32Value(parity),
+                                          i32Const(1000000));
+  };
+
+  // Thread 0 initializes the barriers; the block-wide barrier makes them
+  // visible before anyone waits.
+  {
+    OpBuilder::InsertionGuard guard(b);
+    auto first = scf::IfOp::create(b, loc, equal(tid, 0), false);
+    b.setInsertionPointToStart(&first.getThenRegion().front());
+    for (int64_t s = 0; s < t.stages; ++s) {
+      NVVM::MBarrierInitOp::create(b, loc, full(k.index(s)), i32Const(1),
+                                   Value());
+      NVVM::MBarrierInitOp::create(b, loc, empty(k.index(s)),
+                                   i32Const(kConsumerWarps), Value());
+    }
+    NVVM::FenceMbarrierInitOp::create(b, loc);
+  }
+  gpu::BarrierOp::create(b, loc);
+
+  int64_t tiles = llvm::divideCeil(o.k, kBK);
+  Value warpgroup = k.div(tid, 128);
+  auto roles = scf::IfOp::create(b, loc, equal(warpgroup, 0), true);
+
+  // The producer.
+  b.setInsertionPointToStart(&roles.getThenRegion().front());
+  NVVM::SetMaxRegisterOp::create(b, loc, kProducerRegisters,
+                                 NVVM::SetMaxRegisterAction::decrease);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    auto producer = scf::IfOp::create(b, loc, equal(tid, 0), false);
+    b.setInsertionPointToStart(&producer.getThenRegion().front());
+    auto generic = [&](Value map) -> Value {
+      return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(ctx),
+                                      map);
+    };
+    Value ptrA = generic(mapA), ptrB = generic(mapB);
+    // The descriptors were written by a copy from the host: the tensormap
+    // proxy must see them.
+    for (Value map : {ptrA, ptrB})
+      NVVM::FenceProxyAcquireOp::create(b, loc, NVVM::MemScopeKind::GPU, map,
+                                        i32Const(128));
+    auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    Value s = k.rem(kt, t.stages);
+    Value round = k.div(kt, t.stages);
+    // Round r refills the stage that round r - 1's tile used: wait for
+    // the phase of `empty` that its release completed (parity (r - 1) % 2;
+    // for r = 0, the phase before the first, which counts as complete).
+    waitParity(empty(s), k.xorI(k.rem(round, 2), one));
+    Value fullS = full(s);
+    NVVM::MBarrierArriveExpectTxOp::create(
+        b, loc, Type(), fullS, i32Const(t.stageBytes()),
+        NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+    Value stage = k.add(ring, k.mul(s, t.stageBytes()));
+    Value k0 = k.mul(kt, kBK);
+    auto copy = [&](Value map, Value address, Value inner, Value outer) {
+      Value dst = LLVM::AddrSpaceCastOp::create(
+          b, loc, LLVM::LLVMPointerType::get(ctx, 7), sharedPtr(address));
+      NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+          b, loc, dst, map, ValueRange{i32Value(inner), i32Value(outer)},
+          fullS, ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
+          /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(), Value());
+    };
+    if (o.aTransposed) // K x M: two atoms of 64 M columns
+      for (int64_t j = 0; j < kBM / 64; ++j)
+        copy(ptrA, k.add(stage, j * 8192), k.add(m0, j * 64), k0);
+    else
+      copy(ptrA, stage, k0, m0);
+    Value bBase = k.add(stage, kTileBytesA);
+    if (o.bTransposed) // N x K
+      copy(ptrB, bBase, k0, n0);
+    else // K x N: bn / 64 atoms
+      for (int64_t j = 0; j < t.bn / 64; ++j)
+        copy(ptrB, k.add(bBase, j * 8192), k.add(n0, j * 64), k0);
+  }
+
+  // The consumers.
+  b.setInsertionPointToStart(&roles.getElseRegion().front());
+  NVVM::SetMaxRegisterOp::create(b, loc, kConsumerRegisters,
+                                 NVVM::SetMaxRegisterAction::increase);
+  Value consumer = arith::SubIOp::create(b, loc, warpgroup, one);
+  Type f32 = b.getF32Type();
+  auto accType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(t.accumulators(), f32));
+  Value zero = LLVM::ZeroOp::create(b, loc, accType);
+  Value lane = k.rem(tid, 32);
+  auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
+                                 ValueRange{zero});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    Value s = k.rem(kt, t.stages);
+    waitParity(full(s), k.rem(k.div(kt, t.stages), 2));
+    Value stage = k.add(ring, k.mul(s, t.stageBytes()));
+    Value acc = products(k, o, t, bf16, accType, loop.getRegionIterArgs()[0],
+                         stage, consumer);
+    // Tile kt - 1's products are done: its stage may be refilled.
+    NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 1);
+    Value release = arith::AndIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, kt,
+                              k.index(0)),
+        equal(lane, 0));
+    auto ifOp = scf::IfOp::create(b, loc, release, false);
+    {
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      Value previous = k.rem(k.add(kt, t.stages - 1), t.stages);
+      NVVM::MBarrierArriveOp::create(b, loc, Type(), empty(previous), Value(),
+                                     NVVM::MemScopeKind::CTA, false);
+    }
+    scf::YieldOp::create(b, loc, acc);
+  }
+  NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+  storeTile(k, o, t, loop.getResult(0), k.rem(tid, 128), consumer, m0, n0,
+            epilogue);
+  b.setInsertionPointToEnd(&launch.getBody().front());
+  gpu::TerminatorOp::create(b, loc);
+  return launch;
+}
+
+} // namespace
+
+LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
+                               int64_t stages, ConsumerEpilogue *epilogue,
+                               PaddedCopies *copies, bool tma) {
+  Location loc = g.getLoc();
+  MLIRContext *ctx = g.getContext();
+  AffineMap lhsMap = g.getIndexingMapsArray()[0];
+  AffineMap rhsMap = g.getIndexingMapsArray()[1];
+  Operands o;
+  o.a = g.getDpsInputs()[0];
+  o.bm = g.getDpsInputs()[1];
+  o.c = g.getDpsInits()[0];
+  o.aTransposed = lhsMap.getResult(0) == getAffineDimExpr(2, ctx);
+  o.bTransposed = rhsMap.getResult(0) == getAffineDimExpr(1, ctx);
+  auto aType = cast<MemRefType>(o.a.getType());
+  auto cType = cast<MemRefType>(o.c.getType());
+  o.m = cType.getDimSize(0);
+  o.n = cType.getDimSize(1);
+  o.k = aType.getDimSize(o.aTransposed ? 0 : 1);
+  assert((tileN == 128 || tileN == 256) && (stages == 3 || stages == 4) &&
+         "unsupported wgmma tile");
+  // Columns that 256 does not divide get 128.
+  Tile t{o.n % tileN ? 128 : tileN, stages};
+
+  // With an epilogue, the kernel replaces its consumer too, in its place.
+  OpBuilder b(epilogue ? epilogue->consumerOp() : g.getOperation());
+  Builder k{b, loc};
+  // The copies read 16-byte pieces from 16-byte-aligned addresses: an
+  // operand whose rows are not a whole number of pieces is read from a
+  // copy whose rows are (the logits' gradient with GPT-2's 50257 tokens),
+  // an earlier kernel's if the operand is unchanged since.
+  Operation *point = &*b.getInsertionPoint();
+  PaddedCopies local;
+  if (!copies)
+    copies = &local;
+  // The keys of the copies read.
+  SmallVector<Value> read;
+  int64_t logicalCols[2] = {cast<MemRefType>(o.a.getType()).getDimSize(1),
+                            cast<MemRefType>(o.bm.getType()).getDimSize(1)};
+  for (Value *operand : {&o.a, &o.bm}) {
+    auto type = cast<MemRefType>(operand->getType());
+    int64_t cols = type.getDimSize(1);
+    if (cols % 8 == 0)
+      continue;
+    auto it = llvm::find_if(copies->copies, [&](auto &entry) {
+      return sameView(entry.first, *operand);
+    });
+    if (it != copies->copies.end() &&
+        reuseCopy(it->second.first, *operand, point, *copies)) {
+      read.push_back(it->first);
+      *operand = rootBuffer(it->second.first->getOperand(1));
+      continue;
+    }
+    int64_t rows = type.getDimSize(0);
+    Value copy = memref::AllocOp::create(
+        b, loc,
+        MemRefType::get({rows, static_cast<int64_t>(llvm::alignTo(cols, 8))},
+                        type.getElementType()));
+    Value view = memref::SubViewOp::create(
+        b, loc, copy, ArrayRef<int64_t>{0, 0}, ArrayRef<int64_t>{rows, cols},
+        ArrayRef<int64_t>{1, 1});
+    copies->copies[*operand] = {
+        linalg::CopyOp::create(b, loc, *operand, view), nullptr};
+    read.push_back(*operand);
+    *operand = copy;
+  }
+  gpu::LaunchOp launch;
+  std::optional<TmaOperand> tmaA, tmaB;
+  if (tma) {
+    tmaA = tmaOperand(o.a, logicalCols[0]);
+    tmaB = tmaOperand(o.bm, logicalCols[1]);
+  }
+  if (tmaA && tmaB)
+    launch = buildTmaKernel(k, o, t, bf16, *tmaA, *tmaB, epilogue, point);
+  else
+    launch = buildCpAsyncKernel(k, o, t, bf16, epilogue);
   b.setInsertionPointAfter(launch);
+  // A copy is freed after the last kernel that reads it.
   copies->kernels.insert(launch);
   for (Value key : read) {
     auto &[fill, dealloc] = copies->copies[key];

@@ -185,7 +185,8 @@ bool isWgmmaTile(StringRef tile) {
 }
 
 LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
-                                       StringRef format, StringRef wgmmaTile) {
+                                       StringRef format, StringRef wgmmaTile,
+                                       bool wgmmaTma) {
   if (wgmmaTile.empty())
     wgmmaTile = "128x128x4";
   if (!isWgmmaTile(wgmmaTile))
@@ -203,7 +204,8 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
         p += "{ragged-shapes}";
       if (p == "tessera-gpu-tensor-core-matmuls")
         p += ("{wgmma wgmma-tile-n=" + wgmmaTile.substr(4, 3) +
-              " wgmma-stages=" + wgmmaTile.substr(8, 1) + "}")
+              " wgmma-stages=" + wgmmaTile.substr(8, 1) +
+              (wgmmaTma ? " wgmma-tma" : "") + "}")
                  .str();
     }
   }
@@ -221,16 +223,20 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
       "gpu-kernel-outlining", "tessera-merge-gpu-modules",
       // One stream per call: allocations, frees and launches are queued in
       // order and the host waits once, at the end.
-      "func.func(gpu-async-region)", "lower-affine",
+      "func.func(gpu-async-region)",
+      // ... except around the TMA descriptor calls, which need no wait.
+      "func.func(tessera-gpu-async-tensor-maps)", "lower-affine",
       // No libdevice calls: exp/tanh/log as polynomials, rsqrt as 1/sqrt.
       "tessera-approximate-math", "math-expand-ops",
       // sqrt, floor, ... as PTX instructions instead of libdevice calls.
       "gpu.module(tessera-gpu-math-to-ptx)", "canonicalize",
-      // PTX 8.0 assembles for sm_80 and sm_90 alike (TOOLCHAIN.md). With
-      // format=fatbin MLIR runs ptxas and fatbinary: machine code for
-      // `chip` plus the PTX.
+      // PTX 8.0 assembles for sm_80 and sm_90 alike (TOOLCHAIN.md); the
+      // TMA kernels' fence.proxy.tensormap needs 8.3. With format=fatbin
+      // MLIR runs ptxas and fatbinary: machine code for `chip` plus the
+      // PTX.
       "gpu-lower-to-nvvm-pipeline{cubin-chip=" + chip.str() +
-          " cubin-features=+ptx80 cubin-format=" + format.str() + "}",
+          " cubin-features=+ptx" + (hopper && wgmmaTma ? "83" : "80") +
+          " cubin-format=" + format.str() + "}",
   });
   return parsePassPipeline(llvm::join(passes, ","), pm);
 }

@@ -31,11 +31,13 @@ mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
 /// $CUDA_HOME or $CUDA_PATH).
 /// `wgmmaTile` ("128x128x4", the default, "128x128x3", "128x256x4" or
 /// "128x256x3": block rows x columns x stages) shapes sm_90a's matmul
-/// kernels; an unknown one fails.
+/// kernels; an unknown one fails. With `wgmmaTma`, they load their
+/// operands with TMA in warp-specialized kernels (PTX 8.3).
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
                                              llvm::StringRef chip,
                                              llvm::StringRef format = "isa",
-                                             llvm::StringRef wgmmaTile = "");
+                                             llvm::StringRef wgmmaTile = "",
+                                             bool wgmmaTma = false);
 
 /// Whether `tile` names a matmul tile of buildGPULoweringPipeline.
 bool isWgmmaTile(llvm::StringRef tile);

@@ -15,6 +15,7 @@
 #include "runtime/support/Status.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -51,6 +52,14 @@ enum : int {
 enum : unsigned { CU_STREAM_NON_BLOCKING = 0x1 };
 enum : unsigned { CU_EVENT_DISABLE_TIMING = 0x2 };
 enum : unsigned { CU_MEM_ATTACH_GLOBAL = 0x1 };
+enum : int {
+  CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6,
+  CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9,
+  CU_TENSOR_MAP_INTERLEAVE_NONE = 0,
+  CU_TENSOR_MAP_SWIZZLE_128B = 3,
+  CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3,
+  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0,
+};
 
 /// The driver entry points the runtime calls, with the signatures of cuda.h
 /// (its enum parameters, such as CUdevice_attribute, are ints here). Each
@@ -106,6 +115,19 @@ struct DriverApi {
   CUresult (*cuEventRecord)(CUevent event, CUstream stream);
   CUresult (*cuEventSynchronize)(CUevent event);
   CUresult (*cuEventElapsedTime)(float *ms, CUevent start, CUevent end);
+
+  /// Optional (CUDA 12 and later; null where the driver lacks it): a TMA
+  /// descriptor (CUtensorMap, 128 bytes aligned to 64) of a tiled tensor.
+  /// The enum parameters (data type, interleave, swizzle, L2 promotion,
+  /// out-of-bounds fill) are ints here.
+  CUresult (*cuTensorMapEncodeTiled)(void *tensorMap, int dataType,
+                                     uint32_t rank, void *globalAddress,
+                                     const uint64_t *globalDim,
+                                     const uint64_t *globalStrides,
+                                     const uint32_t *boxDim,
+                                     const uint32_t *elementStrides,
+                                     int interleave, int swizzle,
+                                     int l2Promotion, int oobFill);
 };
 
 /// An opened and initialized CUDA driver.

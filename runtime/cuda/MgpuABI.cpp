@@ -13,7 +13,10 @@
 #include "runtime/cuda/CudaState.h"
 #include "runtime/cuda/Profiler.h"
 
+#include <array>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <string>
 
 using namespace tessera::rt;
@@ -309,4 +312,80 @@ extern "C" void mgpuMemset16(void *dst, unsigned short value, size_t count,
 
 extern "C" void mgpuSetDefaultDevice(int32_t device) {
   CudaState::defaultDevice() = device;
+}
+
+extern "C" uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows,
+                                       int64_t cols, int64_t rowBytes,
+                                       int64_t boxRows, int64_t boxCols,
+                                       int64_t bf16) {
+  if (skipAfterError())
+    return 0;
+  const Driver *driver = activeDriver("making a TMA tensor map");
+  if (!driver)
+    return 0;
+  const DriverApi &api = driver->api();
+  auto what = [&] {
+    return "making the TMA tensor map of a " + std::to_string(rows) + " x " +
+           std::to_string(cols) + " matrix at " +
+           pointerText(reinterpret_cast<void *>(base)) + " (rows " +
+           std::to_string(rowBytes) + " bytes apart, boxes of " +
+           std::to_string(boxRows) + " x " + std::to_string(boxCols) + ")";
+  };
+  if (!api.cuTensorMapEncodeTiled) {
+    CudaState::get().recordError(Status::fail(
+        what() + ": the CUDA driver " + driver->path() +
+        " has no cuTensorMapEncodeTiled (it needs CUDA 12 or later; or "
+        "compile without --wgmma-loads=tma)"));
+    return 0;
+  }
+
+  // Descriptors live in device memory, 128 bytes each, in blocks that are
+  // never freed: a slot is never rewritten, so a kernel still running
+  // never sees its descriptor change, and the TMA unit's descriptor cache
+  // never holds a stale one.
+  static std::mutex mutex;
+  static std::map<std::array<int64_t, 8>, uint64_t> made;
+  static uint64_t block = 0, used = 0;
+  constexpr uint64_t kBlockBytes = 64 * 1024, kMapBytes = 128;
+  std::array<int64_t, 8> key{int64_t(base), rows,    cols, rowBytes,
+                             boxRows,       boxCols, bf16,
+                             CudaState::defaultDevice()};
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = made.find(key); it != made.end())
+    return it->second;
+
+  alignas(64) uint64_t map[kMapBytes / 8] = {};
+  uint64_t dims[2] = {uint64_t(cols), uint64_t(rows)};
+  uint64_t strides[1] = {uint64_t(rowBytes)};
+  uint32_t box[2] = {uint32_t(boxCols), uint32_t(boxRows)};
+  uint32_t elementStrides[2] = {1, 1};
+  if (!succeeded(*driver,
+                 api.cuTensorMapEncodeTiled(
+                     map,
+                     bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                          : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                     2, reinterpret_cast<void *>(base), dims, strides, box,
+                     elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                     CU_TENSOR_MAP_SWIZZLE_128B,
+                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                 what()))
+    return 0;
+  if (!block || used + kMapBytes > kBlockBytes) {
+    CUdeviceptr fresh = 0;
+    if (!succeeded(*driver, api.cuMemAlloc_v2(&fresh, kBlockBytes),
+                   what() + ": allocating device memory for descriptors"))
+      return 0;
+    block = fresh;
+    used = 0;
+  }
+  uint64_t slot = block + used;
+  // Synchronous: the descriptor is in place before any launch queued later.
+  if (!succeeded(*driver, api.cuMemcpy(slot, CUdeviceptr(reinterpret_cast<uintptr_t>(map)),
+                                         kMapBytes),
+                 what() + ": copying it to the device"))
+    return 0;
+  used += kMapBytes;
+  made.emplace(key, slot);
+  return slot;
 }

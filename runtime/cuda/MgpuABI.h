@@ -19,6 +19,11 @@
 //   void @mgpuMemset16(ptr, i16, i64, ptr)
 //   void @mgpuSetDefaultDevice(i32)
 //
+// and one of Tessera's own, which the sm_90a matmul kernels that load
+// through TMA (`--wgmma-loads=tma`) call before their launch:
+//
+//   i64  @tesseraTensorMap2D(i64, i64, i64, i64, i64, i64, i64)
+//
 // (checked against the output of mlir-opt/mlir-translate 22.1.8 and
 // mlir/lib/ExecutionEngine/CudaRuntimeWrappers.cpp).
 //
@@ -81,6 +86,18 @@ void mgpuMemset32(void *dst, unsigned int value, size_t count, CUstream stream);
 void mgpuMemset16(void *dst, unsigned short value, size_t count,
                   CUstream stream);
 /// The device that later calls of this thread use.
+/// The device address of a TMA descriptor (a CUtensorMap in device memory)
+/// of the row-major `rows` x `cols` matrix of 16-bit elements (bf16 if
+/// `bf16`, else f16) at device address `base`, rows `rowBytes` apart,
+/// loaded `boxRows` x `boxCols` at a time into shared memory with the
+/// 128-byte swizzle; elements past the matrix read as zero. A descriptor is
+/// encoded once per distinct argument list and device and kept for the
+/// process (compiled code asks before every launch, so a training step
+/// reuses its descriptors); 0 after recording an error.
+uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows, int64_t cols,
+                            int64_t rowBytes, int64_t boxRows,
+                            int64_t boxCols, int64_t bf16);
+
 void mgpuSetDefaultDevice(int32_t device);
 
 } // extern "C"

@@ -34,9 +34,10 @@ cannot touch (FAKE_CUDA_GUARD=1).
 With `--ptx=sm_90`, the GPU package is compiled for sm_90 (sm_90a PTX:
 the matmuls on warpgroup MMA, wgmma.mma_async) and runs on the fake
 driver's first device, which reports compute capability 9.0;
-`--wgmma-tile=T` picks its matmul kernels' tile (`tessera compile`'s flag).
+`--wgmma-tile=T` picks its matmul kernels' tile and `--wgmma-loads=tma`
+their loads (`tessera compile`'s flags).
 
-Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx[=sm_90] [--wgmma-tile=T]] [CASE ...]
+Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx[=sm_90] [--wgmma-tile=T] [--wgmma-loads=L]] [CASE ...]
 """
 import json
 import os
@@ -50,7 +51,9 @@ import numpy as np
 bindir, work = sys.argv[1:3]
 ptx_flags = [a for a in sys.argv[3:] if a.startswith("--ptx")]
 # --wgmma-tile=T: the sm_90 package's matmul tile (tessera compile's flag).
-tile_flags = [a for a in sys.argv[3:] if a.startswith("--wgmma-tile=")]
+# --wgmma-loads=tma: TMA loads in warp-specialized kernels (the same).
+tile_flags = [a for a in sys.argv[3:]
+              if a.startswith("--wgmma-tile=") or a.startswith("--wgmma-loads=")]
 ptx = bool(ptx_flags)
 only = [a for a in sys.argv[3:] if not a.startswith("--")]
 other = (ptx_flags[0].partition("=")[2] or "sm_80") if ptx else "gpu-emulator"

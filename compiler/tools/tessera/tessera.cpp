@@ -122,6 +122,14 @@ cl::opt<std::string> wgmmaTile(
              "KiB, two blocks), 128x256x4 or 128x256x3 (256 columns where N "
              "allows)"),
     cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<std::string> wgmmaLoads(
+    "wgmma-loads",
+    cl::desc("With --target sm_90|sm_90a: how the matmul kernels load their "
+             "operands into shared memory: cp.async (the default; every "
+             "thread copies 16-byte pieces) or tma (the Tensor Memory "
+             "Accelerator, issued by one producer thread while two "
+             "warpgroups compute; needs a CUDA 12.3+ driver)"),
+    cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
                              cl::desc("CPU to generate code for (an LLVM CPU "
                                       "name; default: native, the host's)"),
@@ -400,6 +408,17 @@ std::string resolveEmit(DiagnosticEngine &diags) {
                      "; choose 128x128x4, 128x128x3, 128x256x4 or 128x256x3");
     return "";
   }
+  if (!wgmmaLoads.empty() && targetName != "sm_90" &&
+      targetName != "sm_90a") {
+    diags.errorNoLoc("--wgmma-loads is for --target=sm_90 or sm_90a "
+                     "(warpgroup MMA), not --target=" + targetName);
+    return "";
+  }
+  if (!wgmmaLoads.empty() && wgmmaLoads != "cp.async" && wgmmaLoads != "tma") {
+    diags.errorNoLoc("unknown --wgmma-loads=" + wgmmaLoads +
+                     "; choose cp.async or tma");
+    return "";
+  }
   if (!gpu && gpuCode.getNumOccurrences() > 0) {
     diags.errorNoLoc("--gpu-code=" + gpuCode + " is for GPU packages; "
                      "--target=" + targetName + " makes none");
@@ -491,7 +510,8 @@ int writePTX(mlir::ModuleOp module, DiagnosticEngine &diags) {
   mlir::registerAllToLLVMIRTranslations(registry);
   module.getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
-  if (failed(buildGPULoweringPipeline(pm, targetName, "isa", wgmmaTile)) ||
+  if (failed(buildGPULoweringPipeline(pm, targetName, "isa", wgmmaTile,
+                                      wgmmaLoads == "tma")) ||
       failed(pm.run(module)))
     return 1;
   std::string ptx;
@@ -553,6 +573,7 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     if (targetName != "cpu" && !options.emulateGPU)
       options.gpuChip = targetName;
     options.wgmmaTile = wgmmaTile;
+    options.wgmmaTma = wgmmaLoads == "tma";
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {
