@@ -21,6 +21,11 @@
 // CUDA_ERROR_MISALIGNED_ADDRESS, and the fake prints the kernel, thread
 // and PTX line to stderr.
 //
+// cuTensorMapEncodeTiled writes tensor maps in the interpreter's own
+// encoding (ptxsim::encodeTiledTensorMap), which its cp.async.bulk.tensor
+// reads; invalid arguments fail with CUDA_ERROR_INVALID_VALUE and a line on
+// stderr saying which.
+//
 //===----------------------------------------------------------------------===//
 
 #include "PtxSim.h"
@@ -43,6 +48,21 @@ namespace {
 
 using CUresult = int;
 using CUdeviceptr = unsigned long long;
+using cuuint32_t = uint32_t;
+using cuuint64_t = uint64_t;
+
+/// cuda.h's opaque tensor map.
+struct alignas(64) CUtensorMap {
+  cuuint64_t opaque[16];
+};
+// cuda.h's CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle,
+// CUtensorMapL2promotion and CUtensorMapFloatOOBfill: C enums, passed as
+// int.
+using CUtensorMapDataType = int;
+using CUtensorMapInterleave = int;
+using CUtensorMapSwizzle = int;
+using CUtensorMapL2promotion = int;
+using CUtensorMapFloatOOBfill = int;
 
 // Error codes of cuda.h, with the driver's names and descriptions.
 enum : CUresult {
@@ -122,6 +142,7 @@ struct State {
   /// Bytes copied from host to device memory and back (FAKE_CUDA_SUMMARY).
   uint64_t bytesUp = 0, bytesDown = 0;
   int sharedMemoryAttributeSets = 0;
+  int tensorMapsEncoded = 0;
   /// PTX instructions interpreted (FAKE_CUDA_EXECUTE=1).
   uint64_t instructions = 0;
   CUresult nextLaunchResult = CUDA_SUCCESS;
@@ -496,6 +517,31 @@ CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
   return CUDA_SUCCESS;
 }
 
+CUresult cuTensorMapEncodeTiled(CUtensorMap *tensorMap,
+                                CUtensorMapDataType tensorDataType,
+                                cuuint32_t tensorRank, void *globalAddress,
+                                const cuuint64_t *globalDim,
+                                const cuuint64_t *globalStrides,
+                                const cuuint32_t *boxDim,
+                                const cuuint32_t *elementStrides,
+                                CUtensorMapInterleave interleave,
+                                CUtensorMapSwizzle swizzle,
+                                CUtensorMapL2promotion l2Promotion,
+                                CUtensorMapFloatOOBfill oobFill) {
+  std::string error = ptxsim::encodeTiledTensorMap(
+      tensorMap, unsigned(tensorDataType), tensorRank, globalAddress,
+      globalDim, globalStrides, boxDim, elementStrides, unsigned(interleave),
+      unsigned(swizzle), unsigned(l2Promotion), unsigned(oobFill));
+  if (!error.empty()) {
+    std::fprintf(stderr, "fake-cuda: cuTensorMapEncodeTiled: %s\n",
+                 error.c_str());
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  std::lock_guard<std::mutex> lock(state().mutex);
+  ++state().tensorMapsEncoded;
+  return CUDA_SUCCESS;
+}
+
 CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
   return allocate(ptr, bytes, /*managed=*/false);
 }
@@ -649,6 +695,12 @@ int fakeCudaLaunchCount() {
 int fakeCudaSharedMemoryAttributeSets() {
   std::lock_guard<std::mutex> lock(state().mutex);
   return state().sharedMemoryAttributeSets;
+}
+
+/// Tensor maps cuTensorMapEncodeTiled wrote (failed calls not counted).
+int fakeCudaTensorMapsEncoded() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return state().tensorMapsEncoded;
 }
 
 } // extern "C"

@@ -4,7 +4,10 @@
 // numbers, immediates as bits, label targets, symbol addresses), then
 // interpreted per thread. Registers hold raw bits; each instruction reads
 // them at its own type. Fragment layouts of ldmatrix and mma.sync follow
-// the PTX ISA ("Matrix fragments for mma.m16n8k16", "ldmatrix").
+// the PTX ISA ("Matrix fragments for mma.m16n8k16", "ldmatrix"); mbarrier
+// phases and transaction counts its "Parallel Synchronization and
+// Communication Instructions: mbarrier", and cp.async.bulk.tensor its
+// "Tensor copy" with the CUDA programming guide's swizzle patterns.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,11 +18,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -32,7 +37,9 @@ enum class Op : uint8_t {
   Mov, Add, Sub, Mul, MulWide, MulHi, Mad, Fma, Div, Rem, Min, Max, Neg, Abs,
   Sqrt, Rcp, Ex2, Lg2, Shl, Shr, Bfe, And, Or, Xor, Not, Setp, Selp, Cvt, Cvta,
   Ld, St, CpAsync, CpCommit, CpWait, CpWaitAll, Nop, Bar, Ldmatrix, Mma, Shfl,
-  Bra, Ret, FenceProxyAsync, WgFence, Wgmma, WgCommit, WgWait
+  Bra, Ret, FenceProxyAsync, WgFence, Wgmma, WgCommit, WgWait, MbarInit,
+  MbarInval, MbarArrive, MbarArriveExpectTx, MbarExpectTx, MbarCompleteTx,
+  MbarTryWait, BulkTensor
 };
 
 enum class Ty : uint8_t {
@@ -102,6 +109,12 @@ struct Kernel {
   /// registers in-flight wgmma operations will write, and which shared
   /// bytes were written without a fence.proxy.async since.
   bool wgmma = false;
+  /// Whether it has cp.async.bulk.tensor: then the interpreter tracks which
+  /// shared bytes in-flight bulk copies will write.
+  bool bulk = false;
+  /// Where dynamic shared memory starts: after the static variables, at
+  /// the alignment its `.extern .shared` declaration asks for.
+  unsigned dynamicSharedOffset = 0;
 };
 
 constexpr uint64_t kSharedWindow = uint64_t(1) << 60;
@@ -343,6 +356,7 @@ struct ModuleSymbols {
   std::map<std::string, uint64_t> local;  // the current kernel's, offsets
   unsigned sharedBytes = 0;
   std::string dynamicShared;
+  unsigned dynamicAlign = 16;
 };
 
 } // namespace
@@ -384,12 +398,19 @@ private:
                        const std::string &rest,
                        std::unordered_map<std::string, int> &regs,
                        std::map<std::string, int64_t> &params, Inst &in);
+  bool parseTma(const Statement &s, Kernel &k, const std::string &opcode,
+                const std::string &rest,
+                std::unordered_map<std::string, int> &regs,
+                std::map<std::string, int64_t> &params, Inst &in);
+  /// Appends `in`, parsed from `s`, to `k`.
+  bool append(const Statement &s, Kernel &k, Inst &in);
   /// The address of a shared, local or global symbol, if `name` is one.
   std::optional<uint64_t> symbol(const std::string &name) const;
 
   /// Dynamic shared memory starts after the kernel's static variables.
   uint64_t dynamicSharedOffset() const {
-    return (current->sharedBytes + 15) / 16 * 16;
+    unsigned align = std::max(16u, sym.dynamicAlign);
+    return (current->sharedBytes + align - 1) / align * align;
   }
 
   Module &m;
@@ -485,6 +506,7 @@ bool Parser::parseVariable(const Statement &s, bool inKernel, Kernel *k) {
   if (space == ".shared") {
     if (external || unsized) {
       sym.dynamicShared = name;
+      sym.dynamicAlign = align;
       return true;
     }
     if (inKernel) {
@@ -672,6 +694,9 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
   const std::string &base = parts[0];
   if (base == "wgmma" || base == "fence")
     return parseAsyncProxy(s, k, opcode, rest, regs, params, in);
+  if (base == "mbarrier" || base == "setmaxnreg" || base == "prefetch" ||
+      opcode.rfind("cp.async.bulk.", 0) == 0)
+    return parseTma(s, k, opcode, rest, regs, params, in);
   static const std::map<std::string, Op> ops = {
       {"mov", Op::Mov},   {"add", Op::Add},     {"sub", Op::Sub},
       {"mul", Op::Mul},   {"mad", Op::Mad},     {"fma", Op::Fma},
@@ -720,12 +745,15 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       in.shfl = shflModes.at(p);
     } else if (rnds.count(p)) {
       in.rnd = rnds.at(p);
-    } else if (p == "global" || p == "shared" || p == "local" ||
-               p == "param" || p == "const") {
+    } else if (p == "global" || p == "shared" || p == "shared::cta" ||
+               p == "shared::cluster" || p == "local" || p == "param" ||
+               p == "const") {
+      // A one-CTA cluster: a shared::cluster address of the CTA's own
+      // shared memory is its shared::cta address.
       Space sp = p == "global" || p == "const" ? Space::Global
-                 : p == "shared"               ? Space::Shared
                  : p == "local"                ? Space::Local
-                                               : Space::Param;
+                 : p == "param"                ? Space::Param
+                                               : Space::Shared;
       if (in.op == Op::Cvta)
         in.cvtaSpace = sp;
       else if (in.op != Op::CpAsync)
@@ -817,14 +845,32 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
     in.space = sp;
   }
   if (in.op == Op::Bar) {
-    if (in.ops.size() > 1)
-      return fail(s.line, "bar.sync with a thread count is not supported");
-    in.ops.clear();
+    // bar.sync a{, b}: barrier a, with b threads (default: the block).
+    if (in.ops.empty() || in.ops.size() > 2)
+      return fail(s.line, "cannot read '" + s.text + "'");
+    for (const Operand &o : in.ops)
+      if (o.kind != Operand::Reg && o.kind != Operand::Imm)
+        return fail(s.line, "cannot read '" + s.text + "'");
   }
+  return append(s, k, in);
+}
+
+bool Parser::append(const Statement &s, Kernel &k, Inst &in) {
   k.code.push_back(std::move(in));
   m.source.resize(std::max<size_t>(m.source.size(), size_t(s.line) + 1));
   m.source[size_t(s.line)] = s.text;
   return true;
+}
+
+/// fence.proxy.tensormap::generic.{acquire,release}.{cta,cluster,gpu,sys}
+bool isTensormapFence(const std::string &opcode) {
+  std::vector<std::string> parts = splitDots(opcode);
+  static const std::set<std::string> scopes = {"cta", "cluster", "gpu",
+                                               "sys"};
+  return parts.size() == 5 && parts[0] == "fence" && parts[1] == "proxy" &&
+         parts[2] == "tensormap::generic" &&
+         (parts[3] == "acquire" || parts[3] == "release") &&
+         scopes.count(parts[4]);
 }
 
 /// fence.proxy.async.shared::cta and the wgmma family (m64nNk16 with f32
@@ -838,8 +884,13 @@ bool Parser::parseAsyncProxy(const Statement &s, Kernel &k,
   auto unsupported = [&] {
     return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
   };
-  if (opcode == "fence.proxy.async.shared::cta")
+  if (opcode == "fence.proxy.async.shared::cta" ||
+      opcode == "fence.proxy.async")
     in.op = Op::FenceProxyAsync;
+  else if (opcode == "fence.mbarrier_init.release.cluster" ||
+           isTensormapFence(opcode))
+    // The interpreter's tensor maps and mbarriers have no proxies to order.
+    in.op = Op::Nop;
   else if (opcode == "wgmma.fence.sync.aligned")
     in.op = Op::WgFence;
   else if (opcode == "wgmma.commit_group.sync.aligned")
@@ -890,10 +941,170 @@ bool Parser::parseAsyncProxy(const Statement &s, Kernel &k,
   if (in.op == Op::WgWait &&
       (in.ops.size() != 1 || in.ops[0].kind != Operand::Imm))
     return fail(s.line, "cannot read '" + opcode + " " + rest + "'");
-  k.code.push_back(std::move(in));
-  m.source.resize(std::max<size_t>(m.source.size(), size_t(s.line) + 1));
-  m.source[size_t(s.line)] = s.text;
-  return true;
+  return append(s, k, in);
+}
+
+/// The mbarrier family, cp.async.bulk.tensor loads (global to shared, tile
+/// mode, completing on an mbarrier), and the hints around them that the
+/// interpreter need not act on: setmaxnreg, prefetch.tensormap.
+bool Parser::parseTma(const Statement &s, Kernel &k, const std::string &opcode,
+                      const std::string &rest,
+                      std::unordered_map<std::string, int> &regs,
+                      std::map<std::string, int64_t> &params, Inst &in) {
+  auto unsupported = [&] {
+    return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+  };
+  auto cannotRead = [&] {
+    return fail(s.line, "cannot read '" + s.text + "'");
+  };
+  std::vector<std::string> parts = splitDots(opcode);
+  std::vector<std::string> operands = splitOperands(rest);
+  auto parseAll = [&]() {
+    for (const std::string &o : operands) {
+      in.ops.emplace_back();
+      Space space = Space::Generic;
+      if (!parseOperand(o, s.line, in.ops.back(), regs, params, &space))
+        return false;
+      if (space == Space::Param)
+        return fail(s.line, "'" + o + "' is in the parameter space, which "
+                            "the interpreter does not take here (pass a "
+                            "tensor map by its global address)");
+    }
+    return true;
+  };
+  auto isValue = [](const Operand &o) {
+    return o.kind == Operand::Reg || o.kind == Operand::Imm;
+  };
+
+  if (parts[0] == "setmaxnreg") {
+    // setmaxnreg.{inc,dec}.sync.aligned.u32 N: the interpreter's threads
+    // have all the registers they declare.
+    int64_t n;
+    if (parts.size() != 5 || (parts[1] != "inc" && parts[1] != "dec") ||
+        parts[2] != "sync" || parts[3] != "aligned" || parts[4] != "u32")
+      return unsupported();
+    if (!parseInteger(rest, n) || n < 24 || n > 256 || n % 8)
+      return fail(s.line, "setmaxnreg takes a multiple of 8 in [24, 256], "
+                          "not '" + rest + "'");
+    in.op = Op::Nop;
+    return append(s, k, in);
+  }
+  if (parts[0] == "prefetch") {
+    if (opcode != "prefetch.tensormap" || operands.size() != 1)
+      return unsupported();
+    in.op = Op::Nop;
+    return append(s, k, in);
+  }
+
+  if (parts[0] == "cp") {
+    // cp.async.bulk.tensor.Nd.shared::{cluster,cta}.global{.tile}
+    //   .mbarrier::complete_tx::bytes [dst], [map, {c0, ...}], [mbar]
+    size_t i = 4;
+    if (parts.size() < 8 || parts[3] != "tensor" || parts[i].size() != 2 ||
+        parts[i][1] != 'd' || parts[i][0] < '1' || parts[i][0] > '5')
+      return unsupported();
+    in.count = uint8_t(parts[i++][0] - '0');
+    if ((parts[i] != "shared::cluster" && parts[i] != "shared::cta") ||
+        parts[++i] != "global")
+      return unsupported(); // stores (global destinations) among them
+    if (parts[++i] == "tile")
+      ++i;
+    if (i + 1 != parts.size() || parts[i] != "mbarrier::complete_tx::bytes")
+      return unsupported(); // multicast, L2 cache hints, im2col
+    in.op = Op::BulkTensor;
+    in.space = Space::Shared;
+    if (operands.size() != 3 || operands[1].size() < 2 ||
+        operands[1].front() != '[' || operands[1].back() != ']')
+      return cannotRead();
+    std::vector<std::string> tensor =
+        splitOperands(operands[1].substr(1, operands[1].size() - 2));
+    if (tensor.size() != 2)
+      return cannotRead();
+    operands = {operands[0], "[" + tensor[0] + "]", tensor[1], operands[2]};
+    if (!parseAll())
+      return false;
+    const std::vector<Operand> &o = in.ops;
+    if (o[0].kind != Operand::Addr || o[1].kind != Operand::Addr ||
+        o[3].kind != Operand::Addr || o[2].kind != Operand::Vec ||
+        o[2].elems.size() != in.count ||
+        !std::all_of(o[2].elems.begin(), o[2].elems.end(), isValue))
+      return cannotRead();
+    k.bulk = true;
+    return append(s, k, in);
+  }
+
+  // mbarrier.VERB{.sem}{.scope}{.space}.b64: the shared::cta,
+  // shared::cluster (the CTA's own, in a one-CTA cluster) and plain shared
+  // spaces take shared addresses; without a space, generic ones.
+  if (parts.size() < 3 || parts.back() != "b64")
+    return unsupported();
+  size_t i = 2;
+  const std::string &verb = parts[1];
+  std::set<std::string> sems;
+  if (verb == "init" || verb == "inval") {
+    in.op = verb == "init" ? Op::MbarInit : Op::MbarInval;
+  } else if (verb == "arrive" && parts[2] == "expect_tx") {
+    in.op = Op::MbarArriveExpectTx;
+    sems = {"release", "relaxed"};
+    ++i;
+  } else if (verb == "arrive" || verb == "expect_tx" ||
+             verb == "complete_tx") {
+    in.op = verb == "arrive"      ? Op::MbarArrive
+            : verb == "expect_tx" ? Op::MbarExpectTx
+                                  : Op::MbarCompleteTx;
+    sems = {"release", "relaxed"};
+  } else if (verb == "try_wait" && parts[2] == "parity") {
+    in.op = Op::MbarTryWait;
+    sems = {"acquire", "relaxed"};
+    ++i;
+  } else {
+    return unsupported(); // test_wait, try_wait on a state, pending_count
+  }
+  in.space = Space::Generic;
+  if (i < parts.size() - 1 && sems.count(parts[i]))
+    ++i;
+  if (i < parts.size() - 1 && !sems.empty() &&
+      (parts[i] == "cta" || parts[i] == "cluster"))
+    ++i;
+  if (i < parts.size() - 1 &&
+      (parts[i] == "shared" || parts[i] == "shared::cta" ||
+       parts[i] == "shared::cluster")) {
+    in.space = Space::Shared;
+    ++i;
+  }
+  if (i != parts.size() - 1)
+    return unsupported();
+  if (!parseAll())
+    return false;
+  // The operands: {state or predicate,} [address], values (at least
+  // `least` operands, at most `most`).
+  const std::vector<Operand> &o = in.ops;
+  size_t address = 0, least = 2, most = 2;
+  switch (in.op) {
+  case Op::MbarInval:
+    least = most = 1;
+    break;
+  case Op::MbarArrive: // state, [a]{, count}
+    address = 1, least = 2, most = 3;
+    break;
+  case Op::MbarArriveExpectTx: // state, [a], tx-count
+    address = 1, least = most = 3;
+    break;
+  case Op::MbarTryWait: // waitComplete, [a], parity{, suspend-time hint}
+    address = 1, least = 3, most = 4;
+    break;
+  default: // init [a], count; expect_tx and complete_tx [a], tx-count
+    break;
+  }
+  if (o.size() < least || o.size() > most ||
+      o[address].kind != Operand::Addr ||
+      !std::all_of(o.begin() + long(address) + 1, o.end(), isValue))
+    return cannotRead();
+  if (address == 1 && o[0].kind != Operand::Reg && o[0].kind != Operand::None)
+    return cannotRead();
+  if (in.op == Op::MbarTryWait && o[0].kind != Operand::Reg)
+    return cannotRead();
+  return append(s, k, in);
 }
 
 bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
@@ -950,7 +1161,17 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
     return fail(header.line, "expected the body of '" + k.name + "'");
   ++i;
   std::unordered_map<std::string, int> regs;
-  std::map<std::string, size_t> labels;
+  // PTX scoping: the labels and registers of a `{ }` block are visible in
+  // it only, and hide those of the blocks around it (inline assembly
+  // repeats its names in every block it is pasted into).
+  struct Scope {
+    int parent;
+    std::map<std::string, size_t> labels;
+  };
+  std::vector<Scope> scopes = {{-1, {}}};
+  int scope = 0;
+  std::vector<int> scopeOf; // per instruction
+  std::vector<std::unordered_map<std::string, int>> outerRegs;
   k.sharedBytes = sym.sharedBytes;
   int depth = 1;
   auto moduleShared = sym.shared; // kernel-local names shadow them
@@ -959,15 +1180,23 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
     const std::string &t = s.text;
     if (t == "{") {
       ++depth;
+      scopes.push_back({scope, {}});
+      scope = int(scopes.size() - 1);
+      outerRegs.push_back(regs);
       continue;
     }
     if (t == "}") {
       if (--depth == 0)
         break;
+      scope = scopes[size_t(scope)].parent;
+      regs = std::move(outerRegs.back());
+      outerRegs.pop_back();
       continue;
     }
     if (t.back() == ':') {
-      labels[t.substr(0, t.size() - 1)] = k.code.size();
+      std::string name = t.substr(0, t.size() - 1);
+      if (!scopes[size_t(scope)].labels.emplace(name, k.code.size()).second)
+        return fail(s.line, "label '" + name + "' defined twice in one block");
       continue;
     }
     if (t.rfind(".reg", 0) == 0) {
@@ -983,13 +1212,13 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
       for (const std::string &n : splitOperands(names)) {
         size_t lt = n.find('<');
         if (lt == std::string::npos) {
-          regs.emplace(n, int(k.registers++));
+          regs[n] = int(k.registers++);
           continue;
         }
         std::string prefix = n.substr(0, lt);
         unsigned count = unsigned(std::stoul(n.substr(lt + 1)));
         for (unsigned r = 0; r < count; ++r)
-          regs.emplace(prefix + std::to_string(r), int(k.registers++));
+          regs[prefix + std::to_string(r)] = int(k.registers++);
       }
       continue;
     }
@@ -1009,17 +1238,27 @@ bool Parser::parseKernel(const std::vector<Statement> &st, size_t &i) {
       return fail(s.line, "unsupported directive '" + t + "'");
     if (!parseInst(s, k, regs, params))
       return false;
+    scopeOf.resize(k.code.size(), scope);
   }
   if (depth != 0)
     return fail(header.line, "unterminated body of '" + k.name + "'");
-  for (Inst &in : k.code)
-    for (Operand &o : in.ops)
-      if (o.kind == Operand::Label) {
-        auto it = labels.find(o.label);
-        if (it == labels.end())
-          return fail(in.line, "unknown label or symbol '" + o.label + "'");
-        o.imm = int64_t(it->second);
-      }
+  // A label is looked up in the branch's block, then in the blocks around it.
+  for (size_t c = 0; c < k.code.size(); ++c)
+    for (Operand &o : k.code[c].ops) {
+      if (o.kind != Operand::Label)
+        continue;
+      std::optional<size_t> target;
+      for (int sc = scopeOf[c]; sc >= 0 && !target;
+           sc = scopes[size_t(sc)].parent)
+        if (auto it = scopes[size_t(sc)].labels.find(o.label);
+            it != scopes[size_t(sc)].labels.end())
+          target = it->second;
+      if (!target)
+        return fail(k.code[c].line,
+                    "unknown label or symbol '" + o.label + "'");
+      o.imm = int64_t(*target);
+    }
+  k.dynamicSharedOffset = unsigned(dynamicSharedOffset());
   // A body that runs off its end returns.
   Inst ret;
   ret.op = Op::Ret;
@@ -1061,10 +1300,65 @@ bool Parser::run(const std::string &text) {
 }
 
 //===----------------------------------------------------------------------===//
+// Tensor maps
+//===----------------------------------------------------------------------===//
+
+constexpr uint64_t kTensorMapMagic = 0x50414d5453534554; // "TESSTMAP"
+
+/// Bytes per element of a CUtensorMapDataType; 0 for the packed types
+/// (16U4, 16U6) and unknown values.
+unsigned tensorElementBytes(unsigned dataType) {
+  static const unsigned sizes[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
+  return dataType < std::size(sizes) ? sizes[dataType] : 0;
+}
+
+/// The swizzle span in bytes of a CUtensorMapSwizzle the fake supports
+/// (NONE, 32B, 64B, 128B), 0 for none.
+constexpr uint32_t kSwizzleSpan[] = {0, 32, 64, 128};
+
+/// A map that encodeTiledTensorMap wrote (see PtxSim.h), decoded.
+struct TensorMap {
+  unsigned elemBytes = 0, rank = 0;
+  uint32_t swizzle = 0; // span in bytes, 0: none
+  uint64_t address = 0;
+  uint64_t dims[5] = {};
+  /// Bytes between consecutive indices of each dimension: the element
+  /// size for dimension 0.
+  uint64_t strides[5] = {};
+  uint32_t box[5] = {};
+
+  /// False if `w` is not such a map.
+  bool decode(const uint64_t w[16]) {
+    if (w[0] != kTensorMapMagic)
+      return false;
+    elemBytes = unsigned(w[1] >> 8) & 0xff;
+    rank = unsigned(w[1] >> 16) & 0xff;
+    unsigned mode = unsigned(w[1] >> 24) & 0xff;
+    if (rank < 1 || rank > 5 || mode >= std::size(kSwizzleSpan) ||
+        (elemBytes != 1 && elemBytes != 2 && elemBytes != 4 && elemBytes != 8))
+      return false;
+    swizzle = kSwizzleSpan[mode];
+    address = w[2];
+    strides[0] = elemBytes;
+    for (unsigned d = 0; d < rank; ++d) {
+      dims[d] = w[3 + d];
+      if (d > 0)
+        strides[d] = w[8 + d - 1];
+      box[d] = uint32_t(w[12 + d / 4] >> (16 * (d % 4))) & 0xffff;
+      if (box[d] < 1 || box[d] > 256 || dims[d] < 1)
+        return false;
+    }
+    return true;
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // Execution
 //===----------------------------------------------------------------------===//
 
-enum class State : uint8_t { Ready, Barrier, Warp, Exited };
+/// Ready to run; at a bar.sync; at a warp-wide instruction; asleep in an
+/// mbarrier.try_wait until the mbarrier completes a phase; exited.
+enum class State : uint8_t { Ready, Barrier, Warp, Sleep, Exited };
 
 /// A cp.async copy not yet visible in shared memory: its source is read
 /// when it is issued, and it lands when a wait_group covers its group.
@@ -1093,6 +1387,10 @@ struct Thread {
   /// (offset, size), when the kernel has wgmma.
   mutable std::vector<std::pair<uint32_t, uint32_t>> unfenced;
   State state = State::Ready;
+  /// At a bar.sync: its barrier and thread count (0: the whole block).
+  uint32_t barrier = 0, barrierCount = 0;
+  /// Asleep: the shared offset of the mbarrier it waits on.
+  uint32_t sleepsOn = 0;
   unsigned tid[3] = {0, 0, 0};
   unsigned linear = 0;
   uint64_t *regs = nullptr;
@@ -1114,6 +1412,10 @@ public:
     shared.resize(sharedBytes);
     for (auto *v : {&writeEpoch, &writer, &readEpoch, &reader})
       v->resize(sharedBytes);
+    if (k.bulk)
+      bulkDst.resize(sharedBytes);
+    if (k.bulk && k.wgmma)
+      wgmmaReads.resize(sharedBytes);
     if (k.wgmma) {
       unfencedBy.resize(sharedBytes);
       awaiting.resize(size_t(n) * std::max(1u, k.registers));
@@ -1155,6 +1457,33 @@ private:
   bool wgCommitWait(Thread &t, const Inst &in);
   bool touchesPending(const Thread &t, const Inst &in) const;
 
+  /// An mbarrier object (PTX ISA, "Parallel Synchronization and
+  /// Communication Instructions: mbarrier").
+  struct MBarrier {
+    uint32_t count = 0;   // arrivals each phase expects
+    uint32_t pending = 0; // arrivals the current phase still expects
+    int64_t tx = 0;       // transaction bytes the current phase expects
+    uint32_t phase = 0;   // phases completed
+  };
+  /// The mbarrier at the address operand `o` of `in`, which must have been
+  /// initialized unless `init`; null (the launch failed) if there is none.
+  MBarrier *mbarrierAt(const Thread &t, const Inst &in, const Operand &o,
+                       uint32_t &at, bool init = false);
+  bool mbarrierOp(Thread &t, const Inst &in);
+  /// Completes the current phase of `b` (at `at`) if it expects nothing
+  /// more, waking the threads asleep on it.
+  void settle(uint32_t at, MBarrier &b);
+  bool issueBulk(Thread &t, const Inst &in);
+  bool landBulk();
+  /// The `bytes` bytes of global memory at `addr`, which must lie in one
+  /// allocation.
+  const char *globalBytes(const Thread &t, const Inst &in, uint64_t addr,
+                          uint64_t bytes);
+  /// Releases the threads of each barrier that all its threads reached.
+  bool releaseBarriers(bool &released);
+  /// Fails the launch, naming a thread that waits for ever.
+  bool deadlock();
+
   const Module &m;
   const Kernel &k;
   Dim3 grid, dims;
@@ -1181,6 +1510,24 @@ private:
     std::vector<std::pair<uint32_t, uint8_t>> bytes;
   };
   std::vector<std::vector<Snapshot>> snapshots; // per warpgroup
+  /// By shared offset.
+  std::map<uint32_t, MBarrier> mbarriers;
+  /// A cp.async.bulk.tensor copy in flight: the bytes it will write from
+  /// shared offset `dst` on (read from global memory when it was issued),
+  /// and the mbarrier it completes.
+  struct BulkCopy {
+    uint32_t dst, mbarrier, thread;
+    const Inst *in;
+    std::vector<char> data;
+  };
+  /// In issue order; they land together, when nothing else can run.
+  std::vector<BulkCopy> bulk;
+  /// Per shared byte, 1 + the index in `bulk` of the copy that writes it
+  /// (0: none), when the kernel has bulk copies.
+  std::vector<uint32_t> bulkDst;
+  /// Per shared byte, while bulk copies land: the PTX line of an in-flight
+  /// wgmma that reads it (0: none), when the kernel has both.
+  std::vector<int> wgmmaReads;
   Allocation cached;
   LaunchResult *result = nullptr;
 };
@@ -1205,6 +1552,19 @@ bool Block::sharedAccess(const Thread &t, const Inst &in, const char *p,
     return true;
   constexpr uint32_t many = UINT32_MAX;
   size_t at = size_t(p - shared.data());
+  if (!bulk.empty())
+    for (size_t i = at; i < at + bytes; ++i)
+      if (uint32_t c = bulkDst[i]) {
+        const BulkCopy &copy = bulk[c - 1];
+        std::ostringstream os;
+        os << (write ? "writes" : "reads")
+           << " shared memory that a cp.async.bulk.tensor still in flight "
+              "writes (byte "
+           << i << ", of the copy at PTX line " << copy.in->line
+           << ", which completes the mbarrier at shared offset "
+           << copy.mbarrier << ": wait on that mbarrier first)";
+        return failWith(Failure::LaunchFailed, t, in, os.str());
+      }
   for (size_t i = at; i < at + bytes; ++i) {
     const char *what = nullptr;
     uint32_t other = 0;
@@ -1760,10 +2120,54 @@ bool Block::runThread(Thread &t) {
       t.pending.resize(kept);
       break;
     }
-    case Op::Bar:
+    case Op::Bar: {
+      uint64_t id = get(t, o[0]);
+      uint64_t threadCount = o.size() > 1 ? uint32_t(get(t, o[1])) : 0;
+      if (id >= 16)
+        return failWith(Failure::LaunchFailed, t, in,
+                        "barrier " + std::to_string(id) +
+                            " is not one of the 16 barriers (0-15)");
+      size_t warpThreads = (threads.size() + 31) / 32 * 32;
+      if (o.size() > 1 && (threadCount == 0 || threadCount % 32 ||
+                           threadCount > warpThreads))
+        return failWith(Failure::LaunchFailed, t, in,
+                        "bar.sync with " + std::to_string(threadCount) +
+                            " threads: not a multiple of 32 in [32, " +
+                            std::to_string(warpThreads) + "]");
+      t.barrier = uint32_t(id);
+      t.barrierCount = uint32_t(threadCount);
       t.state = State::Barrier;
       executed += count;
       return true;
+    }
+    case Op::MbarInit: case Op::MbarInval: case Op::MbarArrive:
+    case Op::MbarArriveExpectTx: case Op::MbarExpectTx:
+    case Op::MbarCompleteTx:
+      if (!mbarrierOp(t, in))
+        return false;
+      break;
+    case Op::MbarTryWait: {
+      uint32_t at;
+      MBarrier *b = mbarrierAt(t, in, o[1], at);
+      if (!b)
+        return false;
+      // The phase of the asked parity has completed unless it is the
+      // current one (a new mbarrier's phase 0 follows a complete "phase
+      // -1" of parity 1). If it is, sleep until it completes and then run
+      // this try_wait again, rather than spin.
+      if ((b->phase & 1) == (get(t, o[2]) & 1)) {
+        t.state = State::Sleep;
+        t.sleepsOn = at;
+        executed += count;
+        return true;
+      }
+      set(t, o[0], 1);
+      break;
+    }
+    case Op::BulkTensor:
+      if (!issueBulk(t, in))
+        return false;
+      break;
     case Op::Ldmatrix: case Op::Mma: case Op::Shfl: case Op::Wgmma:
       t.state = State::Warp;
       executed += count;
@@ -2085,6 +2489,361 @@ bool Block::wgmma(unsigned group, const Inst &in) {
   return true;
 }
 
+Block::MBarrier *Block::mbarrierAt(const Thread &t, const Inst &in,
+                                   const Operand &o, uint32_t &at,
+                                   bool init) {
+  uint64_t addr = uint64_t(o.imm) + (o.reg >= 0 ? t.regs[o.reg] : 0);
+  if (in.space == Space::Generic) {
+    if (addr < kSharedWindow || addr >= kSharedWindow + kWindowSize) {
+      std::ostringstream os;
+      os << "an mbarrier at generic address 0x" << std::hex << addr
+         << ", outside shared memory";
+      failWith(Failure::IllegalAddress, t, in, os.str());
+      return nullptr;
+    }
+    addr -= kSharedWindow;
+  }
+  if (!address(t, in, Space::Shared, addr, 8))
+    return nullptr;
+  at = uint32_t(addr);
+  if (init)
+    return &mbarriers[at];
+  auto it = mbarriers.find(at);
+  if (it == mbarriers.end()) {
+    failWith(Failure::LaunchFailed, t, in,
+             "no mbarrier.init initialized an mbarrier at shared offset " +
+                 std::to_string(at));
+    return nullptr;
+  }
+  return &it->second;
+}
+
+void Block::settle(uint32_t at, MBarrier &b) {
+  if (b.pending != 0 || b.tx != 0)
+    return;
+  ++b.phase;
+  b.pending = b.count;
+  for (Thread &t : threads)
+    if (t.state == State::Sleep && t.sleepsOn == at)
+      t.state = State::Ready;
+}
+
+bool Block::mbarrierOp(Thread &t, const Inst &in) {
+  const std::vector<Operand> &o = in.ops;
+  bool arrive = in.op == Op::MbarArrive || in.op == Op::MbarArriveExpectTx;
+  uint32_t at;
+  MBarrier *b = mbarrierAt(t, in, o[arrive ? 1 : 0], at,
+                           /*init=*/in.op == Op::MbarInit);
+  if (!b)
+    return false;
+  switch (in.op) {
+  case Op::MbarInit: {
+    uint32_t count = uint32_t(get(t, o[1]));
+    if (count == 0 || count >= (1u << 20))
+      return failWith(Failure::LaunchFailed, t, in,
+                      "mbarrier.init expects " + std::to_string(count) +
+                          " arrivals, not in [1, 2^20 - 1]");
+    *b = {count, count, 0, 0};
+    return true;
+  }
+  case Op::MbarInval:
+    mbarriers.erase(at);
+    return true;
+  case Op::MbarExpectTx:
+    b->tx += uint32_t(get(t, o[1]));
+    return true;
+  case Op::MbarCompleteTx:
+    b->tx -= uint32_t(get(t, o[1]));
+    settle(at, *b);
+    return true;
+  default:
+    break;
+  }
+  uint32_t arrivals = in.op == Op::MbarArrive && o.size() > 2
+                          ? uint32_t(get(t, o[2]))
+                          : 1;
+  if (arrivals == 0 || arrivals > b->pending) {
+    std::ostringstream os;
+    os << "an arrival count of " << arrivals
+       << " on the mbarrier at shared offset " << at << ", whose phase "
+       << b->phase << " expects " << b->pending << " more arrivals ("
+       << b->count << " a phase)";
+    return failWith(Failure::LaunchFailed, t, in, os.str());
+  }
+  if (in.op == Op::MbarArriveExpectTx)
+    b->tx += uint32_t(get(t, o[2]));
+  // The state it returns is opaque; the phase arrived at will do.
+  set(t, o[0], b->phase);
+  b->pending -= arrivals;
+  settle(at, *b);
+  return true;
+}
+
+const char *Block::globalBytes(const Thread &t, const Inst &in,
+                               uint64_t addr, uint64_t bytes) {
+  char *p = address(t, in, Space::Global, addr, 1);
+  if (!p)
+    return nullptr;
+  if (addr + bytes > cached.base + cached.size) {
+    std::ostringstream os;
+    os << "illegal address 0x" << std::hex << addr << std::dec << ": "
+       << bytes << " bytes at offset " << addr - cached.base
+       << " of an allocation of " << cached.size << " bytes";
+    failWith(Failure::IllegalAddress, t, in, os.str());
+    return nullptr;
+  }
+  return p;
+}
+
+bool Block::issueBulk(Thread &t, const Inst &in) {
+  // cp.async.bulk.tensor.Nd [dst], [map, {c0, ...}], [mbar] (PTX ISA,
+  // "Tensor copy"; the CUDA programming guide's TMA swizzle patterns).
+  const std::vector<Operand> &o = in.ops;
+  auto fail = [&](Failure f, const std::string &what) {
+    return failWith(f, t, in, what);
+  };
+  uint64_t mapAt = uint64_t(o[1].imm) + (o[1].reg >= 0 ? t.regs[o[1].reg] : 0);
+  std::ostringstream os;
+  if (mapAt % 64) {
+    os << "the tensor map at 0x" << std::hex << mapAt
+       << " is not 64-byte aligned";
+    return fail(Failure::MisalignedAddress, os.str());
+  }
+  uint64_t words[16];
+  for (unsigned half = 0; half < 2; ++half) {
+    char *p = address(t, in, Space::Global, mapAt + 64 * half, 64);
+    if (!p)
+      return false;
+    std::memcpy(words + 8 * half, p, 64);
+  }
+  TensorMap map;
+  if (!map.decode(words)) {
+    os << "the 128 bytes at 0x" << std::hex << mapAt
+       << " are not a tensor map that cuTensorMapEncodeTiled wrote";
+    return fail(Failure::LaunchFailed, os.str());
+  }
+  if (map.rank != in.count) {
+    os << "a " << unsigned(in.count) << "d copy through a tensor map of rank "
+       << map.rank;
+    return fail(Failure::LaunchFailed, os.str());
+  }
+  int64_t coord[5];
+  for (unsigned d = 0; d < map.rank; ++d)
+    coord[d] = int32_t(get(t, o[2].elems[d]));
+  uint64_t rowBytes = uint64_t(map.box[0]) * map.elemBytes, rows = 1;
+  for (unsigned d = 1; d < map.rank; ++d)
+    rows *= map.box[d];
+  uint64_t bytes = rowBytes * rows;
+  uint64_t dst = uint64_t(o[0].imm) + (o[0].reg >= 0 ? t.regs[o[0].reg] : 0);
+  if (dst + bytes > shared.size()) {
+    os << "the box's " << bytes << " bytes at shared offset " << int64_t(dst)
+       << " lie outside the " << shared.size() << " bytes of the block";
+    return fail(Failure::IllegalAddress, os.str());
+  }
+  // A swizzle permutes the 16-byte chunks of each row by the row's shared
+  // address, so its pattern (8 rows) must start on a boundary.
+  uint64_t alignment = map.swizzle ? 8 * map.swizzle : 128;
+  if (dst % alignment) {
+    os << "the destination, shared offset " << dst << ", is not "
+       << alignment << "-byte aligned, as "
+       << (map.swizzle ? "a box swizzled by " + std::to_string(map.swizzle) +
+                             " bytes"
+                       : std::string("a box"))
+       << " must be";
+    return fail(Failure::MisalignedAddress, os.str());
+  }
+  if (map.swizzle && rowBytes != map.swizzle) {
+    os << "rows of " << rowBytes << " bytes under a " << map.swizzle
+       << "-byte swizzle: the interpreter emulates swizzled rows of exactly "
+          "the swizzle's width only";
+    return fail(Failure::LaunchFailed, os.str());
+  }
+  uint32_t bar;
+  if (!mbarrierAt(t, in, o[3], bar))
+    return false;
+  for (uint64_t i = dst; i < dst + bytes; ++i)
+    if (uint32_t c = bulkDst[i]) {
+      os << "writes shared byte " << i << ", which the cp.async.bulk.tensor "
+         << "at PTX line " << bulk[c - 1].in->line
+         << " still in flight writes too";
+      return fail(Failure::LaunchFailed, os.str());
+    }
+  BulkCopy copy{uint32_t(dst), bar, t.linear, &in,
+                std::vector<char>(bytes, 0)};
+  // Row r of the box (dimensions 1.. flattened, 1 fastest) holds elements
+  // coord[0] .. coord[0] + box[0] - 1 of dimension 0; those outside the
+  // tensor are zero.
+  for (uint64_t r = 0; r < rows; ++r) {
+    uint64_t offset = 0, rest = r;
+    bool inside = true;
+    for (unsigned d = 1; d < map.rank; ++d) {
+      int64_t c = coord[d] + int64_t(rest % map.box[d]);
+      rest /= map.box[d];
+      if (c < 0 || uint64_t(c) >= map.dims[d])
+        inside = false;
+      else
+        offset += uint64_t(c) * map.strides[d];
+    }
+    int64_t lo = std::max<int64_t>(coord[0], 0);
+    int64_t hi = std::min<int64_t>(coord[0] + map.box[0],
+                                   int64_t(map.dims[0]));
+    if (!inside || lo >= hi)
+      continue;
+    uint64_t n = uint64_t(hi - lo) * map.elemBytes;
+    const char *src = globalBytes(
+        t, in, map.address + offset + uint64_t(lo) * map.elemBytes, n);
+    if (!src)
+      return false;
+    uint64_t first = dst + r * rowBytes + uint64_t(lo - coord[0]) * map.elemBytes;
+    for (uint64_t b = 0; b < n; ++b) {
+      // Swizzled: address bits [4, 4 + log2(W / 16)) ^= bits [7, ...).
+      uint64_t at = first + b;
+      if (map.swizzle)
+        at ^= ((at >> 7) & (map.swizzle / 16 - 1)) << 4;
+      copy.data[at - dst] = src[b];
+    }
+  }
+  for (uint64_t i = dst; i < dst + bytes; ++i)
+    bulkDst[i] = uint32_t(bulk.size() + 1);
+  bulk.push_back(std::move(copy));
+  return true;
+}
+
+bool Block::landBulk() {
+  // The bytes that in-flight wgmmas read must not change under them.
+  bool reading = false;
+  for (const std::vector<Snapshot> &group : snapshots)
+    for (const Snapshot &sn : group)
+      for (auto [at, byte] : sn.bytes) {
+        wgmmaReads[at] = sn.line;
+        reading = true;
+      }
+  for (const BulkCopy &c : bulk) {
+    const Thread &t = threads[c.thread];
+    uint32_t end = c.dst + uint32_t(c.data.size());
+    for (uint32_t i = c.dst; reading && i < end; ++i)
+      if (int line = wgmmaReads[i]) {
+        std::ostringstream os;
+        os << "lands on shared byte " << i << ", which the "
+           << "wgmma.mma_async at PTX line " << line
+           << " still in flight reads: retire it with wgmma.wait_group "
+              "before releasing its buffer";
+        return failWith(Failure::LaunchFailed, t, *c.in, os.str());
+      }
+    auto it = mbarriers.lower_bound(c.dst >= 7 ? c.dst - 7 : 0);
+    if (it != mbarriers.end() && it->first < end)
+      return failWith(Failure::LaunchFailed, t, *c.in,
+                      "lands on the mbarrier at shared offset " +
+                          std::to_string(it->first));
+    auto bar = mbarriers.find(c.mbarrier);
+    if (bar == mbarriers.end())
+      return failWith(Failure::LaunchFailed, t, *c.in,
+                      "the mbarrier at shared offset " +
+                          std::to_string(c.mbarrier) +
+                          " that it completes was invalidated while it was "
+                          "in flight");
+    std::memcpy(shared.data() + c.dst, c.data.data(), c.data.size());
+    for (uint32_t i = c.dst; i < end; ++i) {
+      bulkDst[i] = 0;
+      // Written by the async proxy, ordered by the mbarrier: neither a
+      // thread's write for the race check nor one that wants a
+      // fence.proxy.async.
+      writeEpoch[i] = 0;
+      if (!unfencedBy.empty())
+        unfencedBy[i] = 0;
+    }
+    bar->second.tx -= int64_t(c.data.size());
+    settle(c.mbarrier, bar->second);
+  }
+  bulk.clear();
+  for (const std::vector<Snapshot> &group : snapshots)
+    for (const Snapshot &sn : group)
+      for (auto [at, byte] : sn.bytes)
+        wgmmaReads[at] = 0;
+  return true;
+}
+
+bool Block::releaseBarriers(bool &released) {
+  unsigned live = 0, arrived[16] = {};
+  const Thread *first[16] = {};
+  for (const Thread &t : threads) {
+    live += t.state != State::Exited;
+    if (t.state != State::Barrier)
+      continue;
+    if (!first[t.barrier]) {
+      first[t.barrier] = &t;
+    } else if (first[t.barrier]->barrierCount != t.barrierCount) {
+      std::ostringstream os;
+      os << "bar.sync " << t.barrier << " for "
+         << (t.barrierCount ? std::to_string(t.barrierCount) : "all")
+         << " threads, while thread " << first[t.barrier]->linear
+         << " waits there for "
+         << (first[t.barrier]->barrierCount
+                 ? std::to_string(first[t.barrier]->barrierCount)
+                 : "all");
+      return failWith(Failure::LaunchFailed, t, k.code[t.pc], os.str());
+    }
+    ++arrived[t.barrier];
+  }
+  for (unsigned id = 0; id < 16; ++id) {
+    if (!first[id])
+      continue;
+    unsigned expected = first[id]->barrierCount ? first[id]->barrierCount
+                                                : live;
+    if (arrived[id] > expected)
+      return failWith(Failure::LaunchFailed, *first[id], k.code[first[id]->pc],
+                      std::to_string(arrived[id]) + " threads at barrier " +
+                          std::to_string(id) + ", which expects " +
+                          std::to_string(expected));
+    if (arrived[id] < expected)
+      continue;
+    for (Thread &t : threads)
+      if (t.state == State::Barrier && t.barrier == id) {
+        t.state = State::Ready;
+        ++t.pc;
+      }
+    released = true;
+  }
+  return true;
+}
+
+bool Block::deadlock() {
+  for (const Thread &t : threads) {
+    if (t.state != State::Sleep)
+      continue;
+    const Inst &in = k.code[t.pc];
+    const MBarrier &b = mbarriers[t.sleepsOn];
+    std::ostringstream os;
+    os << "deadlock: mbarrier.try_wait.parity waits for phase "
+       << b.phase << " (parity " << (get(t, in.ops[2]) & 1)
+       << ") of the mbarrier at shared offset " << t.sleepsOn
+       << " to complete, and nothing can complete it: it awaits "
+       << b.pending << " of " << b.count << " arrivals and " << b.tx
+       << " transaction bytes";
+    return failWith(Failure::LaunchFailed, t, in, os.str());
+  }
+  for (const Thread &t : threads)
+    if (t.state == State::Warp)
+      return failWith(Failure::LaunchFailed, t, k.code[t.pc],
+                      "deadlock: the threads of its warp are not all at "
+                      "this instruction");
+  unsigned live = 0, arrived[16] = {};
+  for (const Thread &t : threads) {
+    live += t.state != State::Exited;
+    arrived[t.barrier] += t.state == State::Barrier;
+  }
+  for (const Thread &t : threads)
+    if (t.state == State::Barrier) {
+      std::ostringstream os;
+      os << "deadlock: barrier " << t.barrier << " waits for "
+         << (t.barrierCount ? t.barrierCount : live) << " threads, and "
+         << arrived[t.barrier] << " arrived";
+      return failWith(Failure::LaunchFailed, t, k.code[t.pc], os.str());
+    }
+  return failWith(Failure::LaunchFailed, threads[0], k.code[threads[0].pc],
+                  "deadlock");
+}
+
 bool Block::warpStep(unsigned warp) {
   unsigned first = warp * 32, last = std::min<unsigned>(first + 32,
                                                         unsigned(threads.size()));
@@ -2148,9 +2907,14 @@ bool Block::run(const unsigned id[3], LaunchResult &res) {
   for (auto *v : {&writeEpoch, &readEpoch})
     std::fill(v->begin(), v->end(), 0);
   epoch = 1;
+  mbarriers.clear();
+  bulk.clear();
+  std::fill(bulkDst.begin(), bulkDst.end(), 0);
+  std::fill(wgmmaReads.begin(), wgmmaReads.end(), 0);
   for (Thread &t : threads) {
     t.pc = 0;
     t.state = State::Ready;
+    t.barrier = t.barrierCount = 0;
     t.pending.clear();
     t.groups = 0;
     t.wgPending.clear();
@@ -2173,30 +2937,29 @@ bool Block::run(const unsigned id[3], LaunchResult &res) {
       else if (res.failure != Failure::None)
         return false;
     }
-    for (Thread &t : threads)
+    // An arrival on an mbarrier may have woken a thread that the loop
+    // above had passed.
+    for (Thread &t : threads) {
       done &= t.state == State::Exited;
+      progress |= t.state == State::Ready;
+    }
     if (done)
       return true;
     if (progress)
       continue;
-    bool allAtBarrier = true;
-    for (Thread &t : threads)
-      allAtBarrier &= t.state == State::Barrier || t.state == State::Exited;
-    if (!allAtBarrier) {
-      for (Thread &t : threads)
-        if (t.state == State::Warp)
-          return failWith(Failure::LaunchFailed, t, k.code[t.pc],
-                          "deadlock: the threads of its warp are not all at "
-                          "this instruction");
-      return failWith(Failure::LaunchFailed, threads[0], k.code[threads[0].pc],
-                      "deadlock");
+    // No thread runs: release the barriers that all their threads reached;
+    // failing that, land the bulk copies in flight, as late as they may.
+    bool released = false;
+    if (!releaseBarriers(released))
+      return false;
+    if (released) {
+      ++epoch;
+      continue;
     }
-    ++epoch;
-    for (Thread &t : threads)
-      if (t.state == State::Barrier) {
-        t.state = State::Ready;
-        ++t.pc;
-      }
+    if (bulk.empty())
+      return deadlock();
+    if (!landBulk())
+      return false;
   }
 }
 
@@ -2219,6 +2982,96 @@ bool hasKernel(const Module &module, const std::string &name) {
   return false;
 }
 
+std::string encodeTiledTensorMap(void *tensorMap, unsigned dataType,
+                                 unsigned rank, const void *globalAddress,
+                                 const uint64_t *globalDim,
+                                 const uint64_t *globalStrides,
+                                 const uint32_t *boxDim,
+                                 const uint32_t *elementStrides,
+                                 unsigned interleave, unsigned swizzle,
+                                 unsigned l2Promotion, unsigned oobFill) {
+  std::ostringstream why;
+  auto fake = [](const std::string &what) {
+    return what + ": not supported by the fake driver";
+  };
+  auto address = reinterpret_cast<uintptr_t>(globalAddress);
+  unsigned elem = tensorElementBytes(dataType);
+  if (!tensorMap || reinterpret_cast<uintptr_t>(tensorMap) % 64)
+    return "tensorMap is not a 64-byte aligned pointer";
+  if (dataType > 15)
+    return "unknown tensorDataType " + std::to_string(dataType);
+  if (!elem)
+    return fake("packed tensorDataType " + std::to_string(dataType));
+  if (rank < 1 || rank > 5)
+    return "tensorRank " + std::to_string(rank) + " is not in [1, 5]";
+  if (!globalAddress || !globalDim || (rank > 1 && !globalStrides) ||
+      !boxDim || !elementStrides)
+    return "a null globalAddress, globalDim, globalStrides, boxDim or "
+           "elementStrides";
+  if (interleave > 2)
+    return "unknown interleave " + std::to_string(interleave);
+  if (interleave)
+    return fake("an interleaved layout");
+  if (address % 16) {
+    why << "globalAddress 0x" << std::hex << address
+        << " is not 16-byte aligned";
+    return why.str();
+  }
+  for (unsigned d = 0; d < rank; ++d)
+    if (globalDim[d] == 0 || globalDim[d] > (uint64_t(1) << 32))
+      return "globalDim[" + std::to_string(d) + "] = " +
+             std::to_string(globalDim[d]) + " is not in [1, 2^32]";
+  for (unsigned d = 0; d + 1 < rank; ++d)
+    if (globalStrides[d] % 16 || globalStrides[d] >= (uint64_t(1) << 40))
+      return "globalStrides[" + std::to_string(d) + "] = " +
+             std::to_string(globalStrides[d]) +
+             " bytes is not a multiple of 16 below 2^40";
+  for (unsigned d = 0; d < rank; ++d)
+    if (boxDim[d] == 0 || boxDim[d] > 256)
+      return "boxDim[" + std::to_string(d) + "] = " +
+             std::to_string(boxDim[d]) + " is not in [1, 256]";
+  uint64_t innerBytes = uint64_t(boxDim[0]) * elem;
+  if (innerBytes % 16)
+    return "the box's inner dimension, " + std::to_string(innerBytes) +
+           " bytes, is not a multiple of 16";
+  for (unsigned d = 0; d < rank; ++d) {
+    if (elementStrides[d] == 0 || elementStrides[d] > 8)
+      return "elementStrides[" + std::to_string(d) + "] = " +
+             std::to_string(elementStrides[d]) + " is not in [1, 8]";
+    // Dimension 0's is ignored without interleave.
+    if (d > 0 && elementStrides[d] != 1)
+      return fake("elementStrides[" + std::to_string(d) + "] = " +
+                  std::to_string(elementStrides[d]));
+  }
+  if (swizzle > 6)
+    return "unknown swizzle " + std::to_string(swizzle);
+  if (swizzle >= std::size(kSwizzleSpan))
+    return fake("a 128-byte swizzle of 32- or 64-byte atoms");
+  if (uint32_t span = kSwizzleSpan[swizzle]; span && innerBytes > span)
+    return "the box's inner dimension, " + std::to_string(innerBytes) +
+           " bytes, is wider than the " + std::to_string(span) +
+           "-byte swizzle";
+  if (l2Promotion > 3)
+    return "unknown l2Promotion " + std::to_string(l2Promotion);
+  if (oobFill > 1)
+    return "unknown oobFill " + std::to_string(oobFill);
+  if (oobFill)
+    return fake("the NaN out-of-bounds fill");
+  uint64_t w[16] = {};
+  w[0] = kTensorMapMagic;
+  w[1] = dataType | elem << 8 | rank << 16 | swizzle << 24 |
+         uint64_t(l2Promotion) << 32;
+  w[2] = address;
+  for (unsigned d = 0; d < rank; ++d) {
+    w[3 + d] = globalDim[d];
+    if (d + 1 < rank)
+      w[8 + d] = globalStrides[d];
+    w[12 + d / 4] |= uint64_t(boxDim[d]) << (16 * (d % 4));
+  }
+  std::memcpy(tensorMap, w, sizeof(w));
+  return "";
+}
+
 LaunchResult launch(const Module &module, const std::string &name, Dim3 grid,
                     Dim3 block, unsigned dynamicShared, void **params,
                     const Resolver &resolve, unsigned workers) {
@@ -2236,7 +3089,7 @@ LaunchResult launch(const Module &module, const std::string &name, Dim3 grid,
   for (size_t i = 0; i < k->params.size(); ++i)
     std::memcpy(paramBuf.data() + k->params[i].offset, params[i],
                 k->params[i].size);
-  unsigned sharedBytes = (k->sharedBytes + 15) / 16 * 16 + dynamicShared;
+  unsigned sharedBytes = k->dynamicSharedOffset + dynamicShared;
   uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
   workers = unsigned(std::max<uint64_t>(1, std::min<uint64_t>(workers, blocks)));
   std::atomic<uint64_t> next{0};

@@ -5,18 +5,27 @@
 // without a GPU. It covers the subset of PTX that LLVM's NVPTX backend emits
 // for Tessera's kernels: integer and f32/f64 arithmetic, conversions (bf16,
 // f16), predicates and branches, global/shared/local/param memory, vector
-// loads and stores, cp.async, bar.sync, ldmatrix and mma.sync m16n8k16.
-// Anything else is rejected when the module is parsed, naming the line.
+// loads and stores, cp.async, bar.sync (named barriers too), ldmatrix,
+// mma.sync m16n8k16, wgmma.mma_async, and the sm_90 tensor memory
+// accelerator: mbarrier objects and cp.async.bulk.tensor loads through
+// tensor maps that `encodeTiledTensorMap` wrote. Anything else is rejected
+// when the module is parsed, naming the line.
 //
 // Threads run until they reach a barrier or a warp-wide instruction
 // (ldmatrix, mma.sync); those run once every thread of the warp (or block)
 // has reached them. A cp.async copy lands in shared memory only when a
-// cp.async.wait_group (or wait_all) covers it. Every global access
+// cp.async.wait_group (or wait_all) covers it. An mbarrier.try_wait that
+// finds its phase incomplete puts the thread to sleep until the phase
+// completes, and a cp.async.bulk.tensor copy lands as late as it can: when
+// no thread can go on without it. Every global access
 // must lie inside one allocation and be aligned to its size, as on a GPU,
 // and no byte of shared memory may be written by one thread and touched by
-// another between the same two barriers;
-// a violation stops the launch with the kernel, the PTX line and the
-// address.
+// another between the same two barriers (bar.sync: an mbarrier does not
+// order threads' own shared-memory writes for this check, only the bulk
+// copies that complete it); no thread may touch shared memory that a bulk
+// copy still in flight writes, and no bulk copy may land on the operands of
+// an in-flight wgmma. A violation stops the launch with the kernel, the PTX
+// line and the address.
 //
 //===----------------------------------------------------------------------===//
 
@@ -68,6 +77,33 @@ LaunchResult launch(const Module &module, const std::string &kernel,
                     Dim3 grid, Dim3 block, unsigned dynamicShared,
                     void **params, const Resolver &resolve,
                     unsigned workers);
+
+/// cuTensorMapEncodeTiled for the fake driver: checks the arguments as the
+/// CUDA driver documents (plus what the interpreter does not emulate:
+/// interleaved layouts, element strides other than 1, the 128B swizzles
+/// with 32- and 64-byte atoms, packed data types, the NaN out-of-bounds
+/// fill) and writes the 128-byte map that cp.async.bulk.tensor reads.
+/// Enums are passed as their values in cuda.h. Returns an empty string on
+/// success, else what is wrong (the driver's CUDA_ERROR_INVALID_VALUE), and
+/// then leaves `tensorMap` alone.
+///
+/// The map is 16 little-endian 64-bit words:
+///   0      the magic word "TESSTMAP" (0x50414d5453534554)
+///   1      data type | element bytes << 8 | rank << 16 | swizzle << 24 |
+///          L2 promotion << 32
+///   2      global address
+///   3-7    globalDim[0..rank)
+///   8-11   globalStrides[0..rank-1), in bytes
+///   12-13  boxDim[0..rank), 16 bits each (word 12: dimensions 0-3)
+///   14-15  zero
+std::string encodeTiledTensorMap(void *tensorMap, unsigned dataType,
+                                 unsigned rank, const void *globalAddress,
+                                 const uint64_t *globalDim,
+                                 const uint64_t *globalStrides,
+                                 const uint32_t *boxDim,
+                                 const uint32_t *elementStrides,
+                                 unsigned interleave, unsigned swizzle,
+                                 unsigned l2Promotion, unsigned oobFill);
 
 } // namespace ptxsim
 

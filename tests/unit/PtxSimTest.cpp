@@ -2,11 +2,14 @@
 //
 // Hand-written PTX: shared memory and a barrier, early exits, warp shuffles,
 // packed conversions, the faults a GPU reports (out of bounds, misaligned),
-// a race on shared memory, and a warpgroup MMA with the hazards the
+// a race on shared memory, a warpgroup MMA with the hazards the
 // interpreter reports (no fence.proxy.async, a result read before its
-// wait). The interpreter's
-// tensor-core instructions are checked end to end instead: the bf16
-// char-GPT's packages against the CPU (tests/lit/e2e/ptx-vs-cpu.test).
+// wait), named barriers, and the tensor memory accelerator: tensor maps of
+// the fake driver, cp.async.bulk.tensor boxes waited on through mbarriers,
+// a warp-specialized matmul through a ring of them, and their hazards. The
+// interpreter's tensor-core instructions are checked end to end besides:
+// the bf16 char-GPT's packages against the CPU
+// (tests/lit/e2e/ptx-vs-cpu.test).
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,7 +17,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace {
@@ -489,3 +497,771 @@ TEST(PtxSim, BitFieldExtract) {
     EXPECT_EQ(s32, want32.second) << at;
   }
 }
+
+//===----------------------------------------------------------------------===//
+// The tensor memory accelerator: mbarriers and cp.async.bulk.tensor
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+constexpr unsigned kFloat16 = 6;    // CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+constexpr unsigned kSwizzle128 = 3; // CU_TENSOR_MAP_SWIZZLE_128B
+
+/// Device memory for the tensor-map tests, aligned as cuMemAlloc's.
+struct DeviceMemory {
+  struct Free {
+    void operator()(char *p) const { std::free(p); }
+  };
+  std::vector<std::pair<std::unique_ptr<char, Free>, size_t>> blocks;
+
+  template <typename T> T *alloc(size_t count, T fill = T()) {
+    size_t bytes = (count * sizeof(T) + 255) / 256 * 256;
+    T *p = static_cast<T *>(std::aligned_alloc(256, bytes));
+    std::fill(p, p + count, fill);
+    blocks.emplace_back(reinterpret_cast<char *>(p), count * sizeof(T));
+    return p;
+  }
+  ptxsim::Resolver resolver() {
+    return [this](uint64_t address, ptxsim::Allocation &out) {
+      for (auto &[block, size] : blocks) {
+        auto base = reinterpret_cast<uint64_t>(block.get());
+        if (address >= base && address < base + size) {
+          out = {base, size, block.get()};
+          return true;
+        }
+      }
+      return false;
+    };
+  }
+};
+
+uint16_t f16Bits(float f) {
+  _Float16 h = _Float16(f);
+  uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+
+// Thread 0 loads two 64 x 128 boxes (128-byte rows) of a 2-D f16 tensor
+// map, one after the other, into the same 16 KB of dynamic shared memory,
+// completing on one mbarrier (its phases 0 and 1); all 128 threads wait for
+// each in an inline-assembly spin loop - the same labels in both blocks -
+// and thread t copies row t of the box as it lies in shared memory to
+// out[128 t] (first box) and out[16384 + 128 t] (second). Mode 1 reads the
+// first box without waiting, mode 2 expects its bytes but issues no copy,
+// mode 3 moves its destination 128 bytes up.
+const char *kTmaBox = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.extern .shared .align 1024 .b8 tiles[];
+
+.visible .entry box(
+	.param .u64 box_param_0,
+	.param .u64 box_param_1,
+	.param .u32 box_param_2,
+	.param .u32 box_param_3,
+	.param .u32 box_param_4,
+	.param .u32 box_param_5,
+	.param .u32 box_param_6
+)
+.maxntid 128, 1, 1
+{
+	.reg .pred 	%p<6>;
+	.reg .b32 	%r<16>;
+	.reg .b64 	%rd<12>;
+	.shared .align 8 .b8 bar[8];
+
+	ld.param.b64 	%rd1, [box_param_0];
+	ld.param.b64 	%rd2, [box_param_1];
+	ld.param.b32 	%r1, [box_param_2];
+	ld.param.b32 	%r2, [box_param_3];
+	ld.param.b32 	%r3, [box_param_4];
+	ld.param.b32 	%r4, [box_param_5];
+	ld.param.b32 	%r5, [box_param_6];
+	mov.u32 	%r6, %tid.x;
+	setp.ne.s32 	%p1, %r6, 0;
+	@%p1 bra 	$L_INIT;
+	mov.b32 	%r7, 1;
+	mbarrier.init.shared.b64 	[bar], %r7;
+	fence.mbarrier_init.release.cluster;
+	fence.proxy.tensormap::generic.acquire.gpu [%rd1], 128;
+	prefetch.tensormap 	[%rd1];
+$L_INIT:
+	bar.sync 	0;
+	mov.b64 	%rd3, tiles;
+	cvta.shared.u64 	%rd4, %rd3;
+	cvta.to.shared::cluster.u64 	%rd5, %rd4;
+	setp.eq.u32 	%p2, %r5, 3;
+	@%p2 add.s64 	%rd5, %rd5, 128;
+	mov.b64 	%rd6, bar;
+	cvt.u32.u64 	%r8, %rd6;
+	@%p1 bra 	$L_WAIT0;
+	mov.b32 	%r9, 16384;
+	mbarrier.arrive.expect_tx.shared.b64 	%rd7, [bar], %r9;
+	setp.eq.u32 	%p3, %r5, 2;
+	@%p3 bra 	$L_WAIT0;
+	cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%rd5], [%rd1, {%r1, %r2}], [bar];
+$L_WAIT0:
+	setp.eq.u32 	%p4, %r5, 1;
+	@%p4 bra 	$L_COPY0;
+	// begin inline asm
+	{
+	.reg .pred       P1;
+	LAB_WAIT:
+	mbarrier.try_wait.parity.shared.b64 P1, [%r8], 0, 1000000;
+	@P1 bra.uni DONE;
+	bra.uni     LAB_WAIT;
+	DONE:
+	}
+	// end inline asm
+$L_COPY0:
+	mul.wide.u32 	%rd8, %r6, 128;
+	add.s64 	%rd9, %rd3, %rd8;
+	add.s64 	%rd10, %rd2, %rd8;
+	mov.b32 	%r10, 0;
+$L_LOOP0:
+	ld.shared.v4.b32 	{%r11, %r12, %r13, %r14}, [%rd9];
+	st.global.v4.b32 	[%rd10], {%r11, %r12, %r13, %r14};
+	add.s64 	%rd9, %rd9, 16;
+	add.s64 	%rd10, %rd10, 16;
+	add.s32 	%r10, %r10, 1;
+	setp.lt.u32 	%p5, %r10, 8;
+	@%p5 bra 	$L_LOOP0;
+	bar.sync 	0;
+	@%p1 bra 	$L_WAIT1;
+	mbarrier.arrive.expect_tx.shared::cta.b64 	_, [%r8], 16384;
+	cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%rd5], [%rd1, {%r3, %r4}], [%r8];
+$L_WAIT1:
+	// begin inline asm
+	{
+	.reg .pred       P1;
+	LAB_WAIT:
+	mbarrier.try_wait.parity.shared.b64 P1, [%r8], 1;
+	@P1 bra.uni DONE;
+	bra.uni     LAB_WAIT;
+	DONE:
+	}
+	// end inline asm
+	mul.wide.u32 	%rd8, %r6, 128;
+	add.s64 	%rd9, %rd3, %rd8;
+	add.s64 	%rd10, %rd2, %rd8;
+	add.s64 	%rd10, %rd10, 16384;
+	mov.b32 	%r10, 0;
+$L_LOOP1:
+	ld.shared.v4.b32 	{%r11, %r12, %r13, %r14}, [%rd9];
+	st.global.v4.b32 	[%rd10], {%r11, %r12, %r13, %r14};
+	add.s64 	%rd9, %rd9, 16;
+	add.s64 	%rd10, %rd10, 16;
+	add.s32 	%r10, %r10, 1;
+	setp.lt.u32 	%p5, %r10, 8;
+	@%p5 bra 	$L_LOOP1;
+	ret;
+}
+)";
+
+/// A 100 x 150 f16 tensor with rows of 160 elements (320 bytes), and the
+/// box kernel's launch on it.
+struct BoxTest {
+  static constexpr int64_t rows = 100, cols = 150, pitch = 160;
+  DeviceMemory mem;
+  uint16_t *tensor = mem.alloc<uint16_t>(rows * pitch, 0xffff);
+  uint64_t *map = mem.alloc<uint64_t>(16);
+  uint16_t *out = mem.alloc<uint16_t>(2 * 128 * 64, 0xdead);
+  /// The two boxes' corners (column, row): partly past the tensor's end in
+  /// both dimensions, and before its start in rows.
+  int32_t corner[2][2] = {{96, -8}, {0, 40}};
+
+  BoxTest() {
+    // Element (r, c) is 1 + 160 r + c; the padding past column 150 keeps
+    // 0xffff, which a box must not show.
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        tensor[r * pitch + c] = uint16_t(1 + r * pitch + c);
+  }
+  std::string encode(unsigned swizzle) {
+    uint64_t dims[] = {cols, rows}, strides[] = {pitch * 2};
+    uint32_t box[] = {64, 128}, elementStrides[] = {1, 1};
+    return ptxsim::encodeTiledTensorMap(map, kFloat16, 2, tensor, dims,
+                                        strides, box, elementStrides, 0,
+                                        swizzle, 0, 0);
+  }
+  ptxsim::LaunchResult run(const ptxsim::Module &m, uint32_t mode,
+                           unsigned dynamicShared = 16384) {
+    void *mapPtr = map, *outPtr = out;
+    void *params[] = {&mapPtr, &outPtr,       &corner[0][0], &corner[0][1],
+                      &corner[1][0], &corner[1][1], &mode};
+    return ptxsim::launch(m, "box", {1, 1, 1}, {128, 1, 1}, dynamicShared,
+                          params, mem.resolver(), 1);
+  }
+  /// Element (r, c) of box `b` as the copy leaves it in shared memory: the
+  /// 16-byte chunk c / 8 of row r at chunk (c / 8) ^ (r % 8) when swizzled
+  /// by 128 bytes.
+  uint16_t landed(int b, bool swizzled, int r, int c) const {
+    int chunk = swizzled ? (c / 8) ^ (r % 8) : c / 8;
+    return out[b * 8192 + r * 64 + chunk * 8 + c % 8];
+  }
+  uint16_t expected(int b, int r, int c) const {
+    int64_t x = corner[b][0] + c, y = corner[b][1] + r;
+    bool inside = x >= 0 && x < cols && y >= 0 && y < rows;
+    return inside ? uint16_t(1 + y * pitch + x) : 0;
+  }
+};
+
+TEST(PtxSimTma, SwizzledBoxPartlyOutOfBoundsWaitedOnTwice) {
+  ModulePtr m = parseOrFail(kTmaBox);
+  ASSERT_TRUE(m);
+  for (unsigned swizzle : {kSwizzle128, 0u}) {
+    SCOPED_TRACE("swizzle " + std::to_string(swizzle));
+    BoxTest t;
+    ASSERT_EQ(t.encode(swizzle), "");
+    ptxsim::LaunchResult r = t.run(*m, 0);
+    ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+    unsigned mismatches = 0;
+    for (int b = 0; b < 2; ++b)
+      for (int row = 0; row < 128; ++row)
+        for (int c = 0; c < 64; ++c)
+          if (t.landed(b, swizzle != 0, row, c) != t.expected(b, row, c) &&
+              ++mismatches < 10)
+            ADD_FAILURE() << "box " << b << ", row " << row << ", column "
+                          << c << ": " << t.landed(b, swizzle != 0, row, c)
+                          << ", not " << t.expected(b, row, c);
+    EXPECT_EQ(mismatches, 0u);
+  }
+}
+
+TEST(PtxSimTma, ReadingBeforeTheWaitOrWaitingForeverFails) {
+  ModulePtr m = parseOrFail(kTmaBox);
+  ASSERT_TRUE(m);
+  BoxTest t;
+  ASSERT_EQ(t.encode(kSwizzle128), "");
+
+  ptxsim::LaunchResult r = t.run(*m, 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("kernel box, thread (0,0,0) of block (0,0,0)"),
+            std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find("`ld.shared.v4.b32 \t{%r11, %r12, %r13, %r14}, "
+                           "[%rd9]`: reads shared memory that a "
+                           "cp.async.bulk.tensor still in flight writes"),
+            std::string::npos)
+      << r.message;
+
+  // The bytes are expected but never come: every thread sleeps on the
+  // mbarrier, and the launch ends instead of spinning.
+  r = t.run(*m, 2);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("kernel box, thread (0,0,0) of block (0,0,0), "
+                           "PTX line 61 `mbarrier.try_wait.parity.shared.b64 "
+                           "P1, [%r8], 0, 1000000`: deadlock"),
+            std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find("awaits 0 of 1 arrivals and 16384 transaction "
+                           "bytes"),
+            std::string::npos)
+      << r.message;
+
+  r = t.run(*m, 3, 16384 + 1024);
+  ASSERT_EQ(r.failure, ptxsim::Failure::MisalignedAddress);
+  EXPECT_NE(r.message.find("is not 1024-byte aligned, as a box swizzled by "
+                           "128 bytes must be"),
+            std::string::npos)
+      << r.message;
+
+  std::fill(t.map, t.map + 16, 0);
+  r = t.run(*m, 0);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("are not a tensor map"), std::string::npos)
+      << r.message;
+}
+
+TEST(PtxSimTma, MbarrierMisuseFails) {
+  BoxTest t;
+  ASSERT_EQ(t.encode(kSwizzle128), "");
+  std::string uninitialized = kTmaBox;
+  uninitialized.erase(uninitialized.find("\tmbarrier.init"), 39);
+  ModulePtr m = parseOrFail(uninitialized.c_str());
+  ASSERT_TRUE(m);
+  ptxsim::LaunchResult r = t.run(*m, 0);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("`mbarrier.arrive.expect_tx.shared.b64 \t%rd7, "
+                           "[bar], %r9`: no mbarrier.init initialized an "
+                           "mbarrier at shared offset 0"),
+            std::string::npos)
+      << r.message;
+
+  // One arrival too many: the phase already has its one, and waits for
+  // the bytes.
+  std::string extra = kTmaBox;
+  size_t copy = extra.find("\tcp.async.bulk.tensor");
+  extra.replace(copy, extra.find('\n', copy) - copy,
+                "\tmbarrier.arrive.shared.b64 \t_, [bar];");
+  m = parseOrFail(extra.c_str());
+  ASSERT_TRUE(m);
+  r = t.run(*m, 0);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("an arrival count of 1 on the mbarrier at shared "
+                           "offset 0, whose phase 0 expects 0 more arrivals "
+                           "(1 a phase)"),
+            std::string::npos)
+      << r.message;
+}
+
+TEST(PtxSimTma, LabelsAndRegistersAreScopedToTheirBlock) {
+  // Both inline blocks of the box kernel define LAB_WAIT, DONE and P1; a
+  // branch out of a block to a label inside another is an error, as is a
+  // label defined twice in one block.
+  ASSERT_TRUE(parseOrFail(kTmaBox));
+  std::string outside = kTmaBox;
+  outside.replace(outside.find("@%p4 bra \t$L_COPY0;"), 19,
+                  "@%p4 bra \tDONE;");
+  std::string error;
+  EXPECT_FALSE(ModulePtr(ptxsim::parse(outside, error)));
+  EXPECT_EQ(error, "line 56: unknown label or symbol 'DONE'");
+
+  std::string twice = kTmaBox;
+  twice.replace(twice.find("\tDONE:\n"), 7, "\tDONE:\n\tLAB_WAIT:\n");
+  error.clear();
+  EXPECT_FALSE(ModulePtr(ptxsim::parse(twice, error)));
+  EXPECT_EQ(error, "line 65: label 'LAB_WAIT' defined twice in one block");
+
+  std::string leaked = kTmaBox;
+  leaked.replace(leaked.find("$L_COPY0:\n"), 10,
+                 "$L_COPY0:\n\t@P1 bra \t$L_COPY0;\n");
+  error.clear();
+  EXPECT_FALSE(ModulePtr(ptxsim::parse(leaked, error)));
+  EXPECT_EQ(error, "line 68: unknown predicate P1");
+}
+
+// A warp-specialized sm_90a matmul of the shape Tessera emits, small:
+// C (128 x 8, f32) = A (128 x K, f16) B^T with B 8 x K, both K-major, in K
+// tiles of 64 through a two-stage ring in dynamic shared memory (A at
+// 16384 s, B at 32768 + 1024 s, 128-byte swizzled; full[s] at 34816 + 8 s
+// counts the producer and the bytes, empty[s] at 34832 + 8 s the 8 consumer
+// warps). Warpgroup 0 produces: its thread 0 waits for a stage to be empty,
+// expects its bytes and loads A's and B's tiles. Warpgroups 1 and 2 consume
+// 64 rows of A each: they wait for the stage to be full, run wgmma
+// m64n8k16 four times, and release the stage of the previous tile once
+// wgmma.wait_group 1 retired its wgmmas. Mode 1: the consumers do not wait
+// for full; mode 2: they release a stage while its wgmmas are in flight.
+const char *kWarpSpecialized = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.extern .shared .align 1024 .b8 smem[];
+
+.visible .entry ws(
+	.param .u64 ws_param_0,
+	.param .u64 ws_param_1,
+	.param .u64 ws_param_2,
+	.param .u32 ws_param_3,
+	.param .u32 ws_param_4
+)
+.maxntid 384, 1, 1
+{
+	.reg .pred 	%p<10>;
+	.reg .b32 	%r<34>;
+	.reg .b64 	%rd<24>;
+
+	ld.param.b64 	%rd1, [ws_param_0];
+	ld.param.b64 	%rd2, [ws_param_1];
+	ld.param.b64 	%rd3, [ws_param_2];
+	ld.param.b32 	%r1, [ws_param_3];
+	ld.param.b32 	%r2, [ws_param_4];
+	mov.u32 	%r3, %tid.x;
+	mov.b64 	%rd4, smem;
+	cvt.u32.u64 	%r4, %rd4;
+	setp.ne.s32 	%p1, %r3, 0;
+	@%p1 bra 	$L_INIT;
+	mov.b32 	%r5, 1;
+	mbarrier.init.shared.b64 	[smem+34816], %r5;
+	mbarrier.init.shared.b64 	[smem+34824], %r5;
+	mov.b32 	%r5, 8;
+	mbarrier.init.shared.b64 	[smem+34832], %r5;
+	mbarrier.init.shared.b64 	[smem+34840], %r5;
+	fence.mbarrier_init.release.cluster;
+$L_INIT:
+	bar.sync 	0;
+	setp.gt.u32 	%p2, %r3, 127;
+	@%p2 bra 	$L_CONSUMER;
+	setmaxnreg.dec.sync.aligned.u32 	40;
+	@%p1 bra 	$L_EXIT;
+	fence.proxy.tensormap::generic.acquire.gpu [%rd1], 128;
+	prefetch.tensormap 	[%rd1];
+	fence.proxy.tensormap::generic.acquire.gpu [%rd2], 128;
+	prefetch.tensormap 	[%rd2];
+	mov.b32 	%r6, 0;
+$L_PRODUCE:
+	and.b32 	%r7, %r6, 1;
+	bfe.u32 	%r8, %r6, 1, 1;
+	xor.b32 	%r8, %r8, 1;
+	shl.b32 	%r9, %r7, 3;
+	add.s32 	%r10, %r4, %r9;
+	add.s32 	%r11, %r10, 34816;
+	add.s32 	%r12, %r10, 34832;
+	// begin inline asm
+	{
+	.reg .pred       P1;
+	LAB_WAIT:
+	mbarrier.try_wait.parity.shared.b64 P1, [%r12], %r8, 1000000;
+	@P1 bra.uni DONE;
+	bra.uni     LAB_WAIT;
+	DONE:
+	}
+	// end inline asm
+	mov.b32 	%r13, 17408;
+	mbarrier.arrive.expect_tx.shared.b64 	%rd5, [%r11], %r13;
+	shl.b32 	%r14, %r6, 6;
+	mov.b32 	%r15, 0;
+	mul.wide.u32 	%rd6, %r7, 16384;
+	add.s64 	%rd7, %rd4, %rd6;
+	cvta.shared.u64 	%rd8, %rd7;
+	cvta.to.shared::cluster.u64 	%rd9, %rd8;
+	cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%rd9], [%rd1, {%r14, %r15}], [%r11];
+	mul.wide.u32 	%rd10, %r7, 1024;
+	add.s64 	%rd11, %rd4, %rd10;
+	add.s64 	%rd11, %rd11, 32768;
+	cvta.shared.u64 	%rd12, %rd11;
+	cvta.to.shared::cluster.u64 	%rd13, %rd12;
+	cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%rd13], [%rd2, {%r14, %r15}], [%r11];
+	add.s32 	%r6, %r6, 1;
+	setp.lt.u32 	%p3, %r6, %r1;
+	@%p3 bra 	$L_PRODUCE;
+$L_EXIT:
+	ret;
+$L_CONSUMER:
+	setmaxnreg.inc.sync.aligned.u32 	232;
+	sub.s32 	%r16, %r3, 128;
+	shr.u32 	%r17, %r16, 7;
+	and.b32 	%r18, %r3, 31;
+	setp.eq.u32 	%p4, %r18, 0;
+	setp.eq.u32 	%p5, %r3, %r3;
+	mov.b32 	%r20, 0;
+	mov.b32 	%r21, 0;
+	mov.b32 	%r22, 0;
+	mov.b32 	%r23, 0;
+	mov.b32 	%r6, 0;
+$L_CONSUME:
+	and.b32 	%r7, %r6, 1;
+	bfe.u32 	%r8, %r6, 1, 1;
+	shl.b32 	%r9, %r7, 3;
+	add.s32 	%r10, %r4, %r9;
+	add.s32 	%r11, %r10, 34816;
+	setp.eq.u32 	%p6, %r2, 1;
+	@%p6 bra 	$L_FULL;
+	// begin inline asm
+	{
+	.reg .pred       P1;
+	LAB_WAIT:
+	mbarrier.try_wait.parity.shared.b64 P1, [%r11], %r8, 1000000;
+	@P1 bra.uni DONE;
+	bra.uni     LAB_WAIT;
+	DONE:
+	}
+	// end inline asm
+$L_FULL:
+	mul.wide.u32 	%rd14, %r7, 16384;
+	mul.wide.u32 	%rd15, %r17, 8192;
+	add.s64 	%rd16, %rd4, %rd14;
+	add.s64 	%rd16, %rd16, %rd15;
+	shr.u64 	%rd16, %rd16, 4;
+	or.b64 	%rd16, %rd16, 4611686293305360384;
+	mul.wide.u32 	%rd17, %r7, 1024;
+	add.s64 	%rd18, %rd4, %rd17;
+	add.s64 	%rd18, %rd18, 32768;
+	shr.u64 	%rd18, %rd18, 4;
+	or.b64 	%rd18, %rd18, 4611686293305360384;
+	wgmma.fence.sync.aligned;
+	wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%r20, %r21, %r22, %r23}, %rd16, %rd18, %p5, 1, 1, 0, 0;
+	add.s64 	%rd19, %rd16, 2;
+	add.s64 	%rd20, %rd18, 2;
+	wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%r20, %r21, %r22, %r23}, %rd19, %rd20, %p5, 1, 1, 0, 0;
+	add.s64 	%rd19, %rd16, 4;
+	add.s64 	%rd20, %rd18, 4;
+	wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%r20, %r21, %r22, %r23}, %rd19, %rd20, %p5, 1, 1, 0, 0;
+	add.s64 	%rd19, %rd16, 6;
+	add.s64 	%rd20, %rd18, 6;
+	wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%r20, %r21, %r22, %r23}, %rd19, %rd20, %p5, 1, 1, 0, 0;
+	wgmma.commit_group.sync.aligned;
+	wgmma.wait_group.sync.aligned 	1;
+	mov.b32 	%r24, %r7;
+	setp.eq.u32 	%p7, %r2, 2;
+	@%p7 bra 	$L_RELEASE;
+	setp.eq.u32 	%p8, %r6, 0;
+	@%p8 bra 	$L_NEXT;
+	xor.b32 	%r24, %r7, 1;
+$L_RELEASE:
+	shl.b32 	%r25, %r24, 3;
+	add.s32 	%r26, %r4, %r25;
+	add.s32 	%r26, %r26, 34832;
+	@%p4 mbarrier.arrive.shared.b64 	%rd21, [%r26];
+$L_NEXT:
+	add.s32 	%r6, %r6, 1;
+	setp.lt.u32 	%p9, %r6, %r1;
+	@%p9 bra 	$L_CONSUME;
+	wgmma.wait_group.sync.aligned 	0;
+	bfe.u32 	%r27, %r16, 5, 2;
+	shl.b32 	%r28, %r17, 6;
+	shl.b32 	%r29, %r27, 4;
+	shr.u32 	%r30, %r18, 2;
+	add.s32 	%r31, %r28, %r29;
+	add.s32 	%r31, %r31, %r30;
+	and.b32 	%r32, %r18, 3;
+	shl.b32 	%r32, %r32, 1;
+	shl.b32 	%r33, %r31, 3;
+	add.s32 	%r33, %r33, %r32;
+	mul.wide.u32 	%rd22, %r33, 4;
+	add.s64 	%rd23, %rd3, %rd22;
+	st.global.v2.b32 	[%rd23], {%r20, %r21};
+	st.global.v2.b32 	[%rd23+256], {%r22, %r23};
+	ret;
+}
+)";
+
+/// The warp-specialized kernel on A (120 x 250) and B (8 x 250), rows 512
+/// bytes apart with NaN in the padding: the last K tile and A's last 8 rows
+/// of the box lie past the tensors' ends, and must read as zeros.
+struct WarpSpecializedTest {
+  static constexpr int64_t m = 120, n = 8, k = 250, pitch = 256;
+  DeviceMemory mem;
+  uint16_t *a = mem.alloc<uint16_t>(m * pitch, 0x7e00);
+  uint16_t *b = mem.alloc<uint16_t>(n * pitch, 0x7e00);
+  uint64_t *mapA = mem.alloc<uint64_t>(16), *mapB = mem.alloc<uint64_t>(16);
+  float *c = mem.alloc<float>(128 * n, -1.0f);
+
+  static float valueA(int64_t i, int64_t j) { return float((3 * i + j) % 7 - 3); }
+  static float valueB(int64_t i, int64_t j) { return float((i + 2 * j) % 5 - 2); }
+
+  WarpSpecializedTest() {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < k; ++j)
+        a[i * pitch + j] = f16Bits(valueA(i, j));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j)
+        b[i * pitch + j] = f16Bits(valueB(i, j));
+    uint64_t dimsA[] = {k, m}, dimsB[] = {k, n}, strides[] = {pitch * 2};
+    uint32_t boxA[] = {64, 128}, boxB[] = {64, 8}, elementStrides[] = {1, 1};
+    EXPECT_EQ(ptxsim::encodeTiledTensorMap(mapA, kFloat16, 2, a, dimsA,
+                                           strides, boxA, elementStrides, 0,
+                                           kSwizzle128, 0, 0),
+              "");
+    EXPECT_EQ(ptxsim::encodeTiledTensorMap(mapB, kFloat16, 2, b, dimsB,
+                                           strides, boxB, elementStrides, 0,
+                                           kSwizzle128, 0, 0),
+              "");
+  }
+  ptxsim::LaunchResult run(const ptxsim::Module &module, uint32_t mode) {
+    void *pa = mapA, *pb = mapB, *pc = c;
+    uint32_t tiles = 4;
+    void *params[] = {&pa, &pb, &pc, &tiles, &mode};
+    return ptxsim::launch(module, "ws", {1, 1, 1}, {384, 1, 1}, 34848,
+                          params, mem.resolver(), 1);
+  }
+};
+
+TEST(PtxSimTma, WarpSpecializedMatmulThroughARing) {
+  ModulePtr module = parseOrFail(kWarpSpecialized);
+  ASSERT_TRUE(module);
+  WarpSpecializedTest t;
+  ptxsim::LaunchResult r = t.run(*module, 0);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  for (int64_t i = 0; i < 128; ++i)
+    for (int64_t j = 0; j < t.n; ++j) {
+      // Rows past A's end read as zeros.
+      float want = 0;
+      for (int64_t kk = 0; kk < t.k && i < t.m; ++kk)
+        want += t.valueA(i, kk) * t.valueB(j, kk);
+      EXPECT_EQ(t.c[i * t.n + j], want) << "C[" << i << "][" << j << "]";
+    }
+}
+
+TEST(PtxSimTma, WarpSpecializedHazards) {
+  ModulePtr module = parseOrFail(kWarpSpecialized);
+  ASSERT_TRUE(module);
+  {
+    WarpSpecializedTest t;
+    ptxsim::LaunchResult r = t.run(*module, 1);
+    ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+    EXPECT_NE(r.message.find("kernel ws, thread (128,0,0)"), std::string::npos)
+        << r.message;
+    EXPECT_NE(r.message.find("`wgmma.mma_async.sync.aligned.m64n8k16.f32.f16."
+                             "f16 {%r20, %r21, %r22, %r23}, %rd16, %rd18, "
+                             "%p5, 1, 1, 0, 0`: reads shared memory that a "
+                             "cp.async.bulk.tensor still in flight writes"),
+              std::string::npos)
+        << r.message;
+  }
+  {
+    WarpSpecializedTest t;
+    ptxsim::LaunchResult r = t.run(*module, 2);
+    ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+    EXPECT_NE(r.message.find("kernel ws, thread (0,0,0)"), std::string::npos)
+        << r.message;
+    EXPECT_NE(r.message.find("`cp.async.bulk.tensor.2d.shared::cluster.global."
+                             "tile.mbarrier::complete_tx::bytes [%rd9], "
+                             "[%rd1, {%r14, %r15}], [%r11]`: lands on shared "
+                             "byte 16384, which the wgmma.mma_async at PTX "
+                             "line"),
+              std::string::npos)
+        << r.message;
+    EXPECT_NE(r.message.find("still in flight reads: retire it with "
+                             "wgmma.wait_group before releasing its buffer"),
+              std::string::npos)
+        << r.message;
+  }
+}
+
+// Threads 0-63 meet at barrier 1 (64 threads) while threads 64-127 wait at
+// barrier 0 for the whole block: thread t < 64 writes out[t] = the value of
+// thread t ^ 32, then every thread writes out[128 + t] = that of 127 - t
+// (thread t's value is t + 1).
+const char *kNamedBarriers = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.visible .entry named(
+	.param .u64 named_param_0
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<10>;
+	.shared .align 4 .b8 buf[512];
+
+	ld.param.b64 	%rd1, [named_param_0];
+	mov.u32 	%r1, %tid.x;
+	add.s32 	%r2, %r1, 1;
+	mul.wide.u32 	%rd2, %r1, 4;
+	mov.b64 	%rd3, buf;
+	add.s64 	%rd4, %rd3, %rd2;
+	st.shared.b32 	[%rd4], %r2;
+	setp.lt.u32 	%p1, %r1, 64;
+	@!%p1 bra 	$L_ALL;
+	mov.b32 	%r3, 1;
+	bar.sync 	%r3, 64;
+	xor.b32 	%r4, %r1, 32;
+	mul.wide.u32 	%rd5, %r4, 4;
+	add.s64 	%rd6, %rd3, %rd5;
+	ld.shared.b32 	%r5, [%rd6];
+	add.s64 	%rd7, %rd1, %rd2;
+	st.global.b32 	[%rd7], %r5;
+$L_ALL:
+	bar.sync 	0;
+	sub.s32 	%r6, 127, %r1;
+	mul.wide.u32 	%rd8, %r6, 4;
+	add.s64 	%rd9, %rd3, %rd8;
+	ld.shared.b32 	%r7, [%rd9];
+	add.s64 	%rd7, %rd1, %rd2;
+	st.global.b32 	[%rd7+512], %r7;
+	ret;
+}
+)";
+
+TEST(PtxSimTma, NamedBarrierReleasesAtItsThreadCount) {
+  ModulePtr m = parseOrFail(kNamedBarriers);
+  ASSERT_TRUE(m);
+  DeviceMemory mem;
+  uint32_t *out = mem.alloc<uint32_t>(256, 0xffffffff);
+  void *ptr = out;
+  void *params[] = {&ptr};
+  ptxsim::LaunchResult r = ptxsim::launch(*m, "named", {1, 1, 1}, {128, 1, 1},
+                                          0, params, mem.resolver(), 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  for (uint32_t t = 0; t < 128; ++t) {
+    EXPECT_EQ(out[t], t < 64 ? (t ^ 32) + 1 : 0xffffffff) << t;
+    EXPECT_EQ(out[128 + t], 128 - t) << t;
+  }
+
+  std::string more = kNamedBarriers;
+  more.replace(more.find("%r3, 64;"), 8, "%r3, 96;");
+  m = parseOrFail(more.c_str());
+  ASSERT_TRUE(m);
+  r = ptxsim::launch(*m, "named", {1, 1, 1}, {128, 1, 1}, 0, params,
+                     mem.resolver(), 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("thread (0,0,0) of block (0,0,0), PTX line 25 "
+                           "`bar.sync \t%r3, 96`: deadlock: barrier 1 waits "
+                           "for 96 threads, and 64 arrived"),
+            std::string::npos)
+      << r.message;
+}
+
+TEST(PtxSimTma, FakeDriverEncodesAndChecksTensorMaps) {
+  void *lib = dlopen(TESSERA_FAKE_CUDA, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  using Encode = int (*)(void *, int, uint32_t, void *, const uint64_t *,
+                         const uint64_t *, const uint32_t *, const uint32_t *,
+                         int, int, int, int);
+  auto encode = reinterpret_cast<Encode>(dlsym(lib, "cuTensorMapEncodeTiled"));
+  auto encoded =
+      reinterpret_cast<int (*)()>(dlsym(lib, "fakeCudaTensorMapsEncoded"));
+  ASSERT_NE(encode, nullptr);
+  ASSERT_NE(encoded, nullptr);
+  constexpr int invalidValue = 1; // CUDA_ERROR_INVALID_VALUE
+
+  DeviceMemory mem;
+  char *tensor = mem.alloc<char>(64 << 10);
+  uint64_t *map = mem.alloc<uint64_t>(32, 0x1234);
+  struct Args {
+    void *map;
+    unsigned dataType = kFloat16, rank = 2;
+    char *address;
+    uint64_t dims[2] = {150, 100}, strides[1] = {320};
+    uint32_t box[2] = {64, 128}, elementStrides[2] = {1, 1};
+    unsigned interleave = 0, swizzle = kSwizzle128, l2 = 0, oobFill = 0;
+  };
+  auto call = [&](const Args &a) {
+    return encode(a.map, int(a.dataType), a.rank, a.address, a.dims,
+                  a.strides, a.box, a.elementStrides, int(a.interleave),
+                  int(a.swizzle), int(a.l2), int(a.oobFill));
+  };
+  const Args valid{map, kFloat16, 2, tensor};
+  int before = encoded();
+  ASSERT_EQ(call(valid), 0);
+  EXPECT_EQ(encoded(), before + 1);
+  EXPECT_EQ(map[0], 0x50414d5453534554u); // "TESSTMAP"
+  EXPECT_EQ(map[2], reinterpret_cast<uint64_t>(tensor));
+
+  std::vector<uint64_t> written(map, map + 16);
+  std::vector<std::pair<const char *, Args>> invalid;
+  auto add = [&](const char *what, auto change) {
+    Args a = valid;
+    change(a);
+    invalid.emplace_back(what, a);
+  };
+  add("misaligned address", [&](Args &a) { a.address = tensor + 8; });
+  add("stride not a multiple of 16", [](Args &a) { a.strides[0] = 328; });
+  add("map not 64-byte aligned", [&](Args &a) { a.map = map + 1; });
+  add("rank 0", [](Args &a) { a.rank = 0; });
+  add("rank 6", [](Args &a) { a.rank = 6; });
+  add("dimension 0", [](Args &a) { a.dims[1] = 0; });
+  add("box of 0", [](Args &a) { a.box[1] = 0; });
+  add("box of 257", [](Args &a) { a.box[1] = 257; });
+  add("inner box of 8 bytes", [](Args &a) { a.box[0] = 4; });
+  add("inner box wider than the swizzle", [](Args &a) { a.box[0] = 128; });
+  add("element stride 2", [](Args &a) { a.elementStrides[1] = 2; });
+  add("interleave", [](Args &a) { a.interleave = 1; });
+  add("unknown swizzle", [](Args &a) { a.swizzle = 7; });
+  add("NaN fill", [](Args &a) { a.oobFill = 1; });
+  add("packed type", [](Args &a) { a.dataType = 13; });
+  for (auto &[what, args] : invalid) {
+    EXPECT_EQ(call(args), invalidValue) << what;
+    EXPECT_EQ(std::vector<uint64_t>(map, map + 16), written) << what;
+  }
+  EXPECT_EQ(encoded(), before + 1);
+  // 128-byte rows with no swizzle, and a 64-byte swizzle of 64-byte rows.
+  Args wide = valid;
+  wide.swizzle = 0;
+  wide.box[0] = 128;
+  EXPECT_EQ(call(wide), 0);
+  Args narrow = valid;
+  narrow.swizzle = 2;
+  narrow.box[0] = 32;
+  EXPECT_EQ(call(narrow), 0);
+  dlclose(lib);
+}
+
+} // namespace
