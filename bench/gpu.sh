@@ -16,10 +16,12 @@
 #    their forward, comparing losses and logits with the CPU's (bounds:
 #    f32 1e-4 relative, bf16 2e-2);
 # 3. times the 4096^3 bf16 GEMM: Tessera's wgmma kernel with each of its
-#    tiles (--wgmma-tile; kernel time from TESSERA_CUDA_PROFILE) against
+#    tiles (--wgmma-tile) and loads (--wgmma-loads=cp.async|tma; the list
+#    is bench/gpu/variants.sh; kernel time from TESSERA_CUDA_PROFILE) against
 #    cuBLAS (bench/gpu/cublas_gemm.cu) and PyTorch on the same GPU;
 # 4. trains GPT-2 124M (d=768, 12 layers, T=1024, batch 8, bf16) for 30
-#    steps: tokens/s and MFU, the time per kernel of a profiled run, and
+#    steps, with cp.async and with TMA matmul loads: tokens/s and MFU, the
+#    time per kernel of a profiled run, and
 #    the same step in PyTorch (bench/gpu/torch_gpt2.py) for reference.
 # OUT_DIR/summary.txt gets every number; the logs and profiles sit beside
 # it (training checkpoints are deleted). With the device tool: carry
@@ -44,6 +46,7 @@ report() {
   "$@" 2>&1 | tee -a "$S"
   [ "${PIPESTATUS[0]}" = 0 ] || { failed=1; say "FAILED: $*"; }
 }
+. bench/gpu/variants.sh
 [ -d "$C/pkgs" ] || { echo "gpu.sh: $C missing: run bench/gpu/prepare.sh where LLVM/MLIR are" >&2; exit 1; }
 
 say "== GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
@@ -83,10 +86,10 @@ done
 # 3. GEMM 4096^3 bf16.
 if want gemm; then
 python3 -c "import numpy as n; n.save('$OUT/gemm_x.npy', n.random.default_rng(0).standard_normal((4096, 4096), dtype=n.float32))"
-for tile in 128x128x4 128x128x3 128x256x4 128x256x3; do
-  TESSERA_CUDA_PROFILE=1 $T $RT run "$C/pkgs/gemm_$tile.tsrpkg" --input "$OUT/gemm_x.npy" \
-    --repeat 20 > "$OUT/gemm_run_$tile.txt" 2> "$OUT/gemm_profile_$tile.txt"
-  report python3 bench/gpu/report.py gemm "$OUT/gemm_profile_$tile.txt" 4096 $tile
+for variant in $GEMM_VARIANTS; do
+  TESSERA_CUDA_PROFILE=1 $T $RT run "$C/pkgs/gemm_$variant.tsrpkg" --input "$OUT/gemm_x.npy" \
+    --repeat 20 > "$OUT/gemm_run_$variant.txt" 2> "$OUT/gemm_profile_$variant.txt"
+  report python3 bench/gpu/report.py gemm "$OUT/gemm_profile_$variant.txt" 4096 $variant
 done
 if nvcc -O3 -arch=native -o "$OUT/cublas_gemm" bench/gpu/cublas_gemm.cu -lcublas > "$OUT/nvcc.log" 2>&1; then
   report "$OUT/cublas_gemm" 4096 4096 4096
@@ -99,16 +102,19 @@ fi
 # 4. GPT-2 124M training step.
 if want gpt2; then
 python3 -c "import numpy as n; n.random.default_rng(0).integers(0, 50257, 3_000_000).astype(n.uint16).tofile('$OUT/gpt2_tokens.bin')"
-python3 bench/gpu/report.py set-data "$C/pkgs/gpt2.tsrpkg" "$OUT/gpt2_tokens.bin"
-rm -rf "$OUT/gpt2"
-check $T $RT train "$C/pkgs/gpt2.tsrpkg" --steps 30 --out "$OUT/gpt2" -q
-report python3 bench/gpu/report.py gpt2 "$OUT/gpt2/metrics.jsonl" "$C/pkgs/gpt2.tsrpkg"
-rm -rf "$OUT/gpt2_profiled"
-TESSERA_CUDA_PROFILE=1 $T $RT train "$C/pkgs/gpt2.tsrpkg" --steps 3 --out "$OUT/gpt2_profiled" -q \
-  2> "$OUT/gpt2_profile.txt"
-head -25 "$OUT/gpt2_profile.txt" | tee -a "$S"
+for pkg in gpt2 gpt2_tma; do
+python3 bench/gpu/report.py set-data "$C/pkgs/$pkg.tsrpkg" "$OUT/gpt2_tokens.bin"
+rm -rf "$OUT/$pkg"
+say "-- $pkg ($([ $pkg = gpt2 ] && echo cp.async || echo TMA) matmul loads)"
+check $T $RT train "$C/pkgs/$pkg.tsrpkg" --steps 30 --out "$OUT/$pkg" -q
+report python3 bench/gpu/report.py gpt2 "$OUT/$pkg/metrics.jsonl" "$C/pkgs/$pkg.tsrpkg"
+rm -rf "$OUT/${pkg}_profiled"
+TESSERA_CUDA_PROFILE=1 $T $RT train "$C/pkgs/$pkg.tsrpkg" --steps 3 --out "$OUT/${pkg}_profiled" -q \
+  2> "$OUT/${pkg}_profile.txt"
+head -25 "$OUT/${pkg}_profile.txt" | tee -a "$S"
+done
 report $T python3 bench/gpu/torch_gpt2.py train
 fi
-rm -rf "$OUT"/gpt2/*.safetensors "$OUT"/gpt2_profiled/*.safetensors "$OUT"/kjv_*/*.safetensors
+rm -rf "$OUT"/gpt2*/*.safetensors "$OUT"/kjv_*/*.safetensors
 say "== done: $([ $failed = 0 ] && echo 'all checks passed' || echo 'SOME CHECKS FAILED')"
 exit $failed

@@ -7,7 +7,9 @@
 #
 # It writes into bench/gpu/carry:
 #   pkgs/   GPU packages for sm_90 of the KJV char-GPT in f32 and bf16, the
-#           4096^3 bf16 GEMM (one per --wgmma-tile) and GPT-2 124M: fatbins
+#           4096^3 bf16 GEMM (one per --wgmma-tile, with cp.async and
+#           TMA loads: bench/gpu/variants.sh) and GPT-2 124M (both
+#           loads): fatbins
 #           (ptxas machine code,
 #           nothing to compile at load) where the CUDA toolkit is found
 #           here, else PTX. Weights files are left out (gpu.sh rewrites
@@ -26,6 +28,7 @@ T=$BUILD/bin/tessera
 C=bench/gpu/carry
 PY=/usr/bin/python3
 [ -x "$T" ] || { echo "prepare.sh: $T not found; build first" >&2; exit 1; }
+. bench/gpu/variants.sh
 [ -f examples/data/kjv_chars.bin ] || scripts/prepare_kjv.sh
 rm -rf "$C"
 mkdir -p "$C/pkgs" "$C/ref" "$C/deps/include" "$C/deps/lib" "$C/deps/share/cmake"
@@ -56,16 +59,19 @@ for prec in f32 bf16; do
   rm "$C/pkgs/kjv_$prec.tsrpkg/weights.safetensors"
 done
 
-echo "gemm: GPU packages, one per wgmma tile (128x128x4 is the default)"
-for tile in 128x128x4 128x128x3 128x256x4 128x256x3; do
-  "$T" compile bench/gpu/gemm.tsr -e gemm --target sm_90 --wgmma-tile=$tile \
-      -o "$C/pkgs/gemm_$tile.tsrpkg"
-  rm "$C/pkgs/gemm_$tile.tsrpkg/weights.safetensors"
+echo "gemm: GPU packages, one per wgmma tile (128x128x4 is the default),"
+echo "      loading with cp.async (the default) or TMA (VARIANT-tma)"
+for variant in $GEMM_VARIANTS; do
+  "$T" compile bench/gpu/gemm.tsr -e gemm --target sm_90 \
+      $(variant_flags $variant) -o "$C/pkgs/gemm_$variant.tsrpkg"
+  rm "$C/pkgs/gemm_$variant.tsrpkg/weights.safetensors"
 done
 
-echo "GPT-2 124M: GPU package (a few minutes)"
+echo "GPT-2 124M: GPU packages with cp.async and TMA loads (a few minutes each)"
 "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 -o "$C/pkgs/gpt2.tsrpkg"
-rm "$C/pkgs/gpt2.tsrpkg/weights.safetensors"
+"$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 --wgmma-loads=tma \
+    -o "$C/pkgs/gpt2_tma.tsrpkg"
+rm "$C"/pkgs/gpt2*.tsrpkg/weights.safetensors
 
 # The kernels compress well (PTX text, machine code): the carried tree has
 # a 64 MiB limit. gpu.sh unpacks them.

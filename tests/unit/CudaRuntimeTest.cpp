@@ -38,6 +38,7 @@ struct FakeCuda {
   void (*setMemoryLimit)(uint64_t);
   uint64_t (*bytesAllocated)();
   int (*allocationCount)();
+  int (*tensorMapsEncoded)();
   int (*managedAllocations)();
   int (*launchCount)();
   int (*sharedMemoryAttributeSets)();
@@ -62,6 +63,7 @@ protected:
     get("fakeCudaSetMemoryLimit", fake.setMemoryLimit);
     get("fakeCudaBytesAllocated", fake.bytesAllocated);
     get("fakeCudaAllocationCount", fake.allocationCount);
+    get("fakeCudaTensorMapsEncoded", fake.tensorMapsEncoded);
     get("fakeCudaManagedAllocations", fake.managedAllocations);
     get("fakeCudaLaunchCount", fake.launchCount);
     get("fakeCudaSharedMemoryAttributeSets", fake.sharedMemoryAttributeSets);
@@ -162,6 +164,40 @@ TEST_F(CudaRuntime, MemAllocAndMemcpyRoundTripThroughTheCache) {
   EXPECT_EQ(fake.allocationCount(), driverAllocations);
   mgpuMemFree(again, stream);
   mgpuStreamDestroy(stream);
+  EXPECT_TRUE(takeError().ok());
+}
+
+TEST_F(CudaRuntime, TensorMapsAreEncodedOncePerMatrixAndBox) {
+  // A 200 x 83 f16 matrix in a padded copy (rows of 88 halves).
+  void *device = mgpuMemAlloc(200 * 88 * 2, nullptr, /*isHostShared=*/false);
+  ASSERT_NE(device, nullptr);
+  uint64_t base = reinterpret_cast<uintptr_t>(device);
+  int before = fake.tensorMapsEncoded();
+  uint64_t a = tesseraTensorMap2D(base, 200, 83, 176, 128, 64, 0);
+  uint64_t again = tesseraTensorMap2D(base, 200, 83, 176, 128, 64, 0);
+  uint64_t otherBox = tesseraTensorMap2D(base, 200, 83, 176, 64, 64, 0);
+  uint64_t bf16 = tesseraTensorMap2D(base, 200, 83, 176, 128, 64, 1);
+  ASSERT_TRUE(takeError().ok());
+  EXPECT_NE(a, 0u);
+  EXPECT_EQ(a % 64, 0u);
+  EXPECT_EQ(again, a);
+  EXPECT_NE(otherBox, a);
+  EXPECT_NE(bf16, a);
+  EXPECT_NE(bf16, otherBox);
+  EXPECT_EQ(fake.tensorMapsEncoded(), before + 3);
+
+  // Rows 166 bytes apart: TMA strides are multiples of 16 bytes.
+  EXPECT_EQ(tesseraTensorMap2D(base, 200, 83, 166, 128, 64, 0), 0u);
+  Status error = takeError();
+  ASSERT_FALSE(error.ok());
+  EXPECT_TRUE(contains(error.error(), "making the TMA tensor map of a 200 x 83 "
+                                      "matrix"))
+      << error.error();
+  EXPECT_TRUE(contains(error.error(), "rows 166 bytes apart"))
+      << error.error();
+  EXPECT_TRUE(contains(error.error(), "CUDA_ERROR_INVALID_VALUE"))
+      << error.error();
+  mgpuMemFree(device, nullptr);
   EXPECT_TRUE(takeError().ok());
 }
 
