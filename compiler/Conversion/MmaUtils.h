@@ -31,7 +31,7 @@ llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
 /// when `bf16`) by a gpu.launch of the sm_90a warpgroup-MMA kernel
 /// (WgmmaMatmul.cpp), which writes every element of C: blocks own 128 x
 /// `tileN` tiles (128 or 256; 128 where 256 does not divide N) and stage K
-/// through a ring of `stages` (3 or 4). Any M, N and K: tiles that reach
+/// through a ring of `stages` (3 to 6; at most 4 with 256 columns). Any M, N and K: tiles that reach
 /// past M, N or K read zeros there and store nothing past M and N; an
 /// operand whose rows are not whole 16-byte pieces is read from a copy
 /// whose rows are.

@@ -188,7 +188,7 @@ def GPUTensorCoreMatmuls
                  Option<"wgmmaStages", "wgmma-stages", "int64_t",
                         /*default=*/"4",
                         "With wgmma: shared-memory stages of the K ring, 3 "
-                        "or 4">,
+                        "to 6 (at most 4 with 256 columns)">,
                  Option<"wgmmaTma", "wgmma-tma", "bool", /*default=*/"false",
                         "With wgmma: load operands with TMA in "
                         "warp-specialized kernels (where their addresses "

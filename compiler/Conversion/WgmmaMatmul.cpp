@@ -372,6 +372,46 @@ bool reuseCopy(Operation *fill, Value operand, Operation *point,
   return true;
 }
 
+/// A kernel's launch, entered: one block per 128 x bn tile of C, and its
+/// dynamic shared memory, whose ring starts at the first 1024-byte
+/// boundary (the 128-byte swizzle's period).
+struct Frame {
+  gpu::LaunchOp launch;
+  Value tid, m0, n0;
+  /// The dynamic shared memory (i8), the padding to the boundary, and the
+  /// ring's shared address.
+  Value bytes, pad, ring;
+};
+
+Frame startKernel(Builder &k, const Operands &o, const Tile &t,
+                  int64_t threads, int64_t sharedBytes) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  Value one = k.index(1);
+  Frame f;
+  f.launch = gpu::LaunchOp::create(
+      b, loc, k.index(llvm::divideCeil(o.n, t.bn)),
+      k.index(llvm::divideCeil(o.m, kBM)), one, k.index(threads), one, one,
+      /*dynamicSharedMemorySize=*/
+      arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(sharedBytes)));
+  b.setInsertionPointToStart(&f.launch.getBody().front());
+  f.tid = f.launch.getThreadIds().x;
+  f.n0 = k.mul(f.launch.getBlockIds().x, t.bn);
+  f.m0 = k.mul(f.launch.getBlockIds().y, kBM);
+  auto shared = gpu::AddressSpaceAttr::get(b.getContext(),
+                                           gpu::AddressSpace::Workgroup);
+  f.bytes = gpu::DynamicSharedMemoryOp::create(
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                      MemRefLayoutAttrInterface(), shared));
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, f.bytes);
+  f.pad = k.rem(arith::SubIOp::create(b, loc, k.index(1024),
+                                      k.rem(base, 1024)),
+                1024);
+  f.ring = k.add(base, f.pad);
+  return f;
+}
+
 /// The kernel that loads with cp.async (the file comment's schedule).
 gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
                                  bool bf16, ConsumerEpilogue *epilogue) {
@@ -379,33 +419,15 @@ gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
   Location loc = k.loc;
   MLIRContext *ctx = b.getContext();
   Value one = k.index(1);
-  auto launch = gpu::LaunchOp::create(
-      b, loc, k.index(llvm::divideCeil(o.n, t.bn)),
-      k.index(llvm::divideCeil(o.m, kBM)), one,
-      k.index(kThreads), one, one,
-      /*dynamicSharedMemorySize=*/
-      arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t.sharedBytes())));
-  b.setInsertionPointToStart(&launch.getBody().front());
-  Value tid = launch.getThreadIds().x;
-  Value n0 = k.mul(launch.getBlockIds().x, t.bn);
-  Value m0 = k.mul(launch.getBlockIds().y, kBM);
-
-  // The ring, aligned to 1024 bytes inside the dynamic shared memory.
+  Frame f = startKernel(k, o, t, kThreads, t.sharedBytes());
+  gpu::LaunchOp launch = f.launch;
+  Value tid = f.tid, n0 = f.n0, m0 = f.m0, ringAddress = f.ring;
   auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  Value bytes = gpu::DynamicSharedMemoryOp::create(
-      b, loc,
-      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
-                      MemRefLayoutAttrInterface(), shared));
-  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, bytes);
-  Value pad = k.rem(arith::SubIOp::create(b, loc, k.index(1024),
-                                          k.rem(base, 1024)),
-                    1024);
   Value ring = memref::ViewOp::create(
       b, loc,
       MemRefType::get({t.stages * t.stageBytes() / 2}, b.getF16Type(),
                       MemRefLayoutAttrInterface(), shared),
-      bytes, pad, ValueRange{});
-  Value ringAddress = k.add(base, pad);
+      f.bytes, f.pad, ValueRange{});
 
   int64_t tiles = llvm::divideCeil(o.k, kBK);
   Value lastTile = k.index(tiles - 1);
@@ -545,31 +567,13 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                              : tensorMap(k, bm, kBK, 64, bf16, anchor);
   Value one = k.index(1);
   int64_t barrierBytes = 2 * t.stages * 8;
-  auto launch = gpu::LaunchOp::create(
-      b, loc, k.index(llvm::divideCeil(o.n, t.bn)),
-      k.index(llvm::divideCeil(o.m, kBM)), one, k.index(kTmaThreads), one,
-      one,
-      /*dynamicSharedMemorySize=*/
-      arith::ConstantOp::create(
-          b, loc, b.getI32IntegerAttr(t.sharedBytes() + barrierBytes)));
-  b.setInsertionPointToStart(&launch.getBody().front());
-  Value tid = launch.getThreadIds().x;
-  Value n0 = k.mul(launch.getBlockIds().x, t.bn);
-  Value m0 = k.mul(launch.getBlockIds().y, kBM);
-
   // The ring, aligned to 1024 bytes (the swizzle's period, which TMA
   // requires of a 128-byte-swizzled destination), then the barriers:
   // full[S], empty[S].
-  auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  Value bytes = gpu::DynamicSharedMemoryOp::create(
-      b, loc,
-      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
-                      MemRefLayoutAttrInterface(), shared));
-  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, bytes);
-  Value pad = k.rem(arith::SubIOp::create(b, loc, k.index(1024),
-                                          k.rem(base, 1024)),
-                    1024);
-  Value ring = k.add(base, pad);
+  Frame f = startKernel(k, o, t, kTmaThreads,
+                        t.sharedBytes() + barrierBytes);
+  gpu::LaunchOp launch = f.launch;
+  Value tid = f.tid, n0 = f.n0, m0 = f.m0, ring = f.ring;
   Value barriers = k.add(ring, t.stages * t.stageBytes());
   Type i32 = b.getI32Type(), i64 = b.getI64Type();
   auto i32Value = [&](Value index) {
@@ -736,7 +740,9 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
   o.m = cType.getDimSize(0);
   o.n = cType.getDimSize(1);
   o.k = aType.getDimSize(o.aTransposed ? 0 : 1);
-  assert((tileN == 128 || tileN == 256) && (stages == 3 || stages == 4) &&
+  // Six stages of 128 x 256 would not fit in shared memory.
+  assert((tileN == 128 || tileN == 256) && stages >= 3 &&
+         stages <= (tileN == 128 ? 6 : 4) &&
          "unsupported wgmma tile");
   // Columns that 256 does not divide get 128.
   Tile t{o.n % tileN ? 128 : tileN, stages};

@@ -180,6 +180,7 @@ static std::vector<std::string> gpuKernelPasses(bool tensorCores) {
 
 bool isWgmmaTile(StringRef tile) {
   static constexpr llvm::StringLiteral tiles[] = {"128x128x4", "128x128x3",
+                                                  "128x128x6",
                                                   "128x256x4", "128x256x3"};
   return llvm::is_contained(tiles, tile);
 }

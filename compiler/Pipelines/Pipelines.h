@@ -29,7 +29,8 @@ mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
 /// `format` is "isa" (PTX text; needs no CUDA) or "fatbin" (ptxas and
 /// fatbinary from the CUDA toolkit, found on PATH or under $CUDA_ROOT,
 /// $CUDA_HOME or $CUDA_PATH).
-/// `wgmmaTile` ("128x128x4", the default, "128x128x3", "128x256x4" or
+/// `wgmmaTile` ("128x128x4", the default, "128x128x3", "128x128x6",
+/// "128x256x4" or
 /// "128x256x3": block rows x columns x stages) shapes sm_90a's matmul
 /// kernels; an unknown one fails. With `wgmmaTma`, they load their
 /// operands with TMA in warp-specialized kernels (PTX 8.3).

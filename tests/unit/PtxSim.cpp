@@ -1399,6 +1399,17 @@ struct Thread {
 
 struct Stop {};
 
+/// The message of an access of `bytes` at `addr` that runs past the end of
+/// `allocation`, which holds `addr`.
+std::string pastAllocation(uint64_t addr, uint64_t bytes,
+                           const Allocation &allocation) {
+  std::ostringstream os;
+  os << "illegal address 0x" << std::hex << addr << std::dec << ": " << bytes
+     << " bytes at offset " << addr - allocation.base
+     << " of an allocation of " << allocation.size << " bytes";
+  return os.str();
+}
+
 class Block {
 public:
   Block(const Module &m, const Kernel &k, Dim3 grid, Dim3 block,
@@ -1695,11 +1706,8 @@ char *Block::address(const Thread &t, const Inst &in, Space space,
       return nullptr;
     }
     if (addr + bytes > cached.base + cached.size) {
-      std::ostringstream os;
-      os << "illegal address 0x" << std::hex << addr << std::dec << ": "
-         << bytes << " bytes at offset " << addr - cached.base
-         << " of an allocation of " << cached.size << " bytes";
-      failWith(Failure::IllegalAddress, t, in, os.str());
+      failWith(Failure::IllegalAddress, t, in,
+               pastAllocation(addr, bytes, cached));
       return nullptr;
     }
   }
@@ -2585,11 +2593,8 @@ const char *Block::globalBytes(const Thread &t, const Inst &in,
   if (!p)
     return nullptr;
   if (addr + bytes > cached.base + cached.size) {
-    std::ostringstream os;
-    os << "illegal address 0x" << std::hex << addr << std::dec << ": "
-       << bytes << " bytes at offset " << addr - cached.base
-       << " of an allocation of " << cached.size << " bytes";
-    failWith(Failure::IllegalAddress, t, in, os.str());
+    failWith(Failure::IllegalAddress, t, in,
+             pastAllocation(addr, bytes, cached));
     return nullptr;
   }
   return p;

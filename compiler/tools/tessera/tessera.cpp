@@ -119,8 +119,8 @@ cl::opt<std::string> wgmmaTile(
     cl::desc("With --target sm_90|sm_90a: the matmul kernels' block tile and "
              "pipeline, ROWSxCOLSxSTAGES: 128x128x4 (the default; 129 KiB of "
              "shared memory, one block per multiprocessor), 128x128x3 (97 "
-             "KiB, two blocks), 128x256x4 or 128x256x3 (256 columns where N "
-             "allows)"),
+             "KiB, two blocks), 128x128x6 (193 KiB, a deeper ring), "
+             "128x256x4 or 128x256x3 (256 columns where N allows)"),
     cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> wgmmaLoads(
     "wgmma-loads",
@@ -128,7 +128,8 @@ cl::opt<std::string> wgmmaLoads(
              "operands into shared memory: cp.async (the default; every "
              "thread copies 16-byte pieces) or tma (the Tensor Memory "
              "Accelerator, issued by one producer thread while two "
-             "warpgroups compute; needs a CUDA 12.3+ driver)"),
+             "warpgroups compute; PTX 8.3, so a package holding PTX only "
+             "needs a CUDA 12.3+ driver)"),
     cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
                              cl::desc("CPU to generate code for (an LLVM CPU "
@@ -405,7 +406,8 @@ std::string resolveEmit(DiagnosticEngine &diags) {
   }
   if (!wgmmaTile.empty() && !isWgmmaTile(wgmmaTile)) {
     diags.errorNoLoc("unknown --wgmma-tile=" + wgmmaTile +
-                     "; choose 128x128x4, 128x128x3, 128x256x4 or 128x256x3");
+                     "; choose 128x128x4, 128x128x3, 128x128x6, 128x256x4 "
+                     "or 128x256x3");
     return "";
   }
   if (!wgmmaLoads.empty() && targetName != "sm_90" &&
