@@ -38,6 +38,11 @@
 // byte offset); a k16 step moves the start by 2048 bytes. The copies write
 // exactly these addresses, so no data is moved twice.
 //
+// With TMA (`buildTmaKernel`), the same ring and layout are filled by
+// cp.async.bulk.tensor boxes that one producer thread issues on per-stage
+// mbarriers, while two consumer warpgroups (384 threads in all) only wait
+// and multiply: a warp-specialized kernel.
+//
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/MmaUtils.h"

@@ -65,8 +65,8 @@ Expected<std::unique_ptr<Driver>> Driver::open(const std::string &path) {
   TESSERA_RESOLVE(cuEventSynchronize)
   TESSERA_RESOLVE(cuEventElapsedTime)
 #undef TESSERA_RESOLVE
-  // Only kernels that load through TMA need it: their launch reports a
-  // driver without it.
+  // Only kernels that load through TMA need it: tesseraTensorMap2D
+  // reports a driver without it.
   resolve(h, "cuTensorMapEncodeTiled", api.cuTensorMapEncodeTiled);
   if (missing)
     return Status::fail(path + " has no " + missing +

@@ -345,11 +345,12 @@ extern "C" uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows,
   // never holds a stale one.
   static std::mutex mutex;
   static std::map<std::array<int64_t, 8>, uint64_t> made;
-  static uint64_t block = 0, used = 0;
+  // Per device: the block being filled and the bytes used in it.
+  static std::map<int, std::pair<uint64_t, uint64_t>> blocks;
   constexpr uint64_t kBlockBytes = 64 * 1024, kMapBytes = 128;
-  std::array<int64_t, 8> key{int64_t(base), rows,    cols, rowBytes,
-                             boxRows,       boxCols, bf16,
-                             CudaState::defaultDevice()};
+  int device = CudaState::defaultDevice();
+  std::array<int64_t, 8> key{int64_t(base), rows,    cols,  rowBytes,
+                             boxRows,       boxCols, bf16, device};
   std::lock_guard<std::mutex> lock(mutex);
   if (auto it = made.find(key); it != made.end())
     return it->second;
@@ -371,6 +372,7 @@ extern "C" uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows,
                      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
                  what()))
     return 0;
+  auto &[block, used] = blocks[device];
   if (!block || used + kMapBytes > kBlockBytes) {
     CUdeviceptr fresh = 0;
     if (!succeeded(*driver, api.cuMemAlloc_v2(&fresh, kBlockBytes),
@@ -381,8 +383,8 @@ extern "C" uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows,
   }
   uint64_t slot = block + used;
   // Synchronous: the descriptor is in place before any launch queued later.
-  if (!succeeded(*driver, api.cuMemcpy(slot, CUdeviceptr(reinterpret_cast<uintptr_t>(map)),
-                                         kMapBytes),
+  CUdeviceptr from = reinterpret_cast<uintptr_t>(map);
+  if (!succeeded(*driver, api.cuMemcpy(slot, from, kMapBytes),
                  what() + ": copying it to the device"))
     return 0;
   used += kMapBytes;
