@@ -102,10 +102,10 @@ fi
 # 4. GPT-2 124M training step.
 if want gpt2; then
 python3 -c "import numpy as n; n.random.default_rng(0).integers(0, 50257, 3_000_000).astype(n.uint16).tofile('$OUT/gpt2_tokens.bin')"
-for pkg in gpt2 gpt2_tma; do
+for pkg in gpt2 $(for l in $GPT2_LOADS; do echo gpt2_$l; done); do
 python3 bench/gpu/report.py set-data "$C/pkgs/$pkg.tsrpkg" "$OUT/gpt2_tokens.bin"
 rm -rf "$OUT/$pkg"
-say "-- $pkg ($([ $pkg = gpt2 ] && echo cp.async || echo TMA) matmul loads)"
+say "-- $pkg (matmul loads: $([ $pkg = gpt2 ] && echo cp.async || echo ${pkg#gpt2_}))"
 check $T $RT train "$C/pkgs/$pkg.tsrpkg" --steps 30 --out "$OUT/$pkg" -q
 report python3 bench/gpu/report.py gpt2 "$OUT/$pkg/metrics.jsonl" "$C/pkgs/$pkg.tsrpkg"
 rm -rf "$OUT/${pkg}_profiled"

@@ -69,8 +69,10 @@ done
 
 echo "GPT-2 124M: GPU packages with cp.async and TMA loads (a few minutes each)"
 "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 -o "$C/pkgs/gpt2.tsrpkg"
-"$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 --wgmma-loads=tma \
-    -o "$C/pkgs/gpt2_tma.tsrpkg"
+for loads in $GPT2_LOADS; do
+  "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 --wgmma-loads=$loads \
+      -o "$C/pkgs/gpt2_$loads.tsrpkg"
+done
 rm "$C"/pkgs/gpt2*.tsrpkg/weights.safetensors
 
 # The kernels compress well (PTX text, machine code): the carried tree has

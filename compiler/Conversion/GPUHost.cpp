@@ -509,9 +509,12 @@ struct GPULegalizeHostPass : impl::GPULegalizeHostBase<GPULegalizeHostPass> {
 // Descriptor calls between asynchronous work
 //===----------------------------------------------------------------------===//
 
+/// A call of the runtime functions the TMA kernels' host code makes, which
+/// read no device memory.
 bool isTensorMapCall(Operation *op) {
   auto call = dyn_cast<func::CallOp>(op);
-  return call && call.getCallee() == "tesseraTensorMap2D";
+  return call && (call.getCallee() == "tesseraTensorMap2D" ||
+                  call.getCallee() == "tesseraMultiprocessorCount");
 }
 
 struct GPUAsyncTensorMapsPass

@@ -1195,7 +1195,7 @@ struct GPUTensorCoreMatmulsPass
         if (fill && succeeded(buildWgmmaMatmul(
                         g, format == "bf16", wgmmaTileN, wgmmaStages,
                         epilogues[i] ? &*epilogues[i] : nullptr,
-                        &padded, wgmmaTma))) {
+                        &padded, wgmmaTma, wgmmaPersistent))) {
           fill.erase();
           ConsumerEpilogue::eraseIfUnused(c);
           continue;

@@ -58,12 +58,16 @@ struct PaddedCopies {
 /// with it. With `tma`, operands whose addresses and row strides are
 /// static multiples of 16 bytes are loaded by TMA in a warp-specialized
 /// kernel (a producer warpgroup, two consumers, mbarriers); the host then
-/// calls the runtime's tesseraTensorMap2D for their descriptors.
+/// calls the runtime's tesseraTensorMap2D for their descriptors. With
+/// `persistent` too, the TMA kernel's grid has one block per
+/// multiprocessor (tesseraMultiprocessorCount), each walking tiles, so a
+/// tile's epilogue overlaps the loads of the block's next tile.
 llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16,
                                      int64_t tileN = 128, int64_t stages = 4,
                                      ConsumerEpilogue *epilogue = nullptr,
                                      PaddedCopies *copies = nullptr,
-                                     bool tma = false);
+                                     bool tma = false,
+                                     bool persistent = false);
 
 } // namespace tessera
 

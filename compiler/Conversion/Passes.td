@@ -192,7 +192,11 @@ def GPUTensorCoreMatmuls
                  Option<"wgmmaTma", "wgmma-tma", "bool", /*default=*/"false",
                         "With wgmma: load operands with TMA in "
                         "warp-specialized kernels (where their addresses "
-                        "and row strides allow) instead of cp.async">];
+                        "and row strides allow) instead of cp.async">,
+                 Option<"wgmmaPersistent", "wgmma-persistent", "bool",
+                        /*default=*/"false",
+                        "With wgmma-tma: one block per multiprocessor, each "
+                        "walking the tiles of C">];
   let dependentDialects = ["mlir::transform::TransformDialect",
                            "mlir::gpu::GPUDialect",
                            "mlir::nvgpu::NVGPUDialect",
@@ -249,7 +253,8 @@ def GPUAsyncTensorMaps : Pass<"tessera-gpu-async-tensor-maps", "mlir::func::Func
     Runs after `gpu-async-region`, which makes the host wait for the stream
     before any call it cannot see through, and start a new chain of work
     after it. A call of the runtime's `tesseraTensorMap2D` (the descriptors
-    of the TMA matmul kernels) only reads addresses, never device memory:
+    of the TMA matmul kernels) or `tesseraMultiprocessorCount` (the
+    persistent kernels' grid) never reads device memory:
     where such calls and side-effect-free ops are all that lies between a
     `gpu.wait [%t]` and a `gpu.wait async`, both waits go and the work after
     them depends on `%t`, so the stream never drains between two kernels.

@@ -377,7 +377,8 @@ bool reuseCopy(Operation *fill, Value operand, Operation *point,
   return true;
 }
 
-/// A kernel's launch, entered: one block per 128 x bn tile of C, and its
+/// A kernel's launch, entered: one block per 128 x bn tile of C (the tile
+/// at m0, n0), or a grid of `blocks` blocks that walk the tiles, and its
 /// dynamic shared memory, whose ring starts at the first 1024-byte
 /// boundary (the 128-byte swizzle's period).
 struct Frame {
@@ -389,20 +390,23 @@ struct Frame {
 };
 
 Frame startKernel(Builder &k, const Operands &o, const Tile &t,
-                  int64_t threads, int64_t sharedBytes) {
+                  int64_t threads, int64_t sharedBytes, Value blocks = {}) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   Value one = k.index(1);
   Frame f;
   f.launch = gpu::LaunchOp::create(
-      b, loc, k.index(llvm::divideCeil(o.n, t.bn)),
-      k.index(llvm::divideCeil(o.m, kBM)), one, k.index(threads), one, one,
+      b, loc, blocks ? blocks : k.index(llvm::divideCeil(o.n, t.bn)),
+      blocks ? one : k.index(llvm::divideCeil(o.m, kBM)), one,
+      k.index(threads), one, one,
       /*dynamicSharedMemorySize=*/
       arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(sharedBytes)));
   b.setInsertionPointToStart(&f.launch.getBody().front());
   f.tid = f.launch.getThreadIds().x;
-  f.n0 = k.mul(f.launch.getBlockIds().x, t.bn);
-  f.m0 = k.mul(f.launch.getBlockIds().y, kBM);
+  if (!blocks) {
+    f.n0 = k.mul(f.launch.getBlockIds().x, t.bn);
+    f.m0 = k.mul(f.launch.getBlockIds().y, kBM);
+  }
   auto shared = gpu::AddressSpaceAttr::get(b.getContext(),
                                            gpu::AddressSpace::Workgroup);
   f.bytes = gpu::DynamicSharedMemoryOp::create(
@@ -515,34 +519,44 @@ std::optional<TmaOperand> tmaOperand(Value v, int64_t cols) {
   return TmaOperand{v, type.getDimSize(0), cols, strides[0], offset};
 }
 
-/// The runtime function that makes (and caches) a descriptor:
-/// runtime/cuda/MgpuABI.h's tesseraTensorMap2D.
+/// The runtime functions the host calls for the TMA kernels
+/// (runtime/cuda/MgpuABI.h): a descriptor's device address (made and
+/// cached), and the device's multiprocessor count.
 constexpr llvm::StringLiteral kTensorMapFn = "tesseraTensorMap2D";
+constexpr llvm::StringLiteral kMultiprocessorsFn =
+    "tesseraMultiprocessorCount";
+
+/// A call of the runtime function `name` on i64 `args`, returning an i64;
+/// declared in `anchor`'s module on first use.
+func::CallOp runtimeCall(Builder &k, Operation *anchor, StringRef name,
+                         ValueRange args) {
+  OpBuilder &b = k.b;
+  auto module = anchor->getParentOfType<ModuleOp>();
+  Type i64 = b.getI64Type();
+  auto fn = module.lookupSymbol<func::FuncOp>(name);
+  if (!fn) {
+    OpBuilder top = OpBuilder::atBlockBegin(module.getBody());
+    fn = func::FuncOp::create(
+        top, k.loc, name,
+        top.getFunctionType(SmallVector<Type>(args.size(), i64), {i64}));
+    fn.setPrivate();
+  }
+  return func::CallOp::create(b, k.loc, fn, args);
+}
 
 /// Host code before the launch: the device address of the descriptor of
 /// `o`, read in boxes of `boxRows` x `boxCols`.
 Value tensorMap(Builder &k, const TmaOperand &o, int64_t boxRows,
                 int64_t boxCols, bool bf16, Operation *anchor) {
   OpBuilder &b = k.b;
-  auto module = anchor->getParentOfType<ModuleOp>();
-  Type i64 = b.getI64Type();
-  auto fn = module.lookupSymbol<func::FuncOp>(kTensorMapFn);
-  if (!fn) {
-    OpBuilder top = OpBuilder::atBlockBegin(module.getBody());
-    fn = func::FuncOp::create(
-        top, k.loc, kTensorMapFn,
-        top.getFunctionType(SmallVector<Type>(7, i64), {i64}));
-    fn.setPrivate();
-  }
   Value base =
       memref::ExtractAlignedPointerAsIndexOp::create(b, k.loc, o.buffer);
-  Value address = arith::IndexCastUIOp::create(b, k.loc, i64,
+  Value address = arith::IndexCastUIOp::create(b, k.loc, b.getI64Type(),
                                                k.add(base, o.offset * 2));
-  return func::CallOp::create(
-             b, k.loc, fn,
-             ValueRange{address, k.i64(o.rows), k.i64(o.cols),
-                        k.i64(o.stride * 2), k.i64(boxRows), k.i64(boxCols),
-                        k.i64(bf16)})
+  return runtimeCall(k, anchor, kTensorMapFn,
+                     {address, k.i64(o.rows), k.i64(o.cols),
+                      k.i64(o.stride * 2), k.i64(boxRows), k.i64(boxCols),
+                      k.i64(bf16)})
       .getResult(0);
 }
 
@@ -560,7 +574,7 @@ Value tensorMap(Builder &k, const TmaOperand &o, int64_t boxRows,
 gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                              bool bf16, const TmaOperand &a,
                              const TmaOperand &bm, ConsumerEpilogue *epilogue,
-                             Operation *anchor) {
+                             Operation *anchor, bool persistent) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   MLIRContext *ctx = b.getContext();
@@ -575,10 +589,44 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   // The ring, aligned to 1024 bytes (the swizzle's period, which TMA
   // requires of a 128-byte-swizzled destination), then the barriers:
   // full[S], empty[S].
+  // Blocks walk the tiles of C, columns fastest: one each, or with
+  // `persistent` as many blocks as the GPU has multiprocessors.
+  int64_t tilesN = llvm::divideCeil(o.n, t.bn);
+  int64_t tilesC = tilesN * llvm::divideCeil(o.m, kBM);
+  Value blocks = k.index(tilesC);
+  if (persistent) {
+    Value sms = runtimeCall(k, anchor, kMultiprocessorsFn, {}).getResult(0);
+    blocks = k.minI(arith::IndexCastUIOp::create(b, loc, b.getIndexType(), sms),
+                    tilesC);
+  }
   Frame f = startKernel(k, o, t, kTmaThreads,
-                        t.sharedBytes() + barrierBytes);
+                        t.sharedBytes() + barrierBytes, blocks);
   gpu::LaunchOp launch = f.launch;
-  Value tid = f.tid, n0 = f.n0, m0 = f.m0, ring = f.ring;
+  Value tid = f.tid, ring = f.ring;
+  Value firstTile = launch.getBlockIds().x, tileStep = launch.getGridSize().x;
+  // A loop over this block's tiles; `body` gets the tile's origin and how
+  // many K tiles the block went through before it (which numbers the ring's
+  // stages and phases across tiles). Results: `inits`' final values.
+  auto forEachTile = [&](ValueRange inits,
+                         function_ref<SmallVector<Value>(Value, Value, Value,
+                                                         ValueRange)>
+                             body) {
+    SmallVector<Value> iters{k.index(0)};
+    llvm::append_range(iters, inits);
+    auto loop = scf::ForOp::create(b, loc, firstTile, k.index(tilesC),
+                                   tileStep, iters);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value tile = loop.getInductionVar();
+    Value n0 = k.mul(k.rem(tile, tilesN), t.bn);
+    Value m0 = k.mul(k.div(tile, tilesN), kBM);
+    Value before = loop.getRegionIterArgs()[0];
+    SmallVector<Value> yields{k.add(before, llvm::divideCeil(o.k, kBK))};
+    llvm::append_range(yields, body(m0, n0, before,
+                                    loop.getRegionIterArgs().drop_front()));
+    scf::YieldOp::create(b, loc, yields);
+    return loop;
+  };
   Value barriers = k.add(ring, t.stages * t.stageBytes());
   Type i32 = b.getI32Type(), i64 = b.getI64Type();
   auto i32Value = [&](Value index) {
@@ -643,11 +691,15 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     for (Value map : {ptrA, ptrB})
       NVVM::FenceProxyAcquireOp::create(b, loc, NVVM::MemScopeKind::GPU, map,
                                         i32Const(128));
+    forEachTile({}, [&](Value m0, Value n0, Value before, ValueRange) {
+    OpBuilder::InsertionGuard tileGuard(b);
     auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one);
     b.setInsertionPointToStart(loop.getBody());
     Value kt = loop.getInductionVar();
-    Value s = k.rem(kt, t.stages);
-    Value round = k.div(kt, t.stages);
+    // The block's K tile count so far numbers the stage and its round.
+    Value count = k.add(before, kt);
+    Value s = k.rem(count, t.stages);
+    Value round = k.div(count, t.stages);
     // Round r refills the stage that round r - 1's tile used: wait for
     // the phase of `empty` that its release completed (parity (r - 1) % 2;
     // for r = 0, the phase before the first, which counts as complete).
@@ -677,6 +729,8 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     else // K x N: bn / 64 atoms
       for (int64_t j = 0; j < t.bn / 64; ++j)
         copy(ptrB, k.add(bBase, j * 8192), k.add(n0, j * 64), k0);
+    return SmallVector<Value>{};
+    });
   }
 
   // The consumers.
@@ -687,39 +741,46 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   Type f32 = b.getF32Type();
   auto accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(t.accumulators(), f32));
-  Value zero = LLVM::ZeroOp::create(b, loc, accType);
   Value lane = k.rem(tid, 32);
+  auto releaseStage = [&](Value condition, Value count) {
+    OpBuilder::InsertionGuard inner(b);
+    auto ifOp = scf::IfOp::create(b, loc, condition, false);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    NVVM::MBarrierArriveOp::create(b, loc, Type(),
+                                   empty(k.rem(count, t.stages)), Value(),
+                                   NVVM::MemScopeKind::CTA, false);
+  };
+  forEachTile({}, [&](Value m0, Value n0, Value before, ValueRange) {
+  Value zero = LLVM::ZeroOp::create(b, loc, accType);
   auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
                                  ValueRange{zero});
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     Value kt = loop.getInductionVar();
-    Value s = k.rem(kt, t.stages);
-    waitParity(full(s), k.rem(k.div(kt, t.stages), 2));
+    Value count = k.add(before, kt);
+    Value s = k.rem(count, t.stages);
+    waitParity(full(s), k.rem(k.div(count, t.stages), 2));
     Value stage = k.add(ring, k.mul(s, t.stageBytes()));
     Value acc = products(k, o, t, bf16, accType, loop.getRegionIterArgs()[0],
                          stage, consumer);
-    // Tile kt - 1's products are done: its stage may be refilled.
+    // K tile kt - 1's products are done: its stage may be refilled.
     NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 1);
-    Value release = arith::AndIOp::create(
-        b, loc,
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, kt,
-                              k.index(0)),
-        equal(lane, 0));
-    auto ifOp = scf::IfOp::create(b, loc, release, false);
-    {
-      OpBuilder::InsertionGuard inner(b);
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      Value previous = k.rem(k.add(kt, t.stages - 1), t.stages);
-      NVVM::MBarrierArriveOp::create(b, loc, Type(), empty(previous), Value(),
-                                     NVVM::MemScopeKind::CTA, false);
-    }
+    releaseStage(arith::AndIOp::create(
+                     b, loc,
+                     arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt,
+                                           kt, k.index(0)),
+                     equal(lane, 0)),
+                 arith::SubIOp::create(b, loc, count, one));
     scf::YieldOp::create(b, loc, acc);
   }
   NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+  // The last K tile's stage, for the block's next tile.
+  releaseStage(equal(lane, 0), k.add(before, tiles - 1));
   storeTile(k, o, t, loop.getResult(0), k.rem(tid, 128), consumer, m0, n0,
             epilogue);
+  return SmallVector<Value>{};
+  });
   b.setInsertionPointToEnd(&launch.getBody().front());
   gpu::TerminatorOp::create(b, loc);
   return launch;
@@ -729,7 +790,8 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
 
 LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
                                int64_t stages, ConsumerEpilogue *epilogue,
-                               PaddedCopies *copies, bool tma) {
+                               PaddedCopies *copies, bool tma,
+                               bool persistent) {
   Location loc = g.getLoc();
   MLIRContext *ctx = g.getContext();
   AffineMap lhsMap = g.getIndexingMapsArray()[0];
@@ -801,7 +863,8 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
     tmaB = tmaOperand(o.bm, logicalCols[1]);
   }
   if (tmaA && tmaB)
-    launch = buildTmaKernel(k, o, t, bf16, *tmaA, *tmaB, epilogue, point);
+    launch = buildTmaKernel(k, o, t, bf16, *tmaA, *tmaB, epilogue, point,
+                            persistent);
   else
     launch = buildCpAsyncKernel(k, o, t, bf16, epilogue);
   b.setInsertionPointAfter(launch);

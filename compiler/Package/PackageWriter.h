@@ -43,8 +43,9 @@ struct PackageOptions {
   /// The sm_90a matmul kernels' tile (buildGPULoweringPipeline); empty for
   /// the default.
   std::string wgmmaTile;
-  /// Whether they load their operands with TMA (`--wgmma-loads=tma`).
-  bool wgmmaTma = false;
+  /// How they load their operands (`--wgmma-loads`); empty for the
+  /// default.
+  std::string wgmmaLoads;
   /// A CPU package lowered through the GPU pipeline, each kernel launch run
   /// as CPU loops (`--target gpu-emulator`; tests compare it with the CPU
   /// pipeline's package).

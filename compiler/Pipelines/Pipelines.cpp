@@ -185,13 +185,19 @@ bool isWgmmaTile(StringRef tile) {
   return llvm::is_contained(tiles, tile);
 }
 
+bool isWgmmaLoads(StringRef loads) {
+  return loads.empty() || loads == "cp.async" || loads == "tma" ||
+         loads == "tma-persistent";
+}
+
 LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
                                        StringRef format, StringRef wgmmaTile,
-                                       bool wgmmaTma) {
+                                       StringRef wgmmaLoads) {
   if (wgmmaTile.empty())
     wgmmaTile = "128x128x4";
-  if (!isWgmmaTile(wgmmaTile))
+  if (!isWgmmaTile(wgmmaTile) || !isWgmmaLoads(wgmmaLoads))
     return failure();
+  bool wgmmaTma = wgmmaLoads.starts_with("tma");
   registerPassesOnce();
   std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/true);
   // Hopper: matmuls on warpgroup MMA, an arch-specific feature of sm_90a
@@ -206,7 +212,9 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
       if (p == "tessera-gpu-tensor-core-matmuls")
         p += ("{wgmma wgmma-tile-n=" + wgmmaTile.substr(4, 3) +
               " wgmma-stages=" + wgmmaTile.substr(8, 1) +
-              (wgmmaTma ? " wgmma-tma" : "") + "}")
+              (wgmmaTma ? " wgmma-tma" : "") +
+              (wgmmaLoads == "tma-persistent" ? " wgmma-persistent" : "") +
+              "}")
                  .str();
     }
   }

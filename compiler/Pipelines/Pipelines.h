@@ -32,13 +32,18 @@ mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
 /// `wgmmaTile` ("128x128x4", the default, "128x128x3", "128x128x6",
 /// "128x256x4" or
 /// "128x256x3": block rows x columns x stages) shapes sm_90a's matmul
-/// kernels; an unknown one fails. With `wgmmaTma`, they load their
-/// operands with TMA in warp-specialized kernels (PTX 8.3).
+/// kernels; an unknown one fails. `wgmmaLoads` says how they load their
+/// operands: "cp.async" (or empty, the default), "tma" (TMA in
+/// warp-specialized kernels; PTX 8.3) or "tma-persistent" (the same, with
+/// one block per multiprocessor walking the tiles); an unknown one fails.
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
                                              llvm::StringRef chip,
                                              llvm::StringRef format = "isa",
                                              llvm::StringRef wgmmaTile = "",
-                                             bool wgmmaTma = false);
+                                             llvm::StringRef wgmmaLoads = "");
+
+/// Whether `loads` names a way of loading of buildGPULoweringPipeline.
+bool isWgmmaLoads(llvm::StringRef loads);
 
 /// Whether `tile` names a matmul tile of buildGPULoweringPipeline.
 bool isWgmmaTile(llvm::StringRef tile);

@@ -391,3 +391,29 @@ extern "C" uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows,
   made.emplace(key, slot);
   return slot;
 }
+
+extern "C" int64_t tesseraMultiprocessorCount() {
+  if (skipAfterError())
+    return 1;
+  const Driver *driver = activeDriver("counting the multiprocessors");
+  if (!driver)
+    return 1;
+  static std::mutex mutex;
+  static std::map<int, int64_t> counts;
+  int ordinal = CudaState::defaultDevice();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = counts.find(ordinal); it != counts.end())
+    return it->second;
+  const DriverApi &api = driver->api();
+  int device = 0, count = 0;
+  std::string what =
+      "counting the multiprocessors of device " + std::to_string(ordinal);
+  if (!succeeded(*driver, api.cuDeviceGet(&device, ordinal), what) ||
+      !succeeded(*driver,
+                 api.cuDeviceGetAttribute(
+                     &count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
+                 what))
+    return 1;
+  counts[ordinal] = count;
+  return count;
+}

@@ -23,6 +23,7 @@
 // through TMA (`--wgmma-loads=tma`) call before their launch:
 //
 //   i64  @tesseraTensorMap2D(i64, i64, i64, i64, i64, i64, i64)
+//   i64  @tesseraMultiprocessorCount()
 //
 // (checked against the output of mlir-opt/mlir-translate 22.1.8 and
 // mlir/lib/ExecutionEngine/CudaRuntimeWrappers.cpp).
@@ -97,6 +98,11 @@ void mgpuMemset16(void *dst, unsigned short value, size_t count,
 uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows, int64_t cols,
                             int64_t rowBytes, int64_t boxRows,
                             int64_t boxCols, int64_t bf16);
+
+/// The default device's multiprocessor count (the grid of the persistent
+/// TMA matmul kernels, `--wgmma-loads=tma-persistent`); 1 after recording
+/// an error.
+int64_t tesseraMultiprocessorCount();
 
 void mgpuSetDefaultDevice(int32_t device);
 

@@ -13,6 +13,8 @@
 // launch or synchronization with a chosen error, limit memory, and inspect
 // what happened.
 //
+// FAKE_CUDA_MULTIPROCESSORS=N makes the devices report N multiprocessors.
+//
 // With FAKE_CUDA_EXECUTE=1 the fake runs kernels for real: modules must be
 // PTX text, which PtxSim.cpp parses when the module is loaded and interprets
 // at each launch (on FAKE_CUDA_WORKERS host threads, default: all cores).
@@ -377,7 +379,12 @@ CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
   const Device &d = devices[device];
   switch (attribute) {
   case 16: // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
-    *value = d.multiprocessors;
+    // FAKE_CUDA_MULTIPROCESSORS=N: a smaller GPU, so that the persistent
+    // kernels' blocks each walk several tiles in small tests.
+    if (const char *n = std::getenv("FAKE_CUDA_MULTIPROCESSORS"))
+      *value = std::max(1, std::atoi(n));
+    else
+      *value = d.multiprocessors;
     return CUDA_SUCCESS;
   case 75: // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
     *value = d.major;

@@ -129,7 +129,8 @@ cl::opt<std::string> wgmmaLoads(
              "thread copies 16-byte pieces) or tma (the Tensor Memory "
              "Accelerator, issued by one producer thread while two "
              "warpgroups compute; PTX 8.3, so a package holding PTX only "
-             "needs a CUDA 12.3+ driver)"),
+             "needs a CUDA 12.3+ driver) or tma-persistent (the same with "
+             "one block per multiprocessor, each walking tiles of C)"),
     cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
                              cl::desc("CPU to generate code for (an LLVM CPU "
@@ -416,9 +417,9 @@ std::string resolveEmit(DiagnosticEngine &diags) {
                      "(warpgroup MMA), not --target=" + targetName);
     return "";
   }
-  if (!wgmmaLoads.empty() && wgmmaLoads != "cp.async" && wgmmaLoads != "tma") {
+  if (!isWgmmaLoads(wgmmaLoads)) {
     diags.errorNoLoc("unknown --wgmma-loads=" + wgmmaLoads +
-                     "; choose cp.async or tma");
+                     "; choose cp.async, tma or tma-persistent");
     return "";
   }
   if (!gpu && gpuCode.getNumOccurrences() > 0) {
@@ -513,7 +514,7 @@ int writePTX(mlir::ModuleOp module, DiagnosticEngine &diags) {
   module.getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
   if (failed(buildGPULoweringPipeline(pm, targetName, "isa", wgmmaTile,
-                                      wgmmaLoads == "tma")) ||
+                                      wgmmaLoads)) ||
       failed(pm.run(module)))
     return 1;
   std::string ptx;
@@ -575,7 +576,7 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     if (targetName != "cpu" && !options.emulateGPU)
       options.gpuChip = targetName;
     options.wgmmaTile = wgmmaTile;
-    options.wgmmaTma = wgmmaLoads == "tma";
+    options.wgmmaLoads = wgmmaLoads;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {

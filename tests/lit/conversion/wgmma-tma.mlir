@@ -22,7 +22,11 @@
 // CHECK-LABEL: func.func @n_by_k
 // CHECK: %[[A:.*]] = call @tesseraTensorMap2D(%{{.*}}, %c200_i64, %c72_i64, %c144_i64, %c128_i64, %c64_i64, %c1_i64)
 // CHECK: %[[B:.*]] = call @tesseraTensorMap2D(%{{.*}}, %c83_i64, %c72_i64, %c144_i64, %c128_i64, %c64_i64, %c1_i64)
-// CHECK: gpu.launch {{.*}} in ({{.*}} = %c1, {{.*}} = %c2, {{.*}} = %c1) threads({{.*}}) in ({{.*}} = %c384, {{.*}} = %c1, {{.*}} = %c1)
+// Two tiles of C (one of 128 columns, two of 128 rows), a block each, in a
+// one-dimensional grid; each block loops over the tiles from its index in
+// steps of the grid size (once, here).
+// CHECK-NOT: tesseraMultiprocessorCount
+// CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %c2, {{.*}} = %c1, {{.*}} = %c1) threads({{.*}}) in ({{.*}} = %c384, {{.*}} = %c1, {{.*}} = %c1)
 // Four stages: full barriers with one arrival, empty ones with eight.
 // CHECK-COUNT-4: nvvm.mbarrier.init %{{.*}}, %c1_i32
 // CHECK-NOT: nvvm.mbarrier.init %{{.*}}, %c1_i32
@@ -32,6 +36,7 @@
 // CHECK: %[[PA:.*]] = llvm.inttoptr %[[A]] : i64 to !llvm.ptr
 // CHECK: %[[PB:.*]] = llvm.inttoptr %[[B]] : i64 to !llvm.ptr
 // CHECK: nvvm.fence.proxy.acquire <gpu> %[[PA]]
+// CHECK: scf.for %{{.*}} = %[[BX]] to %c2 step %[[GX]]
 // CHECK: scf.for
 // CHECK: nvvm.mbarrier.try_wait.parity
 // CHECK: nvvm.mbarrier.arrive.expect_tx %[[FULL:.*]], %c32768_i32
@@ -40,14 +45,18 @@
 // CHECK-NOT: nvvm.cp.async.bulk.tensor
 // CHECK: } else {
 // CHECK: nvvm.setmaxregister  increase 232
+// CHECK: scf.for %{{.*}} = %[[BX]] to %c2 step %[[GX]]
 // CHECK: scf.for
 // CHECK: nvvm.mbarrier.try_wait.parity
 // CHECK-COUNT-4: nvvm.wgmma.mma_async
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK: scf.if
-// CHECK-NEXT: arith.addi
 // CHECK: nvvm.mbarrier.arrive
+// After the last K tile, its stage is released too (for the block's next
+// tile of C).
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: scf.if
+// CHECK: nvvm.mbarrier.arrive
 // CHECK-NOT: nvgpu.device_async_copy
 // CHECK: return
 func.func @n_by_k(%x: memref<200x72xf16>, %w: memref<83x72xf16>,
@@ -127,3 +136,12 @@ func.func @misaligned(%buf: memref<128x136xf16>, %w: memref<128x128xf16>,
   }
   return
 }
+
+// With wgmma-persistent the grid has one block per multiprocessor (at most
+// one per tile), asked of the runtime before the launch.
+// RUN: tessera-opt %s --tessera-gpu-tensor-core-matmuls="wgmma wgmma-tma wgmma-persistent" --canonicalize | FileCheck %s --check-prefix=PERSISTENT
+// PERSISTENT-LABEL: func.func @n_by_k
+// PERSISTENT: %[[SMS:.*]] = call @tesseraMultiprocessorCount() : () -> i64
+// PERSISTENT: %[[N:.*]] = arith.index_castui %[[SMS]] : i64 to index
+// PERSISTENT: %[[GRID:.*]] = arith.minui %[[N]], %c2 : index
+// PERSISTENT: gpu.launch blocks(%{{.*}}) in (%{{.*}} = %[[GRID]], %{{.*}} = %c1, %{{.*}} = %c1) threads
