@@ -451,8 +451,8 @@ gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
     issue(k.index(kt));
 
   Type f32 = b.getF32Type();
-  auto accType =
-      LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(t.accumulators(), f32));
+  auto accType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(t.accumulators(), f32));
   Value zero = LLVM::ZeroOp::create(b, loc, accType);
   Value warpgroup = k.div(tid, 128);
   auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
@@ -585,10 +585,6 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   Value mapB = o.bTransposed ? tensorMap(k, bm, t.bn, kBK, bf16, anchor)
                              : tensorMap(k, bm, kBK, 64, bf16, anchor);
   Value one = k.index(1);
-  int64_t barrierBytes = 2 * t.stages * 8;
-  // The ring, aligned to 1024 bytes (the swizzle's period, which TMA
-  // requires of a 128-byte-swizzled destination), then the barriers:
-  // full[S], empty[S].
   // Blocks walk the tiles of C, columns fastest: one each, or with
   // `persistent` as many blocks as the GPU has multiprocessors.
   int64_t tilesN = llvm::divideCeil(o.n, t.bn);
@@ -599,33 +595,29 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     blocks = k.minI(arith::IndexCastUIOp::create(b, loc, b.getIndexType(), sms),
                     tilesC);
   }
+  // The ring, aligned to 1024 bytes (the swizzle's period, which TMA
+  // requires of a 128-byte-swizzled destination), then the barriers:
+  // full[S], empty[S].
+  int64_t barrierBytes = 2 * t.stages * 8;
   Frame f = startKernel(k, o, t, kTmaThreads,
                         t.sharedBytes() + barrierBytes, blocks);
   gpu::LaunchOp launch = f.launch;
   Value tid = f.tid, ring = f.ring;
   Value firstTile = launch.getBlockIds().x, tileStep = launch.getGridSize().x;
-  // A loop over this block's tiles; `body` gets the tile's origin and how
-  // many K tiles the block went through before it (which numbers the ring's
-  // stages and phases across tiles). Results: `inits`' final values.
-  auto forEachTile = [&](ValueRange inits,
-                         function_ref<SmallVector<Value>(Value, Value, Value,
-                                                         ValueRange)>
-                             body) {
-    SmallVector<Value> iters{k.index(0)};
-    llvm::append_range(iters, inits);
+  int64_t tiles = llvm::divideCeil(o.k, kBK);
+  // A loop over this block's tiles: `body` gets the tile's origin and how
+  // many K tiles the block went through before it, which numbers the
+  // ring's stages and phases across tiles.
+  auto forEachTile = [&](function_ref<void(Value, Value, Value)> body) {
     auto loop = scf::ForOp::create(b, loc, firstTile, k.index(tilesC),
-                                   tileStep, iters);
+                                   tileStep, ValueRange{k.index(0)});
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     Value tile = loop.getInductionVar();
-    Value n0 = k.mul(k.rem(tile, tilesN), t.bn);
-    Value m0 = k.mul(k.div(tile, tilesN), kBM);
     Value before = loop.getRegionIterArgs()[0];
-    SmallVector<Value> yields{k.add(before, llvm::divideCeil(o.k, kBK))};
-    llvm::append_range(yields, body(m0, n0, before,
-                                    loop.getRegionIterArgs().drop_front()));
-    scf::YieldOp::create(b, loc, yields);
-    return loop;
+    body(k.mul(k.div(tile, tilesN), kBM), k.mul(k.rem(tile, tilesN), t.bn),
+         before);
+    scf::YieldOp::create(b, loc, k.add(before, tiles));
   };
   Value barriers = k.add(ring, t.stages * t.stageBytes());
   Type i32 = b.getI32Type(), i64 = b.getI64Type();
@@ -669,7 +661,6 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   }
   gpu::BarrierOp::create(b, loc);
 
-  int64_t tiles = llvm::divideCeil(o.k, kBK);
   Value warpgroup = k.div(tid, 128);
   auto roles = scf::IfOp::create(b, loc, equal(warpgroup, 0), true);
 
@@ -691,45 +682,44 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     for (Value map : {ptrA, ptrB})
       NVVM::FenceProxyAcquireOp::create(b, loc, NVVM::MemScopeKind::GPU, map,
                                         i32Const(128));
-    forEachTile({}, [&](Value m0, Value n0, Value before, ValueRange) {
-    OpBuilder::InsertionGuard tileGuard(b);
-    auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one);
-    b.setInsertionPointToStart(loop.getBody());
-    Value kt = loop.getInductionVar();
-    // The block's K tile count so far numbers the stage and its round.
-    Value count = k.add(before, kt);
-    Value s = k.rem(count, t.stages);
-    Value round = k.div(count, t.stages);
-    // Round r refills the stage that round r - 1's tile used: wait for
-    // the phase of `empty` that its release completed (parity (r - 1) % 2;
-    // for r = 0, the phase before the first, which counts as complete).
-    waitParity(empty(s), k.xorI(k.rem(round, 2), one));
-    Value fullS = full(s);
-    NVVM::MBarrierArriveExpectTxOp::create(
-        b, loc, Type(), fullS, i32Const(t.stageBytes()),
-        NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
-    Value stage = k.add(ring, k.mul(s, t.stageBytes()));
-    Value k0 = k.mul(kt, kBK);
-    auto copy = [&](Value map, Value address, Value inner, Value outer) {
-      Value dst = LLVM::AddrSpaceCastOp::create(
-          b, loc, LLVM::LLVMPointerType::get(ctx, 7), sharedPtr(address));
-      NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-          b, loc, dst, map, ValueRange{i32Value(inner), i32Value(outer)},
-          fullS, ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
-          /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(), Value());
-    };
-    if (o.aTransposed) // K x M: two atoms of 64 M columns
-      for (int64_t j = 0; j < kBM / 64; ++j)
-        copy(ptrA, k.add(stage, j * 8192), k.add(m0, j * 64), k0);
-    else
-      copy(ptrA, stage, k0, m0);
-    Value bBase = k.add(stage, kTileBytesA);
-    if (o.bTransposed) // N x K
-      copy(ptrB, bBase, k0, n0);
-    else // K x N: bn / 64 atoms
-      for (int64_t j = 0; j < t.bn / 64; ++j)
-        copy(ptrB, k.add(bBase, j * 8192), k.add(n0, j * 64), k0);
-    return SmallVector<Value>{};
+    forEachTile([&](Value m0, Value n0, Value before) {
+      OpBuilder::InsertionGuard tileGuard(b);
+      auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one);
+      b.setInsertionPointToStart(loop.getBody());
+      Value kt = loop.getInductionVar();
+      // The block's K tile count so far numbers the stage and its round.
+      Value count = k.add(before, kt);
+      Value s = k.rem(count, t.stages);
+      Value round = k.div(count, t.stages);
+      // Round r refills the stage that round r - 1's tile used: wait for
+      // the phase of `empty` that its release completed (parity (r - 1) % 2;
+      // for r = 0, the phase before the first, which counts as complete).
+      waitParity(empty(s), k.xorI(k.rem(round, 2), one));
+      Value fullS = full(s);
+      NVVM::MBarrierArriveExpectTxOp::create(
+          b, loc, Type(), fullS, i32Const(t.stageBytes()),
+          NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+      Value stage = k.add(ring, k.mul(s, t.stageBytes()));
+      Value k0 = k.mul(kt, kBK);
+      auto copy = [&](Value map, Value address, Value inner, Value outer) {
+        Value dst = LLVM::AddrSpaceCastOp::create(
+            b, loc, LLVM::LLVMPointerType::get(ctx, 7), sharedPtr(address));
+        NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+            b, loc, dst, map, ValueRange{i32Value(inner), i32Value(outer)},
+            fullS, ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
+            /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(), Value());
+      };
+      if (o.aTransposed) // K x M: two atoms of 64 M columns
+        for (int64_t j = 0; j < kBM / 64; ++j)
+          copy(ptrA, k.add(stage, j * 8192), k.add(m0, j * 64), k0);
+      else
+        copy(ptrA, stage, k0, m0);
+      Value bBase = k.add(stage, kTileBytesA);
+      if (o.bTransposed) // N x K
+        copy(ptrB, bBase, k0, n0);
+      else // K x N: bn / 64 atoms
+        for (int64_t j = 0; j < t.bn / 64; ++j)
+          copy(ptrB, k.add(bBase, j * 8192), k.add(n0, j * 64), k0);
     });
   }
 
@@ -750,36 +740,35 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                                    empty(k.rem(count, t.stages)), Value(),
                                    NVVM::MemScopeKind::CTA, false);
   };
-  forEachTile({}, [&](Value m0, Value n0, Value before, ValueRange) {
-  Value zero = LLVM::ZeroOp::create(b, loc, accType);
-  auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
-                                 ValueRange{zero});
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value kt = loop.getInductionVar();
-    Value count = k.add(before, kt);
-    Value s = k.rem(count, t.stages);
-    waitParity(full(s), k.rem(k.div(count, t.stages), 2));
-    Value stage = k.add(ring, k.mul(s, t.stageBytes()));
-    Value acc = products(k, o, t, bf16, accType, loop.getRegionIterArgs()[0],
-                         stage, consumer);
-    // K tile kt - 1's products are done: its stage may be refilled.
-    NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 1);
-    releaseStage(arith::AndIOp::create(
-                     b, loc,
-                     arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt,
-                                           kt, k.index(0)),
-                     equal(lane, 0)),
-                 arith::SubIOp::create(b, loc, count, one));
-    scf::YieldOp::create(b, loc, acc);
-  }
-  NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
-  // The last K tile's stage, for the block's next tile.
-  releaseStage(equal(lane, 0), k.add(before, tiles - 1));
-  storeTile(k, o, t, loop.getResult(0), k.rem(tid, 128), consumer, m0, n0,
-            epilogue);
-  return SmallVector<Value>{};
+  forEachTile([&](Value m0, Value n0, Value before) {
+    Value zero = LLVM::ZeroOp::create(b, loc, accType);
+    auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
+                                   ValueRange{zero});
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value kt = loop.getInductionVar();
+      Value count = k.add(before, kt);
+      Value s = k.rem(count, t.stages);
+      waitParity(full(s), k.rem(k.div(count, t.stages), 2));
+      Value stage = k.add(ring, k.mul(s, t.stageBytes()));
+      Value acc = products(k, o, t, bf16, accType, loop.getRegionIterArgs()[0],
+                           stage, consumer);
+      // K tile kt - 1's products are done: its stage may be refilled.
+      NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 1);
+      releaseStage(arith::AndIOp::create(
+                       b, loc,
+                       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt,
+                                             kt, k.index(0)),
+                       equal(lane, 0)),
+                   arith::SubIOp::create(b, loc, count, one));
+      scf::YieldOp::create(b, loc, acc);
+    }
+    NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+    // The last K tile's stage, for the block's next tile.
+    releaseStage(equal(lane, 0), k.add(before, tiles - 1));
+    storeTile(k, o, t, loop.getResult(0), k.rem(tid, 128), consumer, m0, n0,
+              epilogue);
   });
   b.setInsertionPointToEnd(&launch.getBody().front());
   gpu::TerminatorOp::create(b, loc);
