@@ -10,6 +10,7 @@
 
 #include "runtime/cuda/MgpuABI.h"
 
+#include "runtime/cuda/CudaDevice.h"
 #include "runtime/cuda/CudaState.h"
 #include "runtime/cuda/Profiler.h"
 
@@ -18,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 using namespace tessera::rt;
 using namespace tessera::rt::cuda;
@@ -395,25 +397,28 @@ extern "C" uint64_t tesseraTensorMap2D(uint64_t base, int64_t rows,
 extern "C" int64_t tesseraMultiprocessorCount() {
   if (skipAfterError())
     return 1;
-  const Driver *driver = activeDriver("counting the multiprocessors");
-  if (!driver)
-    return 1;
+  // The devices, described once (queryDevices): they do not change while
+  // the process runs.
   static std::mutex mutex;
-  static std::map<int, int64_t> counts;
-  int ordinal = CudaState::defaultDevice();
+  static std::vector<int> counts;
   std::lock_guard<std::mutex> lock(mutex);
-  if (auto it = counts.find(ordinal); it != counts.end())
-    return it->second;
-  const DriverApi &api = driver->api();
-  int device = 0, count = 0;
-  std::string what =
-      "counting the multiprocessors of device " + std::to_string(ordinal);
-  if (!succeeded(*driver, api.cuDeviceGet(&device, ordinal), what) ||
-      !succeeded(*driver,
-                 api.cuDeviceGetAttribute(
-                     &count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
-                 what))
+  if (counts.empty()) {
+    Expected<DriverInfo> info = queryDevices();
+    if (!info) {
+      CudaState::get().recordError(
+          std::move(info).takeStatus().within("counting the multiprocessors"));
+      return 1;
+    }
+    for (const DeviceInfo &device : info->devices)
+      counts.push_back(device.multiprocessors);
+  }
+  int ordinal = CudaState::defaultDevice();
+  if (ordinal < 0 || size_t(ordinal) >= counts.size()) {
+    CudaState::get().recordError(Status::fail(
+        "counting the multiprocessors: there is no CUDA device " +
+        std::to_string(ordinal) + " (the driver has " +
+        std::to_string(counts.size()) + ")"));
     return 1;
-  counts[ordinal] = count;
-  return count;
+  }
+  return counts[ordinal];
 }

@@ -201,6 +201,13 @@ TEST_F(CudaRuntime, TensorMapsAreEncodedOncePerMatrixAndBox) {
   EXPECT_TRUE(takeError().ok());
 }
 
+TEST_F(CudaRuntime, MultiprocessorCountIsTheDefaultDevices) {
+  // The fake's device 0 is an sm_90 with 132 multiprocessors.
+  ASSERT_EQ(defaultDevice(), 0);
+  EXPECT_EQ(tesseraMultiprocessorCount(), 132);
+  EXPECT_TRUE(takeError().ok());
+}
+
 TEST_F(CudaRuntime, KernelsGetTheirArguments) {
   CUfunction addOne = kernel("fake_add_one_f32");
   Tensor t = Tensor::zeros(DType::F32, {4, 8});
