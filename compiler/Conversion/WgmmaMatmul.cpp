@@ -89,6 +89,13 @@ struct Builder {
   Value i64(int64_t v) {
     return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v));
   }
+  Value i32(int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  }
+  /// An index as i32 (the type of TMA coordinates and mbarrier parities).
+  Value toI32(Value x) {
+    return arith::IndexCastUIOp::create(b, loc, b.getI32Type(), x);
+  }
   Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
   Value add(Value x, int64_t c) { return c ? add(x, index(c)) : x; }
   Value mul(Value x, int64_t c) {
@@ -105,6 +112,10 @@ struct Builder {
   Value minI(Value x, int64_t c) { return minI(x, index(c)); }
   Value less(Value x, int64_t c) {
     return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x,
+                                 index(c));
+  }
+  Value equal(Value x, int64_t c) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, x,
                                  index(c));
   }
   /// x && y, where a null condition is true.
@@ -620,13 +631,7 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     scf::YieldOp::create(b, loc, k.add(before, tiles));
   };
   Value barriers = k.add(ring, t.stages * t.stageBytes());
-  Type i32 = b.getI32Type(), i64 = b.getI64Type();
-  auto i32Value = [&](Value index) {
-    return arith::IndexCastUIOp::create(b, loc, i32, index);
-  };
-  auto i32Const = [&](int64_t v) {
-    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
-  };
+  Type i64 = b.getI64Type();
   auto sharedPtr = [&](Value address) -> Value {
     Value bits = arith::IndexCastUIOp::create(b, loc, i64, address);
     return LLVM::IntToPtrOp::create(b, loc,
@@ -636,33 +641,29 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   auto empty = [&](Value s) {
     return sharedPtr(k.add(barriers, k.add(k.mul(s, 8), t.stages * 8)));
   };
-  auto equal = [&](Value x, int64_t c) {
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, x,
-                                 k.index(c));
-  };
   auto waitParity = [&](Value barrier, Value parity) {
-    NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, i32Value(parity),
-                                          i32Const(1000000));
+    NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, k.toI32(parity),
+                                          k.i32(1000000));
   };
 
   // Thread 0 initializes the barriers; the block-wide barrier makes them
   // visible before anyone waits.
   {
     OpBuilder::InsertionGuard guard(b);
-    auto first = scf::IfOp::create(b, loc, equal(tid, 0), false);
+    auto first = scf::IfOp::create(b, loc, k.equal(tid, 0), false);
     b.setInsertionPointToStart(&first.getThenRegion().front());
     for (int64_t s = 0; s < t.stages; ++s) {
-      NVVM::MBarrierInitOp::create(b, loc, full(k.index(s)), i32Const(1),
+      NVVM::MBarrierInitOp::create(b, loc, full(k.index(s)), k.i32(1),
                                    Value());
       NVVM::MBarrierInitOp::create(b, loc, empty(k.index(s)),
-                                   i32Const(kConsumerWarps), Value());
+                                   k.i32(kConsumerWarps), Value());
     }
     NVVM::FenceMbarrierInitOp::create(b, loc);
   }
   gpu::BarrierOp::create(b, loc);
 
   Value warpgroup = k.div(tid, 128);
-  auto roles = scf::IfOp::create(b, loc, equal(warpgroup, 0), true);
+  auto roles = scf::IfOp::create(b, loc, k.equal(warpgroup, 0), true);
 
   // The producer.
   b.setInsertionPointToStart(&roles.getThenRegion().front());
@@ -670,7 +671,7 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                                  NVVM::SetMaxRegisterAction::decrease);
   {
     OpBuilder::InsertionGuard guard(b);
-    auto producer = scf::IfOp::create(b, loc, equal(tid, 0), false);
+    auto producer = scf::IfOp::create(b, loc, k.equal(tid, 0), false);
     b.setInsertionPointToStart(&producer.getThenRegion().front());
     auto generic = [&](Value map) -> Value {
       return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(ctx),
@@ -681,7 +682,7 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     // proxy must see them.
     for (Value map : {ptrA, ptrB})
       NVVM::FenceProxyAcquireOp::create(b, loc, NVVM::MemScopeKind::GPU, map,
-                                        i32Const(128));
+                                        k.i32(128));
     forEachTile([&](Value m0, Value n0, Value before) {
       OpBuilder::InsertionGuard tileGuard(b);
       auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one);
@@ -697,7 +698,7 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
       waitParity(empty(s), k.xorI(k.rem(round, 2), one));
       Value fullS = full(s);
       NVVM::MBarrierArriveExpectTxOp::create(
-          b, loc, Type(), fullS, i32Const(t.stageBytes()),
+          b, loc, Type(), fullS, k.i32(t.stageBytes()),
           NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
       Value stage = k.add(ring, k.mul(s, t.stageBytes()));
       Value k0 = k.mul(kt, kBK);
@@ -705,7 +706,7 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
         Value dst = LLVM::AddrSpaceCastOp::create(
             b, loc, LLVM::LLVMPointerType::get(ctx, 7), sharedPtr(address));
         NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-            b, loc, dst, map, ValueRange{i32Value(inner), i32Value(outer)},
+            b, loc, dst, map, ValueRange{k.toI32(inner), k.toI32(outer)},
             fullS, ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
             /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(), Value());
       };
@@ -760,13 +761,13 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                        b, loc,
                        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt,
                                              kt, k.index(0)),
-                       equal(lane, 0)),
+                       k.equal(lane, 0)),
                    arith::SubIOp::create(b, loc, count, one));
       scf::YieldOp::create(b, loc, acc);
     }
     NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
     // The last K tile's stage, for the block's next tile.
-    releaseStage(equal(lane, 0), k.add(before, tiles - 1));
+    releaseStage(k.equal(lane, 0), k.add(before, tiles - 1));
     storeTile(k, o, t, loop.getResult(0), k.rem(tid, 128), consumer, m0, n0,
               epilogue);
   });
