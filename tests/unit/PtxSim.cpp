@@ -39,7 +39,7 @@ enum class Op : uint8_t {
   Ld, St, CpAsync, CpCommit, CpWait, CpWaitAll, Nop, Bar, Ldmatrix, Mma, Shfl,
   Bra, Ret, FenceProxyAsync, WgFence, Wgmma, WgCommit, WgWait, MbarInit,
   MbarInval, MbarArrive, MbarArriveExpectTx, MbarExpectTx, MbarCompleteTx,
-  MbarTryWait, BulkTensor
+  MbarTryWait, BulkTensor, Atom, Red, Fence
 };
 
 enum class Ty : uint8_t {
@@ -57,6 +57,14 @@ enum class Cmp : uint8_t {
 enum class Rnd : uint8_t { None, Rn, Rz, Rm, Rp, Rni, Rzi, Rmi, Rpi };
 
 enum class ShflMode : uint8_t { Up, Down, Bfly, Idx };
+
+/// The operation of atom and red.
+enum class AtomOp : uint8_t {
+  Add, Exch, Cas, And, Or, Xor, Min, Max, Inc, Dec
+};
+
+/// What bar.red reduces the threads' predicates to.
+enum class Reduce : uint8_t { None, Popc, And, Or };
 
 enum Special : uint8_t {
   TidX, TidY, TidZ, NtidX, NtidY, NtidZ, CtaidX, CtaidY, CtaidZ, NctaidX,
@@ -86,6 +94,8 @@ struct Inst {
   /// cvt.{f16x2,bf16x2}.f32 d, a, b: a to the upper half, b to the lower.
   bool pack = false;
   ShflMode shfl = ShflMode::Idx;
+  AtomOp atom = AtomOp::Add;
+  Reduce reduce = Reduce::None;
   Space cvtaSpace = Space::Global;
   bool cvtaTo = false;
   int32_t pred = -1;
@@ -112,6 +122,10 @@ struct Kernel {
   /// Whether it has cp.async.bulk.tensor: then the interpreter tracks which
   /// shared bytes in-flight bulk copies will write.
   bool bulk = false;
+  /// Whether it has atom or red instructions that may access shared memory:
+  /// then the interpreter tracks which shared bytes atomics updated, which
+  /// other atomics may update too between the same two barriers.
+  bool sharedAtomics = false;
   /// Where dynamic shared memory starts: after the static variables, at
   /// the alignment its `.extern .shared` declaration asks for.
   unsigned dynamicSharedOffset = 0;
@@ -668,6 +682,38 @@ bool Parser::parseOperand(const std::string &in, int line, Operand &o,
   return true;
 }
 
+/// The types that atom.OP and red.OP take (all but the 16-bit and packed
+/// floating-point ones, and .b128).
+bool atomType(AtomOp op, Ty t) {
+  switch (op) {
+  case AtomOp::Add:
+    return t == Ty::U32 || t == Ty::S32 || t == Ty::U64 || t == Ty::F32 ||
+           t == Ty::F64;
+  case AtomOp::Exch: case AtomOp::Cas: case AtomOp::And: case AtomOp::Or:
+  case AtomOp::Xor:
+    return t == Ty::B32 || t == Ty::B64;
+  case AtomOp::Min: case AtomOp::Max:
+    return t == Ty::U32 || t == Ty::S32 || t == Ty::U64 || t == Ty::S64;
+  case AtomOp::Inc: case AtomOp::Dec:
+    return t == Ty::U32;
+  }
+  return false;
+}
+
+/// membar.{cta,gl,sys} and fence.{sc,acq_rel,acquire,release}.SCOPE: fences
+/// of the generic proxy's memory accesses.
+bool isMemoryFence(const std::string &opcode) {
+  std::vector<std::string> parts = splitDots(opcode);
+  static const std::set<std::string> sems = {"sc", "acq_rel", "acquire",
+                                             "release"};
+  static const std::set<std::string> scopes = {"cta", "cluster", "gpu",
+                                               "sys"};
+  if (parts.size() == 2 && parts[0] == "membar")
+    return parts[1] == "cta" || parts[1] == "gl" || parts[1] == "sys";
+  return parts.size() == 3 && parts[0] == "fence" && sems.count(parts[1]) &&
+         scopes.count(parts[2]);
+}
+
 bool Parser::parseInst(const Statement &s, Kernel &k,
                        std::unordered_map<std::string, int> &regs,
                        std::map<std::string, int64_t> &params) {
@@ -692,6 +738,12 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
   std::string rest = sp == std::string::npos ? "" : trim(text.substr(sp));
   std::vector<std::string> parts = splitDots(opcode);
   const std::string &base = parts[0];
+  if (isMemoryFence(opcode)) {
+    if (!rest.empty())
+      return fail(s.line, "cannot read '" + s.text + "'");
+    in.op = Op::Fence;
+    return append(s, k, in);
+  }
   if (base == "wgmma" || base == "fence")
     return parseAsyncProxy(s, k, opcode, rest, regs, params, in);
   if (base == "mbarrier" || base == "setmaxnreg" || base == "prefetch" ||
@@ -710,7 +762,7 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       {"cvt", Op::Cvt},   {"cvta", Op::Cvta},   {"ld", Op::Ld},
       {"st", Op::St},     {"cp", Op::CpAsync},  {"bar", Op::Bar},
       {"barrier", Op::Bar}, {"ldmatrix", Op::Ldmatrix}, {"mma", Op::Mma},
-      {"shfl", Op::Shfl},
+      {"shfl", Op::Shfl}, {"atom", Op::Atom}, {"red", Op::Red},
       {"bra", Op::Bra},   {"ret", Op::Ret},     {"exit", Op::Ret}};
   auto opIt = ops.find(base);
   if (opIt == ops.end())
@@ -731,7 +783,16 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       {"rn", Rnd::Rn},   {"rz", Rnd::Rz},   {"rm", Rnd::Rm},
       {"rp", Rnd::Rp},   {"rni", Rnd::Rni}, {"rzi", Rnd::Rzi},
       {"rmi", Rnd::Rmi}, {"rpi", Rnd::Rpi}};
+  static const std::map<std::string, AtomOp> atomOps = {
+      {"add", AtomOp::Add}, {"exch", AtomOp::Exch}, {"cas", AtomOp::Cas},
+      {"and", AtomOp::And}, {"or", AtomOp::Or},     {"xor", AtomOp::Xor},
+      {"min", AtomOp::Min}, {"max", AtomOp::Max},   {"inc", AtomOp::Inc},
+      {"dec", AtomOp::Dec}};
+  static const std::map<std::string, Reduce> reductions = {
+      {"popc", Reduce::Popc}, {"and", Reduce::And}, {"or", Reduce::Or}};
+  bool atomic = in.op == Op::Atom || in.op == Op::Red;
   bool wide = false, hi = false, commit = false, wait = false;
+  bool atomOp = false, barRed = false;
   for (size_t i = 1; i < parts.size(); ++i) {
     const std::string &p = parts[i];
     if (Ty t = parseType(p); t != Ty::None) {
@@ -743,6 +804,20 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       types.push_back(p == "f16x2" ? Ty::F16 : Ty::BF16);
     } else if (in.op == Op::Shfl && shflModes.count(p)) {
       in.shfl = shflModes.at(p);
+    } else if (atomic && atomOps.count(p) && !atomOp) {
+      in.atom = atomOps.at(p);
+      atomOp = true;
+    } else if (atomic && (p == "acquire" || p == "release" ||
+                          p == "acq_rel" || p == "gpu" || p == "sys" ||
+                          p == "cluster")) {
+      // The interpreter's atomics are sequentially consistent, whatever
+      // the semantics and scope asked for.
+      continue;
+    } else if (in.op == Op::Bar && p == "red") {
+      barRed = true;
+    } else if (in.op == Op::Bar && reductions.count(p) &&
+               in.reduce == Reduce::None) {
+      in.reduce = reductions.at(p);
     } else if (rnds.count(p)) {
       in.rnd = rnds.at(p);
     } else if (p == "global" || p == "shared" || p == "shared::cta" ||
@@ -821,6 +896,17 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
     if (opcode.find("m8n8") == std::string::npos || in.type != Ty::B16)
       return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
   }
+  if (atomic && (!atomOp || types.size() != 1 || !atomType(in.atom, in.type) ||
+                 (in.op == Op::Red && (in.atom == AtomOp::Exch ||
+                                       in.atom == AtomOp::Cas))))
+    return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
+  // bar.red.{and,or}.pred and bar.red.popc.u32.
+  if (in.op == Op::Bar &&
+      (barRed != (in.reduce != Reduce::None) ||
+       (barRed && (types.size() != 1 ||
+                   types[0] != (in.reduce == Reduce::Popc ? Ty::U32
+                                                          : Ty::Pred)))))
+    return fail(s.line, "unsupported PTX instruction '" + opcode + "'");
   if (in.op == Op::Setp && (types.size() != 1 ||
                             rest.find('|') != std::string::npos))
     return fail(s.line, "unsupported PTX instruction '" + opcode + " " +
@@ -844,13 +930,33 @@ bool Parser::parseInst(const Statement &s, Kernel &k,
       return false;
     in.space = sp;
   }
+  auto isValue = [](const Operand &o) {
+    return o.kind == Operand::Reg || o.kind == Operand::Imm;
+  };
   if (in.op == Op::Bar) {
-    // bar.sync a{, b}: barrier a, with b threads (default: the block).
-    if (in.ops.empty() || in.ops.size() > 2)
+    // bar.sync a{, b}: barrier a, with b threads (default: the block);
+    // bar.red d, a{, b}, {!}c: the same, reducing the threads' c into d.
+    bool red = in.reduce != Reduce::None;
+    size_t least = red ? 3 : 1;
+    if (in.ops.size() < least || in.ops.size() > least + 1 ||
+        (red && in.ops[0].kind != Operand::Reg) ||
+        !std::all_of(in.ops.begin() + red, in.ops.end(), isValue))
       return fail(s.line, "cannot read '" + s.text + "'");
-    for (const Operand &o : in.ops)
-      if (o.kind != Operand::Reg && o.kind != Operand::Imm)
-        return fail(s.line, "cannot read '" + s.text + "'");
+  }
+  if (atomic) {
+    // atom d, [a], b; atom.cas d, [a], b, c; red [a], b.
+    size_t dst = in.op == Op::Atom ? 1 : 0;
+    size_t count = dst + 2 + (in.atom == AtomOp::Cas);
+    if (in.ops.size() != count || (dst && in.ops[0].kind != Operand::Reg) ||
+        in.ops[dst].kind != Operand::Addr ||
+        !std::all_of(in.ops.begin() + long(dst) + 1, in.ops.end(), isValue))
+      return fail(s.line, "cannot read '" + s.text + "'");
+    if (in.space != Space::Global && in.space != Space::Shared &&
+        in.space != Space::Generic)
+      return fail(s.line, "'" + opcode + "' outside the global and shared "
+                          "spaces");
+    if (in.space != Space::Global)
+      k.sharedAtomics = true;
   }
   return append(s, k, in);
 }
@@ -1387,8 +1493,11 @@ struct Thread {
   /// (offset, size), when the kernel has wgmma.
   mutable std::vector<std::pair<uint32_t, uint32_t>> unfenced;
   State state = State::Ready;
-  /// At a bar.sync: its barrier and thread count (0: the whole block).
+  /// At a bar.sync: its barrier and thread count (0: the whole block); at
+  /// a bar.red besides, the reduction and this thread's predicate.
   uint32_t barrier = 0, barrierCount = 0;
+  Reduce reduce = Reduce::None;
+  bool vote = false;
   /// Asleep: the shared offset of the mbarrier it waits on.
   uint32_t sleepsOn = 0;
   unsigned tid[3] = {0, 0, 0};
@@ -1425,6 +1534,10 @@ public:
       v->resize(sharedBytes);
     if (k.bulk)
       bulkDst.resize(sharedBytes);
+    if (k.sharedAtomics) {
+      atomicEpoch.resize(sharedBytes);
+      atomicBy.resize(sharedBytes);
+    }
     if (k.bulk && k.wgmma)
       wgmmaReads.resize(sharedBytes);
     if (k.wgmma) {
@@ -1459,8 +1572,14 @@ private:
   }
   char *address(const Thread &t, const Inst &in, Space space, uint64_t addr,
                 unsigned bytes);
+  /// Checks an access of shared memory (anything else passes) for races,
+  /// and records it. An atomic access writes; it races with the other
+  /// threads' plain accesses since the last barrier, not with their
+  /// atomic ones.
   bool sharedAccess(const Thread &t, const Inst &in, const char *p,
-                    unsigned bytes, bool write);
+                    unsigned bytes, bool write, bool atomic = false);
+  /// Runs atom or red `in`.
+  bool atomicUpdate(Thread &t, const Inst &in);
   bool ldmatrix(unsigned warp, const Inst &in);
   bool shfl(unsigned warp, const Inst &in);
   void mma(unsigned warp, const Inst &in);
@@ -1507,6 +1626,9 @@ private:
   /// Race detection on shared memory: per byte, the barrier interval
   /// (epoch) and thread of its last write and of its last reads.
   std::vector<uint32_t> writeEpoch, writer, readEpoch, reader;
+  /// With shared atomics: per byte, the epoch and thread (UINT32_MAX:
+  /// several) of its last atomic updates.
+  std::vector<uint32_t> atomicEpoch, atomicBy;
   uint32_t epoch = 1;
   /// With wgmma: per shared byte, 1 + the thread that wrote it and has not
   /// executed fence.proxy.async since (0: none); per register of each
@@ -1558,7 +1680,7 @@ bool Block::failWith(Failure f, const Thread &t, const Inst &in,
 }
 
 bool Block::sharedAccess(const Thread &t, const Inst &in, const char *p,
-                         unsigned bytes, bool write) {
+                         unsigned bytes, bool write, bool atomic) {
   if (p < shared.data() || p >= shared.data() + shared.size())
     return true;
   constexpr uint32_t many = UINT32_MAX;
@@ -1576,26 +1698,38 @@ bool Block::sharedAccess(const Thread &t, const Inst &in, const char *p,
            << copy.mbarrier << ": wait on that mbarrier first)";
         return failWith(Failure::LaunchFailed, t, in, os.str());
       }
+  write |= atomic;
   for (size_t i = at; i < at + bytes; ++i) {
-    const char *what = nullptr;
+    const char *did = nullptr; // what the other thread did
     uint32_t other = 0;
     if (writeEpoch[i] == epoch && writer[i] != t.linear) {
-      what = write ? "written" : "read";
+      did = "wrote it";
       other = writer[i];
     } else if (write && readEpoch[i] == epoch && reader[i] != t.linear) {
-      what = "written";
+      did = "read it";
       other = reader[i];
+    } else if (!atomic && !atomicEpoch.empty() && atomicEpoch[i] == epoch &&
+               atomicBy[i] != t.linear) {
+      did = "updated it atomically";
+      other = atomicBy[i];
     }
-    if (what) {
+    if (did) {
       std::ostringstream os;
-      os << "race on shared memory: byte " << i << " " << what
+      os << "race on shared memory: byte " << i << " "
+         << (atomic ? "updated atomically" : write ? "written" : "read")
          << " here without a barrier since thread "
          << (other == many ? std::string("(several)") : std::to_string(other))
-         << (writeEpoch[i] == epoch && writer[i] != t.linear ? " wrote it"
-                                                              : " read it");
+         << " " << did;
       return failWith(Failure::LaunchFailed, t, in, os.str());
     }
-    if (write) {
+    if (atomic) {
+      atomicBy[i] = atomicEpoch[i] != epoch || atomicBy[i] == t.linear
+                        ? t.linear
+                        : many;
+      atomicEpoch[i] = epoch;
+      if (!unfencedBy.empty())
+        unfencedBy[i] = t.linear + 1;
+    } else if (write) {
       writeEpoch[i] = epoch;
       writer[i] = t.linear;
       if (!unfencedBy.empty())
@@ -1828,6 +1962,73 @@ template <typename T> T floatBinary(Op op, bool nan, T x, T y) {
   }
 }
 
+/// The value that atom.OP.TYPE leaves in memory that held `old`, with the
+/// operand b and cas's c.
+uint64_t atomicResult(AtomOp op, Ty t, uint64_t old, uint64_t b, uint64_t c) {
+  switch (op) {
+  case AtomOp::Add:
+    // atom.add.f32 flushes subnormal inputs and results to zero.
+    if (t == Ty::F32)
+      return bitsOf(flush(flush(f32(old)) + flush(f32(b))));
+    if (t == Ty::F64)
+      return bitsOf(f64(old) + f64(b));
+    return old + b;
+  case AtomOp::Exch: return b;
+  case AtomOp::Cas: return old == mask(b, t) ? c : old;
+  case AtomOp::And: return old & b;
+  case AtomOp::Or: return old | b;
+  case AtomOp::Xor: return old ^ b;
+  case AtomOp::Min: case AtomOp::Max: {
+    bool less = isSigned(t) ? asInt(b, t) < asInt(old, t)
+                            : mask(b, t) < mask(old, t);
+    return less == (op == AtomOp::Min) ? b : old;
+  }
+  case AtomOp::Inc: return mask(old, t) >= mask(b, t) ? 0 : old + 1;
+  case AtomOp::Dec:
+    return old == 0 || mask(old, t) > mask(b, t) ? b : old - 1;
+  }
+  return old;
+}
+
+/// atom.OP on the `T` at `p`, atomically for all host threads (the blocks
+/// on other workers): returns the old value. A compare-and-swap loop serves
+/// every operation and type, f32 additions among them.
+template <typename T>
+uint64_t atomicAt(char *p, AtomOp op, Ty t, uint64_t b, uint64_t c) {
+  T *at = reinterpret_cast<T *>(p);
+  T old = __atomic_load_n(at, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(at, &old,
+                                      T(atomicResult(op, t, old, b, c)),
+                                      /*weak=*/true, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_RELAXED)) {
+  }
+  return old;
+}
+
+bool Block::atomicUpdate(Thread &t, const Inst &in) {
+  // atom d, [a], b{, c}; red [a], b.
+  const std::vector<Operand> &o = in.ops;
+  size_t a = in.op == Op::Atom;
+  unsigned bytes = bits(in.type) / 8;
+  uint64_t addr = uint64_t(o[a].imm) + (o[a].reg >= 0 ? t.regs[o[a].reg] : 0);
+  char *p = address(t, in, in.space, addr, bytes);
+  if (!p)
+    return false;
+  if (p >= t.local && p < t.local + k.localBytes)
+    return failWith(Failure::IllegalAddress, t, in,
+                    "an atomic access of local memory (a generic address "
+                    "in the local window): atomics take global and shared "
+                    "memory only");
+  if (!sharedAccess(t, in, p, bytes, /*write=*/true, /*atomic=*/true))
+    return false;
+  uint64_t b = get(t, o[a + 1]), c = o.size() > a + 2 ? get(t, o[a + 2]) : 0;
+  uint64_t old = bytes == 4 ? atomicAt<uint32_t>(p, in.atom, in.type, b, c)
+                            : atomicAt<uint64_t>(p, in.atom, in.type, b, c);
+  if (in.op == Op::Atom)
+    set(t, o[0], isSigned(in.type) ? uint64_t(asInt(old, in.type)) : old);
+  return true;
+}
+
 bool Block::runThread(Thread &t) {
   const Inst *code = k.code.data();
   uint64_t count = 0;
@@ -1847,6 +2048,16 @@ bool Block::runThread(Thread &t) {
     bool fl = isFloat(ty);
     switch (in.op) {
     case Op::Nop: case Op::WgFence:
+      break;
+    case Op::Fence:
+      // The blocks on other workers (host threads) see this thread's
+      // memory accesses in order: its plain stores before, say, the atom
+      // that tells them the stores are done.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      break;
+    case Op::Atom: case Op::Red:
+      if (!atomicUpdate(t, in))
+        return false;
       break;
     case Op::FenceProxyAsync:
       // This thread's shared-memory writes become visible to the async
@@ -2129,21 +2340,27 @@ bool Block::runThread(Thread &t) {
       break;
     }
     case Op::Bar: {
-      uint64_t id = get(t, o[0]);
-      uint64_t threadCount = o.size() > 1 ? uint32_t(get(t, o[1])) : 0;
+      // bar.sync a{, b}; bar.red d, a{, b}, {!}c.
+      bool red = in.reduce != Reduce::None;
+      bool counted = o.size() > (red ? 3u : 1u);
+      uint64_t id = get(t, o[red]);
+      uint64_t threadCount = counted ? uint32_t(get(t, o[red + 1])) : 0;
       if (id >= 16)
         return failWith(Failure::LaunchFailed, t, in,
                         "barrier " + std::to_string(id) +
                             " is not one of the 16 barriers (0-15)");
       size_t warpThreads = (threads.size() + 31) / 32 * 32;
-      if (o.size() > 1 && (threadCount == 0 || threadCount % 32 ||
-                           threadCount > warpThreads))
+      if (counted && (threadCount == 0 || threadCount % 32 ||
+                      threadCount > warpThreads))
         return failWith(Failure::LaunchFailed, t, in,
-                        "bar.sync with " + std::to_string(threadCount) +
+                        std::string(red ? "bar.red" : "bar.sync") + " with " +
+                            std::to_string(threadCount) +
                             " threads: not a multiple of 32 in [32, " +
                             std::to_string(warpThreads) + "]");
       t.barrier = uint32_t(id);
       t.barrierCount = uint32_t(threadCount);
+      t.reduce = in.reduce;
+      t.vote = red && (get(t, o.back()) & 1);
       t.state = State::Barrier;
       executed += count;
       return true;
@@ -2768,8 +2985,19 @@ bool Block::landBulk() {
   return true;
 }
 
+/// The instruction that waits at a barrier with reduction `r`.
+const char *barrierName(Reduce r) {
+  switch (r) {
+  case Reduce::None: return "bar.sync";
+  case Reduce::Popc: return "bar.red.popc";
+  case Reduce::And: return "bar.red.and";
+  case Reduce::Or: return "bar.red.or";
+  }
+  return "";
+}
+
 bool Block::releaseBarriers(bool &released) {
-  unsigned live = 0, arrived[16] = {};
+  unsigned live = 0, arrived[16] = {}, votes[16] = {};
   const Thread *first[16] = {};
   for (const Thread &t : threads) {
     live += t.state != State::Exited;
@@ -2777,9 +3005,17 @@ bool Block::releaseBarriers(bool &released) {
       continue;
     if (!first[t.barrier]) {
       first[t.barrier] = &t;
+    } else if (first[t.barrier]->reduce != t.reduce) {
+      // The PTX ISA leaves it unpredictable.
+      std::ostringstream os;
+      os << barrierName(t.reduce) << " at barrier " << t.barrier
+         << ", while thread " << first[t.barrier]->linear << " waits there at "
+         << barrierName(first[t.barrier]->reduce)
+         << ": the threads of a barrier must all reduce alike, or none";
+      return failWith(Failure::LaunchFailed, t, k.code[t.pc], os.str());
     } else if (first[t.barrier]->barrierCount != t.barrierCount) {
       std::ostringstream os;
-      os << "bar.sync " << t.barrier << " for "
+      os << barrierName(t.reduce) << " " << t.barrier << " for "
          << (t.barrierCount ? std::to_string(t.barrierCount) : "all")
          << " threads, while thread " << first[t.barrier]->linear
          << " waits there for "
@@ -2789,6 +3025,7 @@ bool Block::releaseBarriers(bool &released) {
       return failWith(Failure::LaunchFailed, t, k.code[t.pc], os.str());
     }
     ++arrived[t.barrier];
+    votes[t.barrier] += t.vote;
   }
   for (unsigned id = 0; id < 16; ++id) {
     if (!first[id])
@@ -2802,8 +3039,14 @@ bool Block::releaseBarriers(bool &released) {
                           std::to_string(expected));
     if (arrived[id] < expected)
       continue;
+    Reduce reduce = first[id]->reduce;
+    uint64_t value = reduce == Reduce::Popc ? votes[id]
+                     : reduce == Reduce::Or ? votes[id] > 0
+                                            : votes[id] == arrived[id];
     for (Thread &t : threads)
       if (t.state == State::Barrier && t.barrier == id) {
+        if (reduce != Reduce::None)
+          set(t, k.code[t.pc].ops[0], value);
         t.state = State::Ready;
         ++t.pc;
       }
@@ -2909,7 +3152,7 @@ bool Block::run(const unsigned id[3], LaunchResult &res) {
   std::copy(id, id + 3, ctaid);
   std::fill(regs.begin(), regs.end(), 0);
   std::fill(shared.begin(), shared.end(), 0);
-  for (auto *v : {&writeEpoch, &readEpoch})
+  for (auto *v : {&writeEpoch, &readEpoch, &atomicEpoch})
     std::fill(v->begin(), v->end(), 0);
   epoch = 1;
   mbarriers.clear();

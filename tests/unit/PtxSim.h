@@ -5,11 +5,13 @@
 // without a GPU. It covers the subset of PTX that LLVM's NVPTX backend emits
 // for Tessera's kernels: integer and f32/f64 arithmetic, conversions (bf16,
 // f16), predicates and branches, global/shared/local/param memory, vector
-// loads and stores, cp.async, bar.sync (named barriers too), ldmatrix,
-// mma.sync m16n8k16, wgmma.mma_async, and the sm_90 tensor memory
-// accelerator: mbarrier objects and cp.async.bulk.tensor loads through
-// tensor maps that `encodeTiledTensorMap` wrote. Anything else is rejected
-// when the module is parsed, naming the line.
+// loads and stores, atom and red (atomic for the blocks that run at once on
+// other host threads too), membar and fence, cp.async, bar.sync and bar.red
+// (named barriers too), ldmatrix, mma.sync m16n8k16, wgmma.mma_async, and
+// the sm_90 tensor memory accelerator: mbarrier objects and
+// cp.async.bulk.tensor loads through tensor maps that
+// `encodeTiledTensorMap` wrote. Anything else is rejected when the module
+// is parsed, naming the line.
 //
 // Threads run until they reach a barrier or a warp-wide instruction
 // (ldmatrix, mma.sync); those run once every thread of the warp (or block)
@@ -17,15 +19,15 @@
 // cp.async.wait_group (or wait_all) covers it. An mbarrier.try_wait that
 // finds its phase incomplete puts the thread to sleep until the phase
 // completes, and a cp.async.bulk.tensor copy lands as late as it can: when
-// no thread can go on without it. Every global access
-// must lie inside one allocation and be aligned to its size, as on a GPU,
-// and no byte of shared memory may be written by one thread and touched by
-// another between the same two barriers (bar.sync: an mbarrier does not
-// order threads' own shared-memory writes for this check, only the bulk
-// copies that complete it); no thread may touch shared memory that a bulk
-// copy still in flight writes, and no bulk copy may land on the operands of
-// an in-flight wgmma. A violation stops the launch with the kernel, the PTX
-// line and the address.
+// no thread can go on without it. Every global access must lie inside one
+// allocation and be aligned to its size, as on a GPU, and no byte of shared
+// memory may be written by one thread and touched by another between the
+// same two barriers unless both accesses are atomic (bar.sync: an mbarrier
+// does not order threads' own shared-memory writes for this check, only the
+// bulk copies that complete it); no thread may touch shared memory that a
+// bulk copy still in flight writes, and no bulk copy may land on the
+// operands of an in-flight wgmma. A violation stops the launch with the
+// kernel, the PTX line and the address.
 //
 //===----------------------------------------------------------------------===//
 

@@ -6,10 +6,11 @@
 // interpreter reports (no fence.proxy.async, a result read before its
 // wait), named barriers, and the tensor memory accelerator: tensor maps of
 // the fake driver, cp.async.bulk.tensor boxes waited on through mbarriers,
-// a warp-specialized matmul through a ring of them, and their hazards. The
-// interpreter's tensor-core instructions are checked end to end besides:
-// the bf16 char-GPT's packages against the CPU
-// (tests/lit/e2e/ptx-vs-cpu.test).
+// a warp-specialized matmul through a ring of them, and their hazards;
+// atomics from blocks that run at once, split-K's "the last block sums the
+// partials" handshake, and barriers with reductions. The interpreter's
+// tensor-core instructions are checked end to end besides: the bf16
+// char-GPT's packages against the CPU (tests/lit/e2e/ptx-vs-cpu.test).
 //
 //===----------------------------------------------------------------------===//
 
@@ -1262,6 +1263,440 @@ TEST(PtxSimTma, FakeDriverEncodesAndChecksTensorMaps) {
   narrow.box[0] = 32;
   EXPECT_EQ(call(narrow), 0);
   dlclose(lib);
+}
+
+// Atomics across blocks: every thread adds 1 to counters[0] with
+// atom.global.add.u32 and writes the old value to olds[its global index],
+// adds that index to counters[1] (red), 1.0 to the f32 counters[2], 3 to
+// the u64 at counters[4] through a generic address and -1 to the s32
+// counters[6] - with the semantics and scopes LLVM may print.
+const char *kAtomics = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.visible .entry count(
+	.param .u64 .ptr .global .align 1 count_param_0,
+	.param .u64 .ptr .global .align 1 count_param_1
+)
+{
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<7>;
+
+	ld.param.b64 	%rd1, [count_param_0];
+	ld.param.b64 	%rd2, [count_param_1];
+	mov.u32 	%r1, %tid.x;
+	mov.u32 	%r2, %ctaid.x;
+	mov.u32 	%r3, %ntid.x;
+	mad.lo.s32 	%r4, %r2, %r3, %r1;
+	atom.global.add.u32 	%r5, [%rd1], 1;
+	mul.wide.u32 	%rd3, %r4, 4;
+	add.s64 	%rd4, %rd2, %rd3;
+	st.global.b32 	[%rd4], %r5;
+	red.relaxed.gpu.global.add.u32 	[%rd1+4], %r4;
+	atom.acq_rel.gpu.global.add.f32 	%r6, [%rd1+8], 0f3F800000;
+	cvta.global.u64 	%rd5, %rd1;
+	atom.add.u64 	%rd6, [%rd5+16], 3;
+	atom.relaxed.sys.global.add.s32 	%r7, [%rd1+24], -1;
+	ret;
+}
+
+	// Thread 0 of each block takes a spin lock (cas), adds 1 and its
+	// block's index to data[0] and data[1] with plain loads and stores, and
+	// releases the lock (exch).
+.visible .entry locked(
+	.param .u64 .ptr .global .align 1 locked_param_0,
+	.param .u64 .ptr .global .align 1 locked_param_1
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<3>;
+
+	ld.param.b64 	%rd1, [locked_param_0];
+	ld.param.b64 	%rd2, [locked_param_1];
+	mov.u32 	%r1, %tid.x;
+	setp.ne.s32 	%p1, %r1, 0;
+	@%p1 bra 	$L__BB1_3;
+$L__BB1_1:
+	atom.acquire.gpu.global.cas.b32 	%r2, [%rd1], 0, 1;
+	setp.ne.s32 	%p2, %r2, 0;
+	@%p2 bra 	$L__BB1_1;
+	ld.global.b32 	%r3, [%rd2];
+	add.s32 	%r4, %r3, 1;
+	st.global.b32 	[%rd2], %r4;
+	mov.u32 	%r5, %ctaid.x;
+	ld.global.b32 	%r6, [%rd2+4];
+	add.s32 	%r7, %r6, %r5;
+	st.global.b32 	[%rd2+4], %r7;
+	fence.sc.gpu;
+	atom.release.gpu.global.exch.b32 	%r2, [%rd1], 0;
+$L__BB1_3:
+	ret;
+}
+)";
+
+TEST(PtxSimAtomics, AddFromEveryThreadOfConcurrentBlocks) {
+  ModulePtr m = parseOrFail(kAtomics);
+  ASSERT_TRUE(m);
+  constexpr uint32_t blocks = 64, threads = 128, n = blocks * threads;
+  for (unsigned workers : {1u, 4u}) {
+    DeviceMemory mem;
+    uint32_t *counters = mem.alloc<uint32_t>(8, 0);
+    uint32_t *olds = mem.alloc<uint32_t>(n, 0xffffffff);
+    void *ptrs[] = {counters, olds};
+    void *params[] = {&ptrs[0], &ptrs[1]};
+    ptxsim::LaunchResult r =
+        ptxsim::launch(*m, "count", {blocks, 1, 1}, {threads, 1, 1}, 0,
+                       params, mem.resolver(), workers);
+    ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+    EXPECT_EQ(counters[0], n) << workers;
+    EXPECT_EQ(counters[1], n * (n - 1) / 2) << workers;
+    float sum;
+    std::memcpy(&sum, &counters[2], 4);
+    EXPECT_EQ(sum, float(n)) << workers;
+    uint64_t wide;
+    std::memcpy(&wide, &counters[4], 8);
+    EXPECT_EQ(wide, 3u * n) << workers;
+    EXPECT_EQ(int32_t(counters[6]), -int32_t(n)) << workers;
+    // Each thread saw another count.
+    std::vector<uint32_t> seen(olds, olds + n);
+    std::sort(seen.begin(), seen.end());
+    for (uint32_t i = 0; i < n; ++i)
+      ASSERT_EQ(seen[i], i) << workers;
+  }
+}
+
+TEST(PtxSimAtomics, CompareAndSwapLockAcrossWorkers) {
+  ModulePtr m = parseOrFail(kAtomics);
+  ASSERT_TRUE(m);
+  constexpr uint32_t blocks = 200;
+  DeviceMemory mem;
+  uint32_t *lock = mem.alloc<uint32_t>(1, 0);
+  uint32_t *data = mem.alloc<uint32_t>(2, 0);
+  void *ptrs[] = {lock, data};
+  void *params[] = {&ptrs[0], &ptrs[1]};
+  ptxsim::LaunchResult r = ptxsim::launch(*m, "locked", {blocks, 1, 1},
+                                          {32, 1, 1}, 0, params,
+                                          mem.resolver(), 4);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  EXPECT_EQ(*lock, 0u);
+  EXPECT_EQ(data[0], blocks);
+  EXPECT_EQ(data[1], blocks * (blocks - 1) / 2);
+}
+
+// Split-K's handshake: thread t of block b writes partials[128 b + t] =
+// 128 b + t + 1; after membar.gl and bar.sync, thread 0 counts its block
+// done on *counter and bar.red.or tells the block whether it was the last.
+// The last block sums all partials, each thread into a shared accumulator
+// (atom.shared), writes the sum to *out and resets the counter.
+const char *kLastBlock = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.visible .entry last(
+	.param .u64 .ptr .global .align 1 last_param_0,
+	.param .u64 .ptr .global .align 1 last_param_1,
+	.param .u64 .ptr .global .align 1 last_param_2
+)
+{
+	.reg .pred 	%p<5>;
+	.reg .b32 	%r<14>;
+	.reg .b64 	%rd<9>;
+	.shared .align 4 .u32 acc;
+
+	ld.param.b64 	%rd1, [last_param_0];
+	ld.param.b64 	%rd2, [last_param_1];
+	ld.param.b64 	%rd3, [last_param_2];
+	mov.u32 	%r1, %tid.x;
+	mov.u32 	%r2, %ctaid.x;
+	mov.u32 	%r3, %nctaid.x;
+	shl.b32 	%r4, %r2, 7;
+	add.s32 	%r4, %r4, %r1;
+	add.s32 	%r5, %r4, 1;
+	mul.wide.u32 	%rd4, %r4, 4;
+	add.s64 	%rd5, %rd1, %rd4;
+	st.global.b32 	[%rd5], %r5;
+	setp.eq.s32 	%p1, %r1, 0;
+	mov.b64 	%rd8, acc;
+	@%p1 st.shared.b32 	[%rd8], 0;
+	membar.gl;
+	bar.sync 	0;
+	mov.pred 	%p2, 0;
+	@!%p1 bra 	$L__BB0_2;
+	atom.global.add.u32 	%r6, [%rd2], 1;
+	add.s32 	%r7, %r3, -1;
+	setp.eq.s32 	%p2, %r6, %r7;
+$L__BB0_2:
+	bar.red.or.pred 	%p3, 0, %p2;
+	@!%p3 bra 	$L__BB0_6;
+	fence.acq_rel.gpu;
+	mov.b32 	%r8, 0;
+	shl.b32 	%r9, %r3, 7;
+	mov.u32 	%r10, %r1;
+$L__BB0_3:
+	setp.ge.u32 	%p4, %r10, %r9;
+	@%p4 bra 	$L__BB0_5;
+	mul.wide.u32 	%rd6, %r10, 4;
+	add.s64 	%rd7, %rd1, %rd6;
+	ld.global.b32 	%r11, [%rd7];
+	add.s32 	%r8, %r8, %r11;
+	add.s32 	%r10, %r10, 128;
+	bra 	$L__BB0_3;
+$L__BB0_5:
+	atom.shared.add.u32 	%r12, [%rd8], %r8;
+	bar.sync 	0;
+	@!%p1 bra 	$L__BB0_6;
+	ld.shared.b32 	%r13, [%rd8];
+	st.global.b32 	[%rd3], %r13;
+	st.global.b32 	[%rd2], 0;
+$L__BB0_6:
+	ret;
+}
+)";
+
+TEST(PtxSimAtomics, LastBlockSumsThePartials) {
+  ModulePtr m = parseOrFail(kLastBlock);
+  ASSERT_TRUE(m);
+  DeviceMemory mem;
+  constexpr uint32_t maxBlocks = 301;
+  uint32_t *partials = mem.alloc<uint32_t>(maxBlocks * 128, 0);
+  uint32_t *counter = mem.alloc<uint32_t>(1, 0);
+  uint32_t *out = mem.alloc<uint32_t>(1, 0);
+  void *ptrs[] = {partials, counter, out};
+  void *params[] = {&ptrs[0], &ptrs[1], &ptrs[2]};
+  // The counter goes back to 0 for each next launch, as in split-K.
+  for (uint32_t blocks : {1u, 2u, 97u, 300u, maxBlocks})
+    for (unsigned workers : {1u, 4u}) {
+      *out = 0;
+      ptxsim::LaunchResult r = ptxsim::launch(*m, "last", {blocks, 1, 1},
+                                              {128, 1, 1}, 0, params,
+                                              mem.resolver(), workers);
+      ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+      uint32_t n = blocks * 128;
+      EXPECT_EQ(*out, n * (n + 1) / 2) << blocks << " blocks, " << workers;
+      EXPECT_EQ(*counter, 0u) << blocks << " blocks, " << workers;
+    }
+
+  // A plain access of what another thread updated atomically since the
+  // last barrier races; atomic updates among themselves do not.
+  std::string racy = kLastBlock;
+  racy.erase(racy.find("\tbar.sync \t0;\n\t@!%p1"), 13);
+  m = parseOrFail(racy.c_str());
+  ASSERT_TRUE(m);
+  ptxsim::LaunchResult r = ptxsim::launch(*m, "last", {1, 1, 1}, {128, 1, 1},
+                                          0, params, mem.resolver(), 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("thread (1,0,0) of block (0,0,0), PTX line 56 "
+                           "`atom.shared.add.u32 \t%r12, [%rd8], %r8`: race "
+                           "on shared memory: byte 0 updated atomically here "
+                           "without a barrier since thread 0 read it"),
+            std::string::npos)
+      << r.message;
+}
+
+// Threads 0-63 reduce at barrier 1 (64 threads) and threads 64-127 at
+// barrier 2 (64 threads), then all 128 at barrier 0: thread t of block b
+// writes to out[512 b + 4 t..512 b + 4 t + 3] the or of t == 37, the and of t != 37 (barrier 1) or
+// t >= 64 (barrier 2), the popc of t % 3 == 0 (barrier 1) or of its
+// negation (barrier 2), and the block's popc of t < 100.
+const char *kVotes = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.visible .entry votes(
+	.param .u64 .ptr .global .align 1 votes_param_0
+)
+{
+	.reg .pred 	%p<9>;
+	.reg .b32 	%r<11>;
+	.reg .b64 	%rd<4>;
+
+	ld.param.b64 	%rd1, [votes_param_0];
+	mov.u32 	%r1, %tid.x;
+	setp.eq.s32 	%p1, %r1, 37;
+	rem.u32 	%r2, %r1, 3;
+	setp.eq.s32 	%p2, %r2, 0;
+	setp.lt.u32 	%p3, %r1, 64;
+	@!%p3 bra 	$L__BB0_2;
+	bar.red.or.pred 	%p4, 1, 64, %p1;
+	mov.b32 	%r3, 64;
+	bar.red.and.pred 	%p5, 1, %r3, !%p1;
+	barrier.cta.red.popc.aligned.u32 	%r4, 1, 64, %p2;
+	bra 	$L__BB0_3;
+$L__BB0_2:
+	setp.ge.u32 	%p6, %r1, 64;
+	barrier.red.or.pred 	%p4, 2, 64, %p1;
+	barrier.cta.red.and.pred 	%p5, 2, 64, %p6;
+	bar.red.popc.u32 	%r4, 2, 64, !%p2;
+$L__BB0_3:
+	setp.lt.u32 	%p7, %r1, 100;
+	bar.red.popc.u32 	%r5, 0, %p7;
+	selp.b32 	%r6, 1, 0, %p4;
+	selp.b32 	%r7, 1, 0, %p5;
+	mov.u32 	%r8, %ctaid.x;
+	shl.b32 	%r9, %r8, 7;
+	add.s32 	%r10, %r9, %r1;
+	mul.wide.u32 	%rd2, %r10, 16;
+	add.s64 	%rd3, %rd1, %rd2;
+	st.global.v4.b32 	[%rd3], {%r6, %r7, %r4, %r5};
+	ret;
+}
+)";
+
+TEST(PtxSimAtomics, BarrierReductionsWithThreadCounts) {
+  ModulePtr m = parseOrFail(kVotes);
+  ASSERT_TRUE(m);
+  DeviceMemory mem;
+  uint32_t *out = mem.alloc<uint32_t>(1024, 0xffffffff);
+  void *ptr = out;
+  void *params[] = {&ptr};
+  ptxsim::LaunchResult r = ptxsim::launch(*m, "votes", {2, 1, 1}, {128, 1, 1},
+                                          0, params, mem.resolver(), 2);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  for (uint32_t t = 0; t < 256; ++t) {
+    bool first = t % 128 < 64;
+    EXPECT_EQ(out[4 * t], first ? 1u : 0u) << t;
+    EXPECT_EQ(out[4 * t + 1], first ? 0u : 1u) << t;
+    // Multiples of 3: 22 in [0, 64), 21 in [64, 128).
+    EXPECT_EQ(out[4 * t + 2], first ? 22u : 64u - 21u) << t;
+    EXPECT_EQ(out[4 * t + 3], 100u) << t;
+  }
+
+  // A barrier's threads must all reduce alike: here threads 64-127 wait
+  // at barrier 1 too, 32 of them with bar.sync.
+  std::string mixed = kVotes;
+  mixed.replace(mixed.find("\tbarrier.red.or.pred \t%p4, 2, 64, %p1;"), 38,
+                "\tsetp.lt.u32 \t%p8, %r1, 96;\n"
+                "\t@%p8 bar.sync \t1, 128;\n"
+                "\t@!%p8 bar.red.or.pred \t%p4, 1, 128, %p1;");
+  mixed.replace(mixed.find("%p4, 1, 64, %p1"), 15, "%p4, 1, 128, %p1");
+  m = parseOrFail(mixed.c_str());
+  ASSERT_TRUE(m);
+  r = ptxsim::launch(*m, "votes", {1, 1, 1}, {128, 1, 1}, 0, params,
+                     mem.resolver(), 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("thread (64,0,0) of block (0,0,0), PTX line 29 "
+                           "`@%p8 bar.sync \t1, 128`: bar.sync at barrier 1, "
+                           "while thread 0 waits there at bar.red.or: the "
+                           "threads of a barrier must all reduce alike, or "
+                           "none"),
+            std::string::npos)
+      << r.message;
+
+  // popc gives a u32, and/or a predicate.
+  std::string error;
+  std::string wrong = kVotes;
+  wrong.replace(wrong.find("bar.red.popc.u32 \t%r5"), 16, "bar.red.popc.pred");
+  ModulePtr bad(ptxsim::parse(wrong, error));
+  EXPECT_FALSE(bad);
+  EXPECT_NE(error.find("line 33: unsupported PTX instruction "
+                       "'bar.red.popc.pred'"),
+            std::string::npos)
+      << error;
+}
+
+// Each thread adds 1 to the u32 at p + offset, in global memory (mode 0,
+// through a generic address in mode 1) or at shared offset `offset` of a
+// 64-byte buffer (mode 2).
+const char *kAtomAt = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.visible .entry atomat(
+	.param .u64 .ptr .global .align 1 atomat_param_0,
+	.param .u64 atomat_param_1,
+	.param .u32 atomat_param_2
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b32 	%r<4>;
+	.reg .b64 	%rd<5>;
+	.shared .align 4 .b8 buf[64];
+
+	ld.param.b64 	%rd1, [atomat_param_0];
+	ld.param.b64 	%rd2, [atomat_param_1];
+	ld.param.b32 	%r1, [atomat_param_2];
+	add.s64 	%rd3, %rd1, %rd2;
+	setp.eq.s32 	%p1, %r1, 1;
+	@%p1 bra 	$L__BB0_2;
+	setp.eq.s32 	%p2, %r1, 2;
+	@%p2 bra 	$L__BB0_3;
+	atom.global.add.u32 	%r2, [%rd3], 1;
+	ret;
+$L__BB0_2:
+	cvta.global.u64 	%rd4, %rd3;
+	atom.add.u32 	%r2, [%rd4], 1;
+	ret;
+$L__BB0_3:
+	mov.b64 	%rd4, buf;
+	add.s64 	%rd4, %rd4, %rd2;
+	atom.shared.add.u32 	%r3, [%rd4], 1;
+	ret;
+}
+)";
+
+TEST(PtxSimAtomics, MisalignedOrOutOfBoundsAtomFails) {
+  ModulePtr m = parseOrFail(kAtomAt);
+  ASSERT_TRUE(m);
+  DeviceMemory mem;
+  uint32_t *word = mem.alloc<uint32_t>(4, 0);
+  auto run = [&](uint64_t offset, uint32_t mode) {
+    void *ptr = word;
+    void *params[] = {&ptr, &offset, &mode};
+    return ptxsim::launch(*m, "atomat", {2, 1, 1}, {32, 1, 1}, 0, params,
+                          mem.resolver(), 2);
+  };
+  struct Case {
+    uint64_t offset;
+    uint32_t mode;
+    ptxsim::Failure failure;
+    const char *message;
+  };
+  const Case cases[] = {
+      {12, 0, ptxsim::Failure::None, ""},
+      {4, 1, ptxsim::Failure::None, ""},
+      {60, 2, ptxsim::Failure::None, ""},
+      {2, 0, ptxsim::Failure::MisalignedAddress,
+       "PTX line 25 `atom.global.add.u32 \t%r2, [%rd3], 1`: misaligned "
+       "address 0x"},
+      {16, 0, ptxsim::Failure::IllegalAddress,
+       "PTX line 25 `atom.global.add.u32 \t%r2, [%rd3], 1`: illegal address "
+       "0x"},
+      {6, 1, ptxsim::Failure::MisalignedAddress,
+       "PTX line 29 `atom.add.u32 \t%r2, [%rd4], 1`: misaligned address 0x"},
+      {16, 1, ptxsim::Failure::IllegalAddress,
+       "PTX line 29 `atom.add.u32 \t%r2, [%rd4], 1`: illegal address 0x"},
+      {64, 2, ptxsim::Failure::IllegalAddress,
+       "PTX line 34 `atom.shared.add.u32 \t%r3, [%rd4], 1`: illegal address: "
+       "4 bytes at shared offset 64, outside its 64 bytes"},
+  };
+  for (const Case &c : cases) {
+    ptxsim::LaunchResult r = run(c.offset, c.mode);
+    EXPECT_EQ(r.failure, c.failure) << c.offset << " " << c.mode;
+    EXPECT_NE(r.message.find(c.message), std::string::npos)
+        << c.offset << " " << c.mode << ": " << r.message;
+  }
+  // 64 additions each to word[3] and word[1].
+  EXPECT_EQ(word[3], 64u);
+  EXPECT_EQ(word[1], 64u);
+
+  // Atomics take the global and shared spaces only, and red no result.
+  for (const char *instruction : {"atom.local.add.u32 \t%r2, [%rd3], 1",
+                                  "red.global.add.u32 \t%r2, [%rd3], 1",
+                                  "atom.global.add.b32 \t%r2, [%rd3], 1",
+                                  "red.global.cas.b32 \t[%rd3], 1, 2"}) {
+    std::string text = kAtomAt;
+    text.replace(text.find("atom.global.add.u32 \t%r2, [%rd3], 1"), 36,
+                 instruction);
+    std::string error;
+    ModulePtr bad(ptxsim::parse(text, error));
+    EXPECT_FALSE(bad) << instruction;
+    EXPECT_NE(error.find("line 25: "), std::string::npos) << error;
+  }
 }
 
 } // namespace
