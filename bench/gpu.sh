@@ -20,7 +20,8 @@
 #    is bench/gpu/variants.sh; kernel time from TESSERA_CUDA_PROFILE) against
 #    cuBLAS (bench/gpu/cublas_gemm.cu) and PyTorch on the same GPU;
 # 4. trains GPT-2 124M (d=768, 12 layers, T=1024, batch 8, bf16) for 30
-#    steps, with cp.async and with TMA matmul loads: tokens/s and MFU, the
+#    steps, with cp.async and with TMA matmul loads, and without split-K
+#    (bench/gpu/variants.sh): tokens/s and MFU, the
 #    time per kernel of a profiled run, and
 #    the same step in PyTorch (bench/gpu/torch_gpt2.py) for reference.
 # OUT_DIR/summary.txt gets every number; the logs and profiles sit beside
@@ -102,10 +103,10 @@ fi
 # 4. GPT-2 124M training step.
 if want gpt2; then
 python3 -c "import numpy as n; n.random.default_rng(0).integers(0, 50257, 3_000_000).astype(n.uint16).tofile('$OUT/gpt2_tokens.bin')"
-for pkg in gpt2 $(for l in $GPT2_LOADS; do echo gpt2_$l; done); do
+for pkg in gpt2 $(for v in $GPT2_VARIANTS; do echo gpt2_$v; done); do
 python3 bench/gpu/report.py set-data "$C/pkgs/$pkg.tsrpkg" "$OUT/gpt2_tokens.bin"
 rm -rf "$OUT/$pkg"
-say "-- $pkg (matmul loads: $([ $pkg = gpt2 ] && echo cp.async || echo ${pkg#gpt2_}))"
+say "-- $pkg ($([ $pkg = gpt2 ] && echo "cp.async loads, split-K auto" || gpt2_flags ${pkg#gpt2_}))"
 check $T $RT train "$C/pkgs/$pkg.tsrpkg" --steps 30 --out "$OUT/$pkg" -q
 report python3 bench/gpu/report.py gpt2 "$OUT/$pkg/metrics.jsonl" "$C/pkgs/$pkg.tsrpkg"
 rm -rf "$OUT/${pkg}_profiled"

@@ -8,8 +8,8 @@
 # It writes into bench/gpu/carry:
 #   pkgs/   GPU packages for sm_90 of the KJV char-GPT in f32 and bf16, the
 #           4096^3 bf16 GEMM (one per --wgmma-tile, with cp.async and
-#           TMA loads: bench/gpu/variants.sh) and GPT-2 124M (both
-#           loads): fatbins
+#           TMA loads: bench/gpu/variants.sh) and GPT-2 124M (each
+#           loads, and without split-K): fatbins
 #           (ptxas machine code,
 #           nothing to compile at load) where the CUDA toolkit is found
 #           here, else PTX. Weights files are left out (gpu.sh rewrites
@@ -67,11 +67,11 @@ for variant in $GEMM_VARIANTS; do
   rm "$C/pkgs/gemm_$variant.tsrpkg/weights.safetensors"
 done
 
-echo "GPT-2 124M: GPU packages with cp.async and TMA loads (a few minutes each)"
+echo "GPT-2 124M: GPU packages: cp.async and TMA loads, no split-K (a few minutes each)"
 "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 -o "$C/pkgs/gpt2.tsrpkg"
-for loads in $GPT2_LOADS; do
-  "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 --wgmma-loads=$loads \
-      -o "$C/pkgs/gpt2_$loads.tsrpkg"
+for variant in $GPT2_VARIANTS; do
+  "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 $(gpt2_flags $variant) \
+      -o "$C/pkgs/gpt2_$variant.tsrpkg"
 done
 rm "$C"/pkgs/gpt2*.tsrpkg/weights.safetensors
 

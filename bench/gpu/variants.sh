@@ -5,8 +5,16 @@
 GEMM_VARIANTS="128x128x4 128x128x3 128x128x6 128x256x4 128x256x3
                128x128x4-tma 128x128x6-tma 128x256x4-tma 128x256x3-tma
                128x128x6-tma-persistent 128x256x4-tma-persistent"
-# The GPT-2 packages' loads besides the default (cp.async): gpt2_LOADS.
-GPT2_LOADS="tma tma-persistent"
+# The GPT-2 packages besides the default (cp.async loads, split-K where
+# the model plans it): gpt2_VARIANT, VARIANT a --wgmma-loads value or
+# no-split-k (the default's loads, --wgmma-split-k=off).
+GPT2_VARIANTS="tma tma-persistent no-split-k"
+
+# The compile flags of a GPT-2 variant.
+gpt2_flags() {
+  if [ "$1" = no-split-k ]; then echo "--wgmma-split-k=off"
+  else echo "--wgmma-loads=$1"; fi
+}
 
 # The compile flags of a variant.
 variant_flags() {

@@ -297,7 +297,8 @@ private:
 
   /// Whether `op`, a host op, reads or writes the contents of a buffer.
   static bool accessesMemory(Operation *op) {
-    if (isa<gpu::LaunchOp, memref::AllocOp, memref::AllocaOp,
+    // (gpu.memset runs on the device already: split-K's counters.)
+    if (isa<gpu::LaunchOp, gpu::MemsetOp, memref::AllocOp, memref::AllocaOp,
             memref::DeallocOp, memref::GetGlobalOp, ViewLikeOpInterface,
             CallOpInterface, func::ReturnOp>(op))
       return false;

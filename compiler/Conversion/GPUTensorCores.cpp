@@ -1192,10 +1192,16 @@ struct GPUTensorCoreMatmulsPass
       if (wgmma) {
         linalg::FillOp fill = zeroFillBefore(g);
         Value c = g.getDpsInits()[0];
+        WgmmaOptions options;
+        options.tileN = wgmmaTileN;
+        options.stages = wgmmaStages;
+        options.tma = wgmmaTma;
+        options.persistent = wgmmaPersistent;
+        options.splitK = wgmmaSplitK;
+        options.multiprocessors = wgmmaMultiprocessors;
         if (fill && succeeded(buildWgmmaMatmul(
-                        g, format == "bf16", wgmmaTileN, wgmmaStages,
-                        epilogues[i] ? &*epilogues[i] : nullptr,
-                        &padded, wgmmaTma, wgmmaPersistent))) {
+                        g, format == "bf16", options,
+                        epilogues[i] ? &*epilogues[i] : nullptr, &padded))) {
           fill.erase();
           ConsumerEpilogue::eraseIfUnused(c);
           continue;

@@ -25,16 +25,6 @@ constexpr llvm::StringLiteral kMmaAttr = "tessera.mma";
 /// i32 (two bf16 each) instead of vector<2xf16>.
 llvm::LogicalResult retypeMmaToBF16(mlir::gpu::LaunchOp launch);
 
-/// Replaces the marked contraction `g` (on buffers: C[M, N] f32 =
-/// A[M, K] or A[K, M]^T x B[K, N] or B[N, K]^T, f16-typed operands holding
-/// bf16 bits
-/// when `bf16`) by a gpu.launch of the sm_90a warpgroup-MMA kernel
-/// (WgmmaMatmul.cpp), which writes every element of C: blocks own 128 x
-/// `tileN` tiles (128 or 256; 128 where 256 does not divide N) and stage K
-/// through a ring of `stages` (3 to 6; at most 4 with 256 columns). Any M, N and K: tiles that reach
-/// past M, N or K read zeros there and store nothing past M and N; an
-/// operand whose rows are not whole 16-byte pieces is read from a copy
-/// whose rows are.
 class ConsumerEpilogue;
 
 /// The copies with whole 16-byte rows that wgmma kernels read instead of
@@ -51,23 +41,41 @@ struct PaddedCopies {
   llvm::SmallPtrSet<mlir::Operation *, 8> kernels;
 };
 
-/// Replaces the contraction `g` (buffers, C zero-filled before it) by a
-/// warpgroup-MMA kernel; with `epilogue`, the kernel runs the consumer of C
-/// on the accumulators instead of storing C, and replaces it too. With
-/// `copies`, copies of operands are shared with the other kernels built
-/// with it. With `tma`, operands whose addresses and row strides are
-/// static multiples of 16 bytes are loaded by TMA in a warp-specialized
-/// kernel (a producer warpgroup, two consumers, mbarriers); the host then
-/// calls the runtime's tesseraTensorMap2D for their descriptors. With
-/// `persistent` too, the TMA kernel's grid has one block per
-/// multiprocessor (tesseraMultiprocessorCount), each walking tiles, so a
-/// tile's epilogue overlaps the loads of the block's next tile.
+/// How buildWgmmaMatmul builds its kernels.
+struct WgmmaOptions {
+  /// Columns of a block's tile (128 or 256; 128 where 256 does not divide
+  /// N) and stages of the K ring (3 to 6; at most 4 with 256 columns).
+  int64_t tileN = 128, stages = 4;
+  /// Load operands whose addresses and row strides are static multiples of
+  /// 16 bytes with TMA, in a warp-specialized kernel (a producer warpgroup,
+  /// two consumers, mbarriers); the host then calls the runtime's
+  /// tesseraTensorMap2D for their descriptors. With `persistent` too, the
+  /// grid has one block per multiprocessor (tesseraMultiprocessorCount),
+  /// each walking tiles, so a tile's epilogue overlaps the loads of the
+  /// block's next tile.
+  bool tma = false, persistent = false;
+  /// Split-K (WgmmaMatmul.cpp, "Split-K"): 0 never; -1 where a model of a
+  /// GPU of `multiprocessors` says the tiles of C alone would leave
+  /// multiprocessors idle; N >= 2 in N wherever N divides the K tiles.
+  int64_t splitK = 0;
+  int64_t multiprocessors = 132;
+};
+
+/// Replaces the marked contraction `g` (on buffers, C zero-filled before
+/// it: C[M, N] f32 = A[M, K] or A[K, M]^T x B[K, N] or B[N, K]^T,
+/// f16-typed operands holding bf16 bits when `bf16`) by a gpu.launch of the
+/// sm_90a warpgroup-MMA kernel (WgmmaMatmul.cpp), which writes every
+/// element of C: blocks own 128 x `tileN` tiles and stage K through a ring
+/// of `stages`. Any M, N and K: tiles that reach past M, N or K read zeros
+/// there and store nothing past M and N; an operand whose rows are not
+/// whole 16-byte pieces is read from a copy whose rows are. With
+/// `epilogue`, the kernel runs the consumer of C on the accumulators
+/// instead of storing C, and replaces it too. With `copies`, copies of
+/// operands are shared with the other kernels built with it.
 llvm::LogicalResult buildWgmmaMatmul(mlir::linalg::GenericOp g, bool bf16,
-                                     int64_t tileN = 128, int64_t stages = 4,
+                                     const WgmmaOptions &options,
                                      ConsumerEpilogue *epilogue = nullptr,
-                                     PaddedCopies *copies = nullptr,
-                                     bool tma = false,
-                                     bool persistent = false);
+                                     PaddedCopies *copies = nullptr);
 
 } // namespace tessera
 

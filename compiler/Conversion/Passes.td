@@ -196,7 +196,18 @@ def GPUTensorCoreMatmuls
                  Option<"wgmmaPersistent", "wgmma-persistent", "bool",
                         /*default=*/"false",
                         "With wgmma-tma: one block per multiprocessor, each "
-                        "walking the tiles of C">];
+                        "walking the tiles of C">,
+                 Option<"wgmmaSplitK", "wgmma-split-k", "int64_t",
+                        /*default=*/"0",
+                        "With wgmma: split K over several blocks per tile of "
+                        "C: 0 never, -1 where the tiles alone would leave "
+                        "multiprocessors idle (a model of a GPU of "
+                        "wgmma-multiprocessors), N >= 2 in N where N divides "
+                        "the K tiles">,
+                 Option<"wgmmaMultiprocessors", "wgmma-multiprocessors",
+                        "int64_t", /*default=*/"132",
+                        "With wgmma-split-k=-1: the multiprocessors the "
+                        "model plans for (132: H100 SXM, H200)">];
   let dependentDialects = ["mlir::transform::TransformDialect",
                            "mlir::gpu::GPUDialect",
                            "mlir::nvgpu::NVGPUDialect",

@@ -275,23 +275,31 @@ Value products(Builder &k, const Operands &o, const Tile &t, bool bf16,
   return acc;
 }
 
-/// Stores the accumulators `result` of warpgroup `warpgroup` (rows 64 x
-/// warpgroup of the block's tile) into C, or runs `epilogue` on them.
+/// The row and column of C of the first accumulator of thread `tid` of
+/// warpgroup `warpgroup` (rows 64 x warpgroup of the tile at m0, n0).
 /// Thread (warp w of the warpgroup, lane l) holds, per 8 columns nt, rows
 /// 16 w + l / 4 (+ 8) and columns 8 nt + 2 (l % 4) (+ 1): the m16n8
-/// accumulator layout, repeated. Past M or N, nothing is stored; with N
-/// odd, the two columns are stored apart (a row's pairs are not 8-byte
-/// aligned then).
+/// accumulator layout, repeated; element 4 nt + 2 h + j of the accumulator
+/// struct is at row + 8 h, column + 8 nt + j.
+std::pair<Value, Value> fragmentOrigin(Builder &k, Value tid, Value warpgroup,
+                                       Value m0, Value n0) {
+  Value lane = k.rem(tid, 32), warp = k.rem(k.div(tid, 32), 4);
+  Value row = k.add(k.add(m0, k.mul(warpgroup, 64)),
+                    k.add(k.mul(warp, 16), k.div(lane, 4)));
+  return {row, k.add(n0, k.mul(k.rem(lane, 4), 2))};
+}
+
+/// Stores the accumulators `result` of warpgroup `warpgroup` (rows 64 x
+/// warpgroup of the block's tile) into C, or runs `epilogue` on them.
+/// Past M or N, nothing is stored; with N odd, the two columns are stored
+/// apart (a row's pairs are not 8-byte aligned then).
 void storeTile(Builder &k, const Operands &o, const Tile &t, Value result,
                Value tid, Value warpgroup, Value m0, Value n0,
                ConsumerEpilogue *epilogue) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   Type f32 = b.getF32Type();
-  Value lane = k.rem(tid, 32), warp = k.rem(k.div(tid, 32), 4);
-  Value row = k.add(k.add(m0, k.mul(warpgroup, 64)),
-                    k.add(k.mul(warp, 16), k.div(lane, 4)));
-  Value col = k.add(n0, k.mul(k.rem(lane, 4), 2));
+  auto [row, col] = fragmentOrigin(k, tid, warpgroup, m0, n0);
   auto pair = VectorType::get({2}, f32);
   bool raggedM = o.m % kBM, raggedN = o.n % t.bn;
   int64_t width = o.n % 2 ? 1 : 2;
@@ -322,6 +330,151 @@ void storeTile(Builder &k, const Operands &o, const Tile &t, Value result,
               llvm::MaybeAlign(8));
       }
     }
+}
+
+//===----------------------------------------------------------------------===//
+// Split-K
+//===----------------------------------------------------------------------===//
+
+/// A split of K over `splits` blocks per tile of C (the file comment's
+/// "Split-K").
+struct SplitK {
+  int64_t splits = 1;
+  /// splits x (M rounded up to tiles) x (N rounded up to tiles) f32: each
+  /// split's partial tile.
+  Value partials;
+  /// i32 per tile and warpgroup, zero before the kernel: the splits that
+  /// have written their partial.
+  Value counters;
+};
+
+/// K tiles a split runs at least: fewer would spend more of the kernel
+/// filling the ring and writing the partial than multiplying.
+constexpr int64_t kMinSplitTiles = 8;
+/// What writing one partial tile and reading it back costs a block, in K
+/// tiles of products: a guess between the partials staying in L2 (about 1)
+/// and going to device memory on a loaded GPU (about 10); not measured.
+constexpr int64_t kPartialCost = 4;
+
+/// The splits of K for `tiles` tiles of C over `kTiles` K tiles, planned
+/// for `multiprocessors` that run one block each (the kernels' registers
+/// allow no more): the S of 1, 2, 4, 8 and 16 that divide the K tiles into
+/// runs of at least kMinSplitTiles minimizing the busiest multiprocessor's
+/// time in K tiles, ceil(tiles S / multiprocessors) kTiles / S, plus
+/// kPartialCost per partial the last split sums. Weight gradients are the
+/// case: GPT-2's 768 x 3072 over K = 8192 tokens has 144 tiles, two waves
+/// on 132 multiprocessors of which the second keeps 12 busy; in 4 splits
+/// it is 5 waves of a quarter of the length.
+int64_t plannedSplits(int64_t tiles, int64_t kTiles, int64_t multiprocessors) {
+  auto cost = [&](int64_t s) {
+    return llvm::divideCeil(tiles * s, multiprocessors) * (kTiles / s) +
+           (s > 1 ? kPartialCost * s : 0);
+  };
+  int64_t best = 1;
+  for (int64_t s = 2; s <= 16; s *= 2)
+    if (kTiles % s == 0 && kTiles / s >= kMinSplitTiles && cost(s) < cost(best))
+      best = s;
+  return best;
+}
+
+/// The end of a tile for one warpgroup: its accumulators `result` go to C
+/// (storeTile). With split-K, they go to the split's partial tile instead,
+/// and the warpgroup counts itself on the tile's counter; the last of the
+/// tile's splits to arrive sums the partials in the order of the splits
+/// (so the sum does not depend on which block came last) and stores that.
+/// `tid` is the thread's index in the block or in its warpgroup, `tile`
+/// the tile's index among C's.
+void finishTile(Builder &k, const Operands &o, const Tile &t,
+                const SplitK &sk, Value result, Value tid, Value warpgroup,
+                Value m0, Value n0, Value split, Value tile,
+                ConsumerEpilogue *epilogue) {
+  if (sk.splits == 1)
+    return storeTile(k, o, t, result, tid, warpgroup, m0, n0, epilogue);
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  auto pair = VectorType::get({2}, b.getF32Type());
+  // The partials are whole tiles: no element of a thread's is outside.
+  Value row, col;
+  std::tie(row, col) = fragmentOrigin(k, tid, warpgroup, m0, n0);
+  auto forEachPair = [&](function_ref<void(int64_t, Value, Value)> fn) {
+    for (int64_t nt = 0; nt < t.bn / 8; ++nt)
+      for (int64_t h = 0; h < 2; ++h)
+        fn(4 * nt + 2 * h, k.add(row, 8 * h), k.add(col, 8 * nt));
+  };
+  forEachPair([&](int64_t e, Value r, Value c) {
+    Value values = vector::FromElementsOp::create(
+        b, loc, pair,
+        ValueRange{LLVM::ExtractValueOp::create(b, loc, result, e),
+                   LLVM::ExtractValueOp::create(b, loc, result, e + 1)});
+    vector::StoreOp::create(b, loc, values, sk.partials,
+                            ValueRange{split, r, c}, /*nontemporal=*/false,
+                            llvm::MaybeAlign(8));
+  });
+  // The partial is visible to every block before the arrival is counted
+  // (the threads' fences, then the warpgroup's barrier); the counting
+  // thread's old count tells whether it was the last, and a barrier that
+  // or-reduces that tells the whole warpgroup. Named barriers 1 and 2 are
+  // the warpgroups' (0 is the block's).
+  NVVM::MembarOp::create(b, loc, NVVM::MemScopeKind::GPU);
+  Value barrier = k.toI32(k.add(warpgroup, 1));
+  Value threads = k.i32(128);
+  NVVM::BarrierOp::create(b, loc, TypeRange{}, barrier, threads,
+                          NVVM::BarrierReductionAttr(), Value());
+  Value counter = k.add(k.mul(tile, 2), warpgroup);
+  Type i1 = b.getI1Type();
+  auto counting =
+      scf::IfOp::create(b, loc, i1, k.equal(k.rem(tid, 128), 0), true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&counting.getThenRegion().front());
+    Value before = memref::AtomicRMWOp::create(
+        b, loc, arith::AtomicRMWKind::addi, k.i32(1), sk.counters,
+        ValueRange{counter});
+    scf::YieldOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, before,
+                              k.i32(sk.splits - 1))
+            .getResult());
+    b.setInsertionPointToStart(&counting.getElseRegion().front());
+    scf::YieldOp::create(b, loc, arith::ConstantOp::create(
+                                     b, loc, b.getBoolAttr(false))
+                                     .getResult());
+  }
+  // bar.red.or.pred with a barrier id and thread count: nvvm.barrier
+  // reduces over the whole block only (barrier 0), and the other
+  // warpgroups do not take part.
+  Value last =
+      LLVM::CallIntrinsicOp::create(
+          b, loc, i1,
+          b.getStringAttr("llvm.nvvm.barrier.cta.red.or.aligned.count"),
+          ValueRange{barrier, threads, counting.getResult(0)})
+          .getResult(0);
+  auto ifLast = scf::IfOp::create(b, loc, last, false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&ifLast.getThenRegion().front());
+  // The other splits' partials, seen after their arrivals.
+  NVVM::MembarOp::create(b, loc, NVVM::MemScopeKind::GPU);
+  Value zero = LLVM::ZeroOp::create(b, loc, result.getType());
+  auto sum = scf::ForOp::create(b, loc, k.index(0), k.index(sk.splits),
+                                k.index(1), ValueRange{zero});
+  {
+    OpBuilder::InsertionGuard loopGuard(b);
+    b.setInsertionPointToStart(sum.getBody());
+    Value acc = sum.getRegionIterArgs()[0];
+    forEachPair([&](int64_t e, Value r, Value c) {
+      Value loaded = vector::LoadOp::create(
+          b, loc, pair, sk.partials,
+          ValueRange{sum.getInductionVar(), r, c});
+      for (int64_t j = 0; j < 2; ++j) {
+        Value x = LLVM::ExtractValueOp::create(b, loc, acc, e + j);
+        Value y = vector::ExtractOp::create(b, loc, loaded, j);
+        acc = LLVM::InsertValueOp::create(
+            b, loc, acc, arith::AddFOp::create(b, loc, x, y), e + j);
+      }
+    });
+    scf::YieldOp::create(b, loc, acc);
+  }
+  storeTile(k, o, t, sum.getResult(0), tid, warpgroup, m0, n0, epilogue);
 }
 
 /// Whether `x` and `y` are the same view: the same value, or the same
@@ -389,34 +542,41 @@ bool reuseCopy(Operation *fill, Value operand, Operation *point,
 }
 
 /// A kernel's launch, entered: one block per 128 x bn tile of C (the tile
-/// at m0, n0), or a grid of `blocks` blocks that walk the tiles, and its
-/// dynamic shared memory, whose ring starts at the first 1024-byte
-/// boundary (the 128-byte swizzle's period).
+/// at m0, n0) and split of K, or a grid of `blocks` blocks that walk the
+/// tiles, and its dynamic shared memory, whose ring starts at the first
+/// 1024-byte boundary (the 128-byte swizzle's period).
 struct Frame {
   gpu::LaunchOp launch;
-  Value tid, m0, n0;
+  /// With a block per tile: the tile's origin, its index among C's tiles
+  /// and the block's split of K.
+  Value tid, m0, n0, tile, split;
   /// The dynamic shared memory (i8), the padding to the boundary, and the
   /// ring's shared address.
   Value bytes, pad, ring;
 };
 
 Frame startKernel(Builder &k, const Operands &o, const Tile &t,
-                  int64_t threads, int64_t sharedBytes, Value blocks = {}) {
+                  int64_t threads, int64_t sharedBytes, int64_t splits,
+                  Value blocks = {}) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   Value one = k.index(1);
   Frame f;
+  int64_t tilesN = llvm::divideCeil(o.n, t.bn);
   f.launch = gpu::LaunchOp::create(
-      b, loc, blocks ? blocks : k.index(llvm::divideCeil(o.n, t.bn)),
-      blocks ? one : k.index(llvm::divideCeil(o.m, kBM)), one,
-      k.index(threads), one, one,
+      b, loc, blocks ? blocks : k.index(tilesN),
+      blocks ? one : k.index(llvm::divideCeil(o.m, kBM)),
+      blocks ? one : k.index(splits), k.index(threads), one, one,
       /*dynamicSharedMemorySize=*/
       arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(sharedBytes)));
   b.setInsertionPointToStart(&f.launch.getBody().front());
   f.tid = f.launch.getThreadIds().x;
   if (!blocks) {
-    f.n0 = k.mul(f.launch.getBlockIds().x, t.bn);
-    f.m0 = k.mul(f.launch.getBlockIds().y, kBM);
+    gpu::KernelDim3 ids = f.launch.getBlockIds();
+    f.n0 = k.mul(ids.x, t.bn);
+    f.m0 = k.mul(ids.y, kBM);
+    f.tile = k.add(k.mul(ids.y, tilesN), ids.x);
+    f.split = ids.z;
   }
   auto shared = gpu::AddressSpaceAttr::get(b.getContext(),
                                            gpu::AddressSpace::Workgroup);
@@ -434,12 +594,13 @@ Frame startKernel(Builder &k, const Operands &o, const Tile &t,
 
 /// The kernel that loads with cp.async (the file comment's schedule).
 gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
-                                 bool bf16, ConsumerEpilogue *epilogue) {
+                                 bool bf16, const SplitK &sk,
+                                 ConsumerEpilogue *epilogue) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   MLIRContext *ctx = b.getContext();
   Value one = k.index(1);
-  Frame f = startKernel(k, o, t, kThreads, t.sharedBytes());
+  Frame f = startKernel(k, o, t, kThreads, t.sharedBytes(), sk.splits);
   gpu::LaunchOp launch = f.launch;
   Value tid = f.tid, n0 = f.n0, m0 = f.m0, ringAddress = f.ring;
   auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
@@ -449,13 +610,16 @@ gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
                       MemRefLayoutAttrInterface(), shared),
       f.bytes, f.pad, ValueRange{});
 
-  int64_t tiles = llvm::divideCeil(o.k, kBK);
+  // The block's split runs K tiles [first, first + tiles).
+  int64_t tiles = llvm::divideCeil(o.k, kBK) / sk.splits;
+  Value first = sk.splits > 1 ? k.mul(f.split, tiles) : k.index(0);
   Value lastTile = k.index(tiles - 1);
+  // The copies of the split's K tile kt.
   auto issue = [&](Value kt) {
     Value live = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, kt,
                                        lastTile);
-    copyTile(k, o, t, ring, tid, m0, n0, k.minI(kt, lastTile), live,
-             k.rem(kt, t.stages));
+    copyTile(k, o, t, ring, tid, m0, n0, k.add(first, k.minI(kt, lastTile)),
+             live, k.rem(kt, t.stages));
   };
   // Prologue: tiles 0 to S - 3.
   for (int64_t kt = 0; kt < t.stages - 2; ++kt)
@@ -490,7 +654,8 @@ gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
   NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
   NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
 
-  storeTile(k, o, t, loop.getResult(0), tid, warpgroup, m0, n0, epilogue);
+  finishTile(k, o, t, sk, loop.getResult(0), tid, warpgroup, m0, n0, f.split,
+             f.tile, epilogue);
   gpu::TerminatorOp::create(b, loc);
   return launch;
 }
@@ -584,8 +749,9 @@ Value tensorMap(Builder &k, const TmaOperand &o, int64_t boxRows,
 /// setmaxnreg moves registers from the producer to the consumers.
 gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                              bool bf16, const TmaOperand &a,
-                             const TmaOperand &bm, ConsumerEpilogue *epilogue,
-                             Operation *anchor, bool persistent) {
+                             const TmaOperand &bm, const SplitK &sk,
+                             ConsumerEpilogue *epilogue, Operation *anchor,
+                             bool persistent) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   MLIRContext *ctx = b.getContext();
@@ -596,39 +762,46 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   Value mapB = o.bTransposed ? tensorMap(k, bm, t.bn, kBK, bf16, anchor)
                              : tensorMap(k, bm, kBK, 64, bf16, anchor);
   Value one = k.index(1);
-  // Blocks walk the tiles of C, columns fastest: one each, or with
-  // `persistent` as many blocks as the GPU has multiprocessors.
+  // Blocks walk the units of work, a tile of C and a split of K each
+  // (tiles in order, columns fastest, then the tile's splits): one each,
+  // or with `persistent` as many blocks as the GPU has multiprocessors.
   int64_t tilesN = llvm::divideCeil(o.n, t.bn);
   int64_t tilesC = tilesN * llvm::divideCeil(o.m, kBM);
-  Value blocks = k.index(tilesC);
+  int64_t units = tilesC * sk.splits;
+  Value blocks = k.index(units);
   if (persistent) {
     Value sms = runtimeCall(k, anchor, kMultiprocessorsFn, {}).getResult(0);
     blocks = k.minI(arith::IndexCastUIOp::create(b, loc, b.getIndexType(), sms),
-                    tilesC);
+                    units);
   }
   // The ring, aligned to 1024 bytes (the swizzle's period, which TMA
   // requires of a 128-byte-swizzled destination), then the barriers:
   // full[S], empty[S].
   int64_t barrierBytes = 2 * t.stages * 8;
   Frame f = startKernel(k, o, t, kTmaThreads,
-                        t.sharedBytes() + barrierBytes, blocks);
+                        t.sharedBytes() + barrierBytes, sk.splits, blocks);
   gpu::LaunchOp launch = f.launch;
   Value tid = f.tid, ring = f.ring;
-  Value firstTile = launch.getBlockIds().x, tileStep = launch.getGridSize().x;
-  int64_t tiles = llvm::divideCeil(o.k, kBK);
-  // A loop over this block's tiles: `body` gets the tile's origin and how
-  // many K tiles the block went through before it, which numbers the
-  // ring's stages and phases across tiles.
-  auto forEachTile = [&](function_ref<void(Value, Value, Value)> body) {
-    auto loop = scf::ForOp::create(b, loc, firstTile, k.index(tilesC),
-                                   tileStep, ValueRange{k.index(0)});
+  Value firstUnit = launch.getBlockIds().x, unitStep = launch.getGridSize().x;
+  // K tiles per unit.
+  int64_t tiles = llvm::divideCeil(o.k, kBK) / sk.splits;
+  // A unit of this block's: its tile's origin and index, its split, and
+  // how many K tiles the block went through before it, which numbers the
+  // ring's stages and phases across units.
+  struct Unit {
+    Value m0, n0, tile, split, before;
+  };
+  auto forEachUnit = [&](function_ref<void(const Unit &)> body) {
+    auto loop = scf::ForOp::create(b, loc, firstUnit, k.index(units),
+                                   unitStep, ValueRange{k.index(0)});
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
-    Value tile = loop.getInductionVar();
-    Value before = loop.getRegionIterArgs()[0];
-    body(k.mul(k.div(tile, tilesN), kBM), k.mul(k.rem(tile, tilesN), t.bn),
-         before);
-    scf::YieldOp::create(b, loc, k.add(before, tiles));
+    Value unit = loop.getInductionVar();
+    Value tile = sk.splits > 1 ? k.div(unit, sk.splits) : unit;
+    Value split = sk.splits > 1 ? k.rem(unit, sk.splits) : k.index(0);
+    body({k.mul(k.div(tile, tilesN), kBM), k.mul(k.rem(tile, tilesN), t.bn),
+          tile, split, loop.getRegionIterArgs()[0]});
+    scf::YieldOp::create(b, loc, k.add(loop.getRegionIterArgs()[0], tiles));
   };
   Value barriers = k.add(ring, t.stages * t.stageBytes());
   Type i64 = b.getI64Type();
@@ -683,13 +856,14 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     for (Value map : {ptrA, ptrB})
       NVVM::FenceProxyAcquireOp::create(b, loc, NVVM::MemScopeKind::GPU, map,
                                         k.i32(128));
-    forEachTile([&](Value m0, Value n0, Value before) {
+    forEachUnit([&](const Unit &u) {
       OpBuilder::InsertionGuard tileGuard(b);
       auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one);
       b.setInsertionPointToStart(loop.getBody());
       Value kt = loop.getInductionVar();
+      Value m0 = u.m0, n0 = u.n0;
       // The block's K tile count so far numbers the stage and its round.
-      Value count = k.add(before, kt);
+      Value count = k.add(u.before, kt);
       Value s = k.rem(count, t.stages);
       Value round = k.div(count, t.stages);
       // Round r refills the stage that round r - 1's tile used: wait for
@@ -701,7 +875,8 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
           b, loc, Type(), fullS, k.i32(t.stageBytes()),
           NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
       Value stage = k.add(ring, k.mul(s, t.stageBytes()));
-      Value k0 = k.mul(kt, kBK);
+      Value k0 = k.mul(sk.splits > 1 ? k.add(k.mul(u.split, tiles), kt) : kt,
+                       kBK);
       auto copy = [&](Value map, Value address, Value inner, Value outer) {
         Value dst = LLVM::AddrSpaceCastOp::create(
             b, loc, LLVM::LLVMPointerType::get(ctx, 7), sharedPtr(address));
@@ -741,7 +916,8 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                                    empty(k.rem(count, t.stages)), Value(),
                                    NVVM::MemScopeKind::CTA, false);
   };
-  forEachTile([&](Value m0, Value n0, Value before) {
+  forEachUnit([&](const Unit &u) {
+    Value before = u.before;
     Value zero = LLVM::ZeroOp::create(b, loc, accType);
     auto loop = scf::ForOp::create(b, loc, k.index(0), k.index(tiles), one,
                                    ValueRange{zero});
@@ -768,8 +944,8 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
     // The last K tile's stage, for the block's next tile.
     releaseStage(k.equal(lane, 0), k.add(before, tiles - 1));
-    storeTile(k, o, t, loop.getResult(0), k.rem(tid, 128), consumer, m0, n0,
-              epilogue);
+    finishTile(k, o, t, sk, loop.getResult(0), k.rem(tid, 128), consumer, u.m0,
+               u.n0, u.split, u.tile, epilogue);
   });
   b.setInsertionPointToEnd(&launch.getBody().front());
   gpu::TerminatorOp::create(b, loc);
@@ -778,10 +954,10 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
 
 } // namespace
 
-LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
-                               int64_t stages, ConsumerEpilogue *epilogue,
-                               PaddedCopies *copies, bool tma,
-                               bool persistent) {
+LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16,
+                               const WgmmaOptions &options,
+                               ConsumerEpilogue *epilogue,
+                               PaddedCopies *copies) {
   Location loc = g.getLoc();
   MLIRContext *ctx = g.getContext();
   AffineMap lhsMap = g.getIndexingMapsArray()[0];
@@ -797,12 +973,20 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
   o.m = cType.getDimSize(0);
   o.n = cType.getDimSize(1);
   o.k = aType.getDimSize(o.aTransposed ? 0 : 1);
+  int64_t tileN = options.tileN, stages = options.stages;
   // Six stages of 128 x 256 would not fit in shared memory.
   assert((tileN == 128 || tileN == 256) && stages >= 3 &&
          stages <= (tileN == 128 ? 6 : 4) &&
          "unsupported wgmma tile");
   // Columns that 256 does not divide get 128.
   Tile t{o.n % tileN ? 128 : tileN, stages};
+  int64_t tilesM = llvm::divideCeil(o.m, kBM), tilesN = llvm::divideCeil(o.n, t.bn);
+  int64_t kTiles = llvm::divideCeil(o.k, kBK);
+  SplitK sk;
+  if (options.splitK < 0)
+    sk.splits = plannedSplits(tilesM * tilesN, kTiles, options.multiprocessors);
+  else if (options.splitK > 1 && kTiles % options.splitK == 0)
+    sk.splits = options.splitK;
 
   // With an epilogue, the kernel replaces its consumer too, in its place.
   OpBuilder b(epilogue ? epilogue->consumerOp() : g.getOperation());
@@ -846,18 +1030,34 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16, int64_t tileN,
     read.push_back(*operand);
     *operand = copy;
   }
+  if (sk.splits > 1) {
+    // Split-K's partial tiles and arrival counters, for this kernel alone.
+    Type f32 = b.getF32Type(), i32 = b.getI32Type();
+    sk.partials = memref::AllocOp::create(
+        b, loc,
+        MemRefType::get({sk.splits, tilesM * kBM, tilesN * t.bn}, f32));
+    sk.counters = memref::AllocOp::create(
+        b, loc, MemRefType::get({tilesM * tilesN * 2}, i32));
+    // A memset on the kernel's stream rather than a fill kernel.
+    gpu::MemsetOp::create(b, loc, Type(), ValueRange{}, sk.counters,
+                          k.i32(0));
+  }
   gpu::LaunchOp launch;
   std::optional<TmaOperand> tmaA, tmaB;
-  if (tma) {
+  if (options.tma) {
     tmaA = tmaOperand(o.a, logicalCols[0]);
     tmaB = tmaOperand(o.bm, logicalCols[1]);
   }
   if (tmaA && tmaB)
-    launch = buildTmaKernel(k, o, t, bf16, *tmaA, *tmaB, epilogue, point,
-                            persistent);
+    launch = buildTmaKernel(k, o, t, bf16, *tmaA, *tmaB, sk, epilogue, point,
+                            options.persistent);
   else
-    launch = buildCpAsyncKernel(k, o, t, bf16, epilogue);
+    launch = buildCpAsyncKernel(k, o, t, bf16, sk, epilogue);
   b.setInsertionPointAfter(launch);
+  if (sk.splits > 1) {
+    memref::DeallocOp::create(b, loc, sk.partials);
+    memref::DeallocOp::create(b, loc, sk.counters);
+  }
   // A copy is freed after the last kernel that reads it.
   copies->kernels.insert(launch);
   for (Value key : read) {

@@ -300,7 +300,8 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
   if (failed(gpu ? buildGPULoweringPipeline(
                        pm, options.gpuChip,
                        options.gpuBinary == "fatbin" ? "fatbin" : "isa",
-                       options.wgmmaTile, options.wgmmaLoads)
+                       options.wgmmaTile, options.wgmmaLoads,
+                       options.wgmmaSplitK)
              : options.emulateGPU ? buildGPUEmulationPipeline(pm)
                                   : buildCPULoweringPipeline(pm, options.useBlas)) ||
       failed(pm.run(*module))) {

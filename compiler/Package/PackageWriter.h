@@ -46,6 +46,8 @@ struct PackageOptions {
   /// How they load their operands (`--wgmma-loads`); empty for the
   /// default.
   std::string wgmmaLoads;
+  /// Where they split K (`--wgmma-split-k`); empty for the default.
+  std::string wgmmaSplitK;
   /// A CPU package lowered through the GPU pipeline, each kernel launch run
   /// as CPU loops (`--target gpu-emulator`; tests compare it with the CPU
   /// pipeline's package).

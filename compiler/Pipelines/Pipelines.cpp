@@ -190,13 +190,23 @@ bool isWgmmaLoads(StringRef loads) {
          loads == "tma-persistent";
 }
 
+bool isWgmmaSplitK(StringRef splitK) {
+  return llvm::is_contained({"", "auto", "off", "2", "4", "8", "16"}, splitK);
+}
+
 LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
                                        StringRef format, StringRef wgmmaTile,
-                                       StringRef wgmmaLoads) {
+                                       StringRef wgmmaLoads,
+                                       StringRef wgmmaSplitK) {
   if (wgmmaTile.empty())
     wgmmaTile = "128x128x4";
-  if (!isWgmmaTile(wgmmaTile) || !isWgmmaLoads(wgmmaLoads))
+  if (!isWgmmaTile(wgmmaTile) || !isWgmmaLoads(wgmmaLoads) ||
+      !isWgmmaSplitK(wgmmaSplitK))
     return failure();
+  // The pass's wgmma-split-k: -1 plans with its model, 0 never splits.
+  StringRef splitK = wgmmaSplitK.empty() || wgmmaSplitK == "auto" ? "-1"
+                     : wgmmaSplitK == "off"                      ? "0"
+                                                                 : wgmmaSplitK;
   bool wgmmaTma = wgmmaLoads.starts_with("tma");
   registerPassesOnce();
   std::vector<std::string> passes = gpuKernelPasses(/*tensorCores=*/true);
@@ -214,7 +224,7 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
               " wgmma-stages=" + wgmmaTile.substr(8, 1) +
               (wgmmaTma ? " wgmma-tma" : "") +
               (wgmmaLoads == "tma-persistent" ? " wgmma-persistent" : "") +
-              "}")
+              " wgmma-split-k=" + splitK + "}")
                  .str();
     }
   }

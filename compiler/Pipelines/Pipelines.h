@@ -36,14 +36,20 @@ mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
 /// operands: "cp.async" (or empty, the default), "tma" (TMA in
 /// warp-specialized kernels; PTX 8.3) or "tma-persistent" (the same, with
 /// one block per multiprocessor walking the tiles); an unknown one fails.
-mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
-                                             llvm::StringRef chip,
-                                             llvm::StringRef format = "isa",
-                                             llvm::StringRef wgmmaTile = "",
-                                             llvm::StringRef wgmmaLoads = "");
+/// `wgmmaSplitK` says where they split K over several blocks per tile of
+/// C: "auto" (or empty, the default: where the tiles alone would leave
+/// multiprocessors of an H100 idle), "off", or a number of splits (2, 4, 8
+/// or 16) for every matmul whose K tiles it divides.
+mlir::LogicalResult buildGPULoweringPipeline(
+    mlir::OpPassManager &pm, llvm::StringRef chip,
+    llvm::StringRef format = "isa", llvm::StringRef wgmmaTile = "",
+    llvm::StringRef wgmmaLoads = "", llvm::StringRef wgmmaSplitK = "");
 
 /// Whether `loads` names a way of loading of buildGPULoweringPipeline.
 bool isWgmmaLoads(llvm::StringRef loads);
+
+/// Whether `splitK` is a split-K setting of buildGPULoweringPipeline.
+bool isWgmmaSplitK(llvm::StringRef splitK);
 
 /// Whether `tile` names a matmul tile of buildGPULoweringPipeline.
 bool isWgmmaTile(llvm::StringRef tile);

@@ -132,6 +132,16 @@ cl::opt<std::string> wgmmaLoads(
              "needs a CUDA 12.3+ driver) or tma-persistent (the same with "
              "one block per multiprocessor, each walking tiles of C)"),
     cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<std::string> wgmmaSplitK(
+    "wgmma-split-k",
+    cl::desc("With --target sm_90|sm_90a: where a matmul splits K over "
+             "several blocks per tile of C, each summing part of K, the last "
+             "to finish adding up the parts (in a fixed order, so results do "
+             "not vary from run to run): auto (the default: where C has too "
+             "few tiles to keep an H100's 132 multiprocessors busy and K is "
+             "long, as in weight gradients), off, or 2, 4, 8 or 16 splits for "
+             "every matmul whose K (in tiles of 64) the number divides"),
+    cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
                              cl::desc("CPU to generate code for (an LLVM CPU "
                                       "name; default: native, the host's)"),
@@ -422,6 +432,17 @@ std::string resolveEmit(DiagnosticEngine &diags) {
                      "; choose cp.async, tma or tma-persistent");
     return "";
   }
+  if (!wgmmaSplitK.empty() && targetName != "sm_90" &&
+      targetName != "sm_90a") {
+    diags.errorNoLoc("--wgmma-split-k is for --target=sm_90 or sm_90a "
+                     "(warpgroup MMA), not --target=" + targetName);
+    return "";
+  }
+  if (!isWgmmaSplitK(wgmmaSplitK)) {
+    diags.errorNoLoc("unknown --wgmma-split-k=" + wgmmaSplitK +
+                     "; choose auto, off, 2, 4, 8 or 16");
+    return "";
+  }
   if (!gpu && gpuCode.getNumOccurrences() > 0) {
     diags.errorNoLoc("--gpu-code=" + gpuCode + " is for GPU packages; "
                      "--target=" + targetName + " makes none");
@@ -514,7 +535,7 @@ int writePTX(mlir::ModuleOp module, DiagnosticEngine &diags) {
   module.getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
   if (failed(buildGPULoweringPipeline(pm, targetName, "isa", wgmmaTile,
-                                      wgmmaLoads)) ||
+                                      wgmmaLoads, wgmmaSplitK)) ||
       failed(pm.run(module)))
     return 1;
   std::string ptx;
@@ -577,6 +598,7 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
       options.gpuChip = targetName;
     options.wgmmaTile = wgmmaTile;
     options.wgmmaLoads = wgmmaLoads;
+    options.wgmmaSplitK = wgmmaSplitK;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {
