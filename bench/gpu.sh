@@ -16,12 +16,14 @@
 #    their forward, comparing losses and logits with the CPU's (bounds:
 #    f32 1e-4 relative, bf16 2e-2);
 # 3. times the 4096^3 bf16 GEMM: Tessera's wgmma kernel with each of its
-#    tiles (--wgmma-tile) and loads (--wgmma-loads=cp.async|tma; the list
-#    is bench/gpu/variants.sh; kernel time from TESSERA_CUDA_PROFILE) against
+#    tiles (--wgmma-tile), loads (--wgmma-loads=cp.async|tma) and tile
+#    orders (--wgmma-group-rows; the list is bench/gpu/variants.sh; kernel
+#    time from TESSERA_CUDA_PROFILE) against
 #    cuBLAS (bench/gpu/cublas_gemm.cu) and PyTorch on the same GPU;
 # 4. trains GPT-2 124M (d=768, 12 layers, T=1024, batch 8, bf16) for 30
-#    steps, with cp.async and with TMA matmul loads, and without split-K
-#    (bench/gpu/variants.sh): tokens/s and MFU, the
+#    steps, with cp.async and with TMA matmul loads, without split-K and
+#    with tiles walked row by row (bench/gpu/variants.sh): tokens/s and
+#    MFU, the
 #    time per kernel of a profiled run, and
 #    the same step in PyTorch (bench/gpu/torch_gpt2.py) for reference.
 # OUT_DIR/summary.txt gets every number; the logs and profiles sit beside

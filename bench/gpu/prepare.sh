@@ -8,8 +8,9 @@
 # It writes into bench/gpu/carry:
 #   pkgs/   GPU packages for sm_90 of the KJV char-GPT in f32 and bf16, the
 #           4096^3 bf16 GEMM (one per --wgmma-tile, with cp.async and
-#           TMA loads: bench/gpu/variants.sh) and GPT-2 124M (each
-#           loads, and without split-K): fatbins
+#           TMA loads, two with tiles row by row: bench/gpu/variants.sh)
+#           and GPT-2 124M (each loads, without split-K, tiles row by
+#           row): fatbins
 #           (ptxas machine code,
 #           nothing to compile at load) where the CUDA toolkit is found
 #           here, else PTX. Weights files are left out (gpu.sh rewrites
@@ -60,14 +61,16 @@ for prec in f32 bf16; do
 done
 
 echo "gemm: GPU packages, one per wgmma tile (128x128x4 is the default),"
-echo "      loading with cp.async (the default) or TMA (VARIANT-tma)"
+echo "      loading with cp.async (the default) or TMA (VARIANT-tma), tiles row"
+echo "      by row (VARIANT_rows) or in groups of 8 rows (the default)"
 for variant in $GEMM_VARIANTS; do
   "$T" compile bench/gpu/gemm.tsr -e gemm --target sm_90 \
       $(variant_flags $variant) -o "$C/pkgs/gemm_$variant.tsrpkg"
   rm "$C/pkgs/gemm_$variant.tsrpkg/weights.safetensors"
 done
 
-echo "GPT-2 124M: GPU packages: cp.async and TMA loads, no split-K (a few minutes each)"
+echo "GPT-2 124M: GPU packages: cp.async and TMA loads, no split-K, tiles row by row"
+echo "            (a minute or two each)"
 "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 -o "$C/pkgs/gpt2.tsrpkg"
 for variant in $GPT2_VARIANTS; do
   "$T" compile bench/gpu/gpt2_124m.tsr -e gpt2 --target sm_90 $(gpt2_flags $variant) \

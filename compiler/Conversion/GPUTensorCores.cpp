@@ -319,7 +319,8 @@ Value transposedSource(Value v, OpBuilder &b) {
 /// Rebuilds `c` on half-precision operands; returns false (and changes
 /// nothing that matters: unused twins are erased by DCE) when an operand
 /// has no twin.
-bool rewriteOnHalves(const Contraction &c, HalfOperands &halves) {
+bool rewriteOnHalves(const Contraction &c, HalfOperands &halves,
+                     bool anyRows) {
   linalg::GenericOp g = c.op;
   std::string format;
   Value lhs = halves.get(g.getDpsInputs()[0], format);
@@ -334,15 +335,17 @@ bool rewriteOnHalves(const Contraction &c, HalfOperands &halves) {
   int64_t r = out.getRank();
   // Operands that are transposes are read in place, as K x M (A) or in B's
   // other orientation, where the rows read that way are whole 16-byte
-  // pieces (always, for shapes that tile): else the wgmma kernel would
-  // need a copy of them whose rows are.
+  // pieces (always, for shapes that tile), or with `anyRows` (the wgmma
+  // kernel, which reads other rows from a copy whose rows are: a copy of
+  // the logits' gradient with GPT-2's 50257 tokens, which the input
+  // gradient's kernel reads too, rather than a transposed twin).
   bool lhsTransposed = false, rhsTransposed = c.rhsTransposed;
-  if (r == 2 && c.m % kVectorHalves == 0)
+  if (r == 2 && (anyRows || c.m % kVectorHalves == 0))
     if (Value source = transposedSource(lhs, b)) {
       lhs = source;
       lhsTransposed = true;
     }
-  if ((rhsTransposed ? c.n : c.k) % kVectorHalves == 0)
+  if (anyRows || (rhsTransposed ? c.n : c.k) % kVectorHalves == 0)
     if (Value source = transposedSource(rhs, b)) {
       rhs = source;
       rhsTransposed = !rhsTransposed;
@@ -680,7 +683,7 @@ struct GPUSelectTensorCoreMatmulsPass
     HalfOperands halves(&getContext());
     writeAttentionGradsInPlace(getOperation(), halves);
     for (const Contraction &c : candidates)
-      (void)rewriteOnHalves(c, halves);
+      (void)rewriteOnHalves(c, halves, /*anyRows=*/raggedShapes);
     halveAttentionOperands(getOperation(), halves);
     halveRowInputs(getOperation(), halves);
   }
@@ -1199,6 +1202,7 @@ struct GPUTensorCoreMatmulsPass
         options.persistent = wgmmaPersistent;
         options.splitK = wgmmaSplitK;
         options.multiprocessors = wgmmaMultiprocessors;
+        options.groupRows = wgmmaGroupRows;
         if (fill && succeeded(buildWgmmaMatmul(
                         g, format == "bf16", options,
                         epilogues[i] ? &*epilogues[i] : nullptr, &padded))) {

@@ -59,6 +59,9 @@ struct WgmmaOptions {
   /// multiprocessors idle; N >= 2 in N wherever N divides the K tiles.
   int64_t splitK = 0;
   int64_t multiprocessors = 132;
+  /// Blocks walk the tiles of C in groups of this many rows of tiles,
+  /// column by column within a group (1: row by row).
+  int64_t groupRows = 1;
 };
 
 /// Replaces the marked contraction `g` (on buffers, C zero-filled before

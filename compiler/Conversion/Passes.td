@@ -207,7 +207,13 @@ def GPUTensorCoreMatmuls
                  Option<"wgmmaMultiprocessors", "wgmma-multiprocessors",
                         "int64_t", /*default=*/"132",
                         "With wgmma-split-k=-1: the multiprocessors the "
-                        "model plans for (132: H100 SXM, H200)">];
+                        "model plans for (132: H100 SXM, H200)">,
+                 Option<"wgmmaGroupRows", "wgmma-group-rows", "int64_t",
+                        /*default=*/"1",
+                        "With wgmma: blocks walk the tiles of C in groups of "
+                        "this many rows of tiles, column by column within a "
+                        "group, so that the blocks running at once share "
+                        "operand tiles in L2 (1: row by row)">];
   let dependentDialects = ["mlir::transform::TransformDialect",
                            "mlir::gpu::GPUDialect",
                            "mlir::nvgpu::NVGPUDialect",

@@ -69,9 +69,10 @@ constexpr int64_t kBM = 128, kBK = 64, kThreads = 256;
 /// Bytes of A's tile in one stage.
 constexpr int64_t kTileBytesA = kBM * kBK * 2;
 
-/// The block's columns and the ring's stages, and the sizes they imply.
+/// The block's columns and the ring's stages, and the sizes they imply;
+/// the rows of tiles of C that the blocks walk together (see tileOrigin).
 struct Tile {
-  int64_t bn, stages;
+  int64_t bn, stages, groupRows = 1;
   int64_t tileBytesB() const { return bn * kBK * 2; }
   int64_t stageBytes() const { return kTileBytesA + tileBytesB(); }
   /// The ring plus the slack that aligns it to 1024 bytes (the swizzle's
@@ -541,6 +542,34 @@ bool reuseCopy(Operation *fill, Value operand, Operation *point,
   return true;
 }
 
+/// The origin (m0, n0) of the tile of C numbered `tile` in the order the
+/// blocks run: groups of t.groupRows rows of tiles one after the other,
+/// each walked column by column (the rows of a column, then the next
+/// column). The blocks running at once then share the B tiles of a few
+/// columns and the A tiles of a few rows, which L2 holds, where rows of
+/// tiles walked one by one would read all of B again for each row: for
+/// GPT-2's tied head (8192 x 50304 over K = 768, 64 rows of 393 tiles) 64
+/// times its 77 MB, more than L2 keeps.
+std::pair<Value, Value> tileOrigin(Builder &k, const Operands &o,
+                                   const Tile &t, Value tile) {
+  int64_t tilesM = llvm::divideCeil(o.m, kBM);
+  int64_t tilesN = llvm::divideCeil(o.n, t.bn);
+  int64_t g = std::min(t.groupRows, tilesM);
+  if (g <= 1)
+    return {k.mul(k.div(tile, tilesN), kBM), k.mul(k.rem(tile, tilesN), t.bn)};
+  // Group `group` starts at row g * group and has g rows, or what is left.
+  Value group = k.div(tile, g * tilesN), inGroup = k.rem(tile, g * tilesN);
+  Value first = k.mul(group, g);
+  Value rows = tilesM % g
+                   ? k.minI(arith::SubIOp::create(k.b, k.loc,
+                                                  k.index(tilesM), first),
+                            g)
+                   : k.index(g);
+  Value row = k.add(first, arith::RemUIOp::create(k.b, k.loc, inGroup, rows));
+  Value col = arith::DivUIOp::create(k.b, k.loc, inGroup, rows);
+  return {k.mul(row, kBM), k.mul(col, t.bn)};
+}
+
 /// A kernel's launch, entered: one block per 128 x bn tile of C (the tile
 /// at m0, n0) and split of K, or a grid of `blocks` blocks that walk the
 /// tiles, and its dynamic shared memory, whose ring starts at the first
@@ -573,9 +602,15 @@ Frame startKernel(Builder &k, const Operands &o, const Tile &t,
   f.tid = f.launch.getThreadIds().x;
   if (!blocks) {
     gpu::KernelDim3 ids = f.launch.getBlockIds();
-    f.n0 = k.mul(ids.x, t.bn);
-    f.m0 = k.mul(ids.y, kBM);
+    // Blocks start in the order of their ids (x fastest): the order of
+    // tileOrigin, which row by row is the ids' own.
     f.tile = k.add(k.mul(ids.y, tilesN), ids.x);
+    if (std::min<int64_t>(t.groupRows, llvm::divideCeil(o.m, kBM)) > 1) {
+      std::tie(f.m0, f.n0) = tileOrigin(k, o, t, f.tile);
+    } else {
+      f.n0 = k.mul(ids.x, t.bn);
+      f.m0 = k.mul(ids.y, kBM);
+    }
     f.split = ids.z;
   }
   auto shared = gpu::AddressSpaceAttr::get(b.getContext(),
@@ -799,8 +834,8 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
     Value unit = loop.getInductionVar();
     Value tile = sk.splits > 1 ? k.div(unit, sk.splits) : unit;
     Value split = sk.splits > 1 ? k.rem(unit, sk.splits) : k.index(0);
-    body({k.mul(k.div(tile, tilesN), kBM), k.mul(k.rem(tile, tilesN), t.bn),
-          tile, split, loop.getRegionIterArgs()[0]});
+    auto [m0, n0] = tileOrigin(k, o, t, tile);
+    body({m0, n0, tile, split, loop.getRegionIterArgs()[0]});
     scf::YieldOp::create(b, loc, k.add(loop.getRegionIterArgs()[0], tiles));
   };
   Value barriers = k.add(ring, t.stages * t.stageBytes());
@@ -979,7 +1014,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16,
          stages <= (tileN == 128 ? 6 : 4) &&
          "unsupported wgmma tile");
   // Columns that 256 does not divide get 128.
-  Tile t{o.n % tileN ? 128 : tileN, stages};
+  Tile t{o.n % tileN ? 128 : tileN, stages, options.groupRows};
   int64_t tilesM = llvm::divideCeil(o.m, kBM), tilesN = llvm::divideCeil(o.n, t.bn);
   int64_t kTiles = llvm::divideCeil(o.k, kBK);
   SplitK sk;

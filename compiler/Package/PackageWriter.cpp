@@ -301,7 +301,7 @@ bool compileCode(ModuleOp nnModule, const PackageOptions &options,
                        pm, options.gpuChip,
                        options.gpuBinary == "fatbin" ? "fatbin" : "isa",
                        options.wgmmaTile, options.wgmmaLoads,
-                       options.wgmmaSplitK)
+                       options.wgmmaSplitK, options.wgmmaGroupRows)
              : options.emulateGPU ? buildGPUEmulationPipeline(pm)
                                   : buildCPULoweringPipeline(pm, options.useBlas)) ||
       failed(pm.run(*module))) {

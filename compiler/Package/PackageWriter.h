@@ -48,6 +48,9 @@ struct PackageOptions {
   std::string wgmmaLoads;
   /// Where they split K (`--wgmma-split-k`); empty for the default.
   std::string wgmmaSplitK;
+  /// How many rows of tiles their blocks walk together
+  /// (`--wgmma-group-rows`); empty for the default.
+  std::string wgmmaGroupRows;
   /// A CPU package lowered through the GPU pipeline, each kernel launch run
   /// as CPU loops (`--target gpu-emulator`; tests compare it with the CPU
   /// pipeline's package).

@@ -194,14 +194,21 @@ bool isWgmmaSplitK(StringRef splitK) {
   return llvm::is_contained({"", "auto", "off", "2", "4", "8", "16"}, splitK);
 }
 
+bool isWgmmaGroupRows(StringRef rows) {
+  return llvm::is_contained({"", "1", "2", "4", "8", "16"}, rows);
+}
+
 LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
                                        StringRef format, StringRef wgmmaTile,
                                        StringRef wgmmaLoads,
-                                       StringRef wgmmaSplitK) {
+                                       StringRef wgmmaSplitK,
+                                       StringRef wgmmaGroupRows) {
   if (wgmmaTile.empty())
     wgmmaTile = "128x128x4";
+  if (wgmmaGroupRows.empty())
+    wgmmaGroupRows = "8";
   if (!isWgmmaTile(wgmmaTile) || !isWgmmaLoads(wgmmaLoads) ||
-      !isWgmmaSplitK(wgmmaSplitK))
+      !isWgmmaSplitK(wgmmaSplitK) || !isWgmmaGroupRows(wgmmaGroupRows))
     return failure();
   // The pass's wgmma-split-k: -1 plans with its model, 0 never splits.
   StringRef splitK = wgmmaSplitK.empty() || wgmmaSplitK == "auto" ? "-1"
@@ -224,7 +231,8 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, StringRef chip,
               " wgmma-stages=" + wgmmaTile.substr(8, 1) +
               (wgmmaTma ? " wgmma-tma" : "") +
               (wgmmaLoads == "tma-persistent" ? " wgmma-persistent" : "") +
-              " wgmma-split-k=" + splitK + "}")
+              " wgmma-split-k=" + splitK +
+              " wgmma-group-rows=" + wgmmaGroupRows + "}")
                  .str();
     }
   }

@@ -39,17 +39,23 @@ mlir::LogicalResult buildAutodiffPipeline(mlir::OpPassManager &pm,
 /// `wgmmaSplitK` says where they split K over several blocks per tile of
 /// C: "auto" (or empty, the default: where the tiles alone would leave
 /// multiprocessors of an H100 idle), "off", or a number of splits (2, 4, 8
-/// or 16) for every matmul whose K tiles it divides.
+/// or 16) for every matmul whose K tiles it divides. `wgmmaGroupRows`
+/// ("1", "2", "4", "8" or "16"; empty for the default, 8) is how many rows
+/// of tiles of C the blocks walk together, column by column.
 mlir::LogicalResult buildGPULoweringPipeline(
     mlir::OpPassManager &pm, llvm::StringRef chip,
     llvm::StringRef format = "isa", llvm::StringRef wgmmaTile = "",
-    llvm::StringRef wgmmaLoads = "", llvm::StringRef wgmmaSplitK = "");
+    llvm::StringRef wgmmaLoads = "", llvm::StringRef wgmmaSplitK = "",
+    llvm::StringRef wgmmaGroupRows = "");
 
 /// Whether `loads` names a way of loading of buildGPULoweringPipeline.
 bool isWgmmaLoads(llvm::StringRef loads);
 
 /// Whether `splitK` is a split-K setting of buildGPULoweringPipeline.
 bool isWgmmaSplitK(llvm::StringRef splitK);
+
+/// Whether `rows` is a tile grouping of buildGPULoweringPipeline.
+bool isWgmmaGroupRows(llvm::StringRef rows);
 
 /// Whether `tile` names a matmul tile of buildGPULoweringPipeline.
 bool isWgmmaTile(llvm::StringRef tile);

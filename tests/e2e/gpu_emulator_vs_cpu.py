@@ -37,7 +37,7 @@ driver's first device, which reports compute capability 9.0;
 `--wgmma-tile=T` picks its matmul kernels' tile and `--wgmma-loads=tma`
 their loads (`tessera compile`'s flags).
 
-Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx[=sm_90] [--wgmma-tile=T] [--wgmma-loads=L] [--wgmma-split-k=S]] [CASE ...]
+Usage: gpu_emulator_vs_cpu.py BINDIR WORKDIR [--ptx[=sm_90] [--wgmma-tile=T] [--wgmma-loads=L] [--wgmma-split-k=S] [--wgmma-group-rows=G]] [CASE ...]
 """
 import json
 import os
@@ -52,9 +52,11 @@ bindir, work = sys.argv[1:3]
 ptx_flags = [a for a in sys.argv[3:] if a.startswith("--ptx")]
 # --wgmma-tile=T: the sm_90 package's matmul tile (tessera compile's flag).
 # --wgmma-loads=tma: TMA loads in warp-specialized kernels (the same).
-# --wgmma-split-k=N: split K (the same).
+# --wgmma-split-k=N, --wgmma-group-rows=N: split K, order the tiles (the
+# same).
 tile_flags = [a for a in sys.argv[3:]
-              if a.startswith(("--wgmma-tile=", "--wgmma-loads=", "--wgmma-split-k="))]
+              if a.startswith(("--wgmma-tile=", "--wgmma-loads=", "--wgmma-split-k=",
+                               "--wgmma-group-rows="))]
 ptx = bool(ptx_flags)
 only = [a for a in sys.argv[3:] if not a.startswith("--")]
 other = (ptx_flags[0].partition("=")[2] or "sm_80") if ptx else "gpu-emulator"

@@ -23,6 +23,16 @@
 // CUDA_ERROR_MISALIGNED_ADDRESS, and the fake prints the kernel, thread
 // and PTX line to stderr.
 //
+// FAKE_CUDA_CHECK_WRITES=1 (with FAKE_CUDA_EXECUTE=1) fails a launch with
+// CUDA_ERROR_LAUNCH_FAILED when two of its blocks store to the same byte of
+// global memory (plain and vector stores; atom and red may share), which
+// the interpreter's blocks, finishing about in id order, would otherwise
+// hide: the fake prints both blocks, the address and the PTX line of the
+// second store. Reads are not checked (a block reading what another
+// stores, in whatever order), and stores that a lock or flag orders are
+// reported too. It costs 2 KiB of host memory per 4 KiB page stored to,
+// for the duration of the launch.
+//
 // cuTensorMapEncodeTiled writes tensor maps in the interpreter's own
 // encoding (ptxsim::encodeTiledTensorMap), which its cp.async.bulk.tensor
 // reads; invalid arguments fail with CUDA_ERROR_INVALID_VALUE and a line on
@@ -255,6 +265,14 @@ bool isDevice(CUdeviceptr ptr) {
 bool executing() {
   static bool on = [] {
     const char *v = std::getenv("FAKE_CUDA_EXECUTE");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+bool checkingWrites() {
+  static bool on = [] {
+    const char *v = std::getenv("FAKE_CUDA_CHECK_WRITES");
     return v && std::strcmp(v, "1") == 0;
   }();
   return on;
@@ -499,7 +517,7 @@ CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
   if (f->ptx) {
     ptxsim::LaunchResult r = ptxsim::launch(
         *f->ptx, f->name, {gridX, gridY, gridZ}, {blockX, blockY, blockZ},
-        sharedMemBytes, params, resolve, workers());
+        sharedMemBytes, params, resolve, workers(), checkingWrites());
     {
       std::lock_guard<std::mutex> lock(s.mutex);
       s.instructions += r.instructions;

@@ -1519,12 +1519,129 @@ std::string pastAllocation(uint64_t addr, uint64_t bytes,
   return os.str();
 }
 
+/// The check of `launch`'s checkWrites: which block of the launch stored to
+/// each byte of global memory, for all its workers. Per 16-byte granule of
+/// the device address space one word, in a table per 4 KiB page (of 2 KiB)
+/// made when the page is first stored to: the block that stored there
+/// (bits 16-63, plus 1) and the bytes it stored (bits 0-15), 0 for none.
+/// A granule whose bytes blocks share without overlapping (the edges of
+/// their outputs) keeps an owner per byte in `split` instead, and its word
+/// says kSplit. Plain stores only; atomics are meant to be shared.
+class WriteCheck {
+public:
+  /// Where a block caches the tables it used last, by page.
+  struct Cache {
+    struct Entry {
+      uint64_t page = ~uint64_t(0);
+      uint64_t *table = nullptr;
+    };
+    std::array<Entry, 256> entries;
+  };
+
+  /// Records that block `owner` (a linear id) stores the `bytes` bytes at
+  /// `addr`. If another block stored to one of them before, returns false
+  /// with the first such byte in `at` and that block in `other`.
+  bool store(uint64_t addr, unsigned bytes, uint64_t owner, Cache &cache,
+             uint64_t &at, uint64_t &other) {
+    uint64_t end = addr + bytes;
+    for (uint64_t g = addr / kGranule; g * kGranule < end; ++g) {
+      uint64_t lo = std::max(addr, g * kGranule) - g * kGranule;
+      uint64_t hi = std::min(end, (g + 1) * kGranule) - g * kGranule;
+      auto mask =
+          uint16_t(((uint32_t(1) << hi) - 1) & ~((uint32_t(1) << lo) - 1));
+      if (!granule(g, mask, owner, cache, at, other))
+        return false;
+    }
+    return true;
+  }
+
+private:
+  static constexpr uint64_t kGranule = 16, kPage = 4096;
+  static constexpr uint64_t kPerPage = kPage / kGranule;
+  static constexpr uint64_t kSplit = ~uint64_t(0);
+  static constexpr size_t kShards = 64;
+
+  /// The word of granule `g`.
+  uint64_t *word(uint64_t g, Cache &cache) {
+    uint64_t page = g / kPerPage;
+    Cache::Entry &e =
+        cache.entries[(page * 0x9E3779B97F4A7C15ull) >> 56];
+    if (e.page != page) {
+      Shard &s = shards[page % kShards];
+      std::lock_guard<std::mutex> lock(s.mutex);
+      std::unique_ptr<uint64_t[]> &table = s.pages[page];
+      if (!table)
+        table = std::make_unique<uint64_t[]>(kPerPage); // zeros
+      e = {page, table.get()};
+    }
+    return e.table + g % kPerPage;
+  }
+
+  bool granule(uint64_t g, uint16_t mask, uint64_t owner, Cache &cache,
+               uint64_t &at, uint64_t &other) {
+    uint64_t *w = word(g, cache);
+    uint64_t mine = (owner + 1) << 16;
+    uint64_t e = __atomic_load_n(w, __ATOMIC_RELAXED);
+    // A block runs on one worker, so only its own stores extend its bytes
+    // of a granule; another block's may make the granule split, once.
+    while (e != kSplit) {
+      if (e == 0 || (e >> 16) == owner + 1) {
+        uint64_t want = mine | (e & 0xffff) | mask;
+        if (want == e || __atomic_compare_exchange_n(w, &e, want, true,
+                                                     __ATOMIC_RELAXED,
+                                                     __ATOMIC_RELAXED))
+          return true;
+        continue;
+      }
+      if (uint16_t both = uint16_t(e & mask)) {
+        at = g * kGranule + unsigned(__builtin_ctz(both));
+        other = (e >> 16) - 1;
+        return false;
+      }
+      break; // disjoint bytes of another block's granule
+    }
+    Shard &s = shards[g % kShards];
+    std::lock_guard<std::mutex> lock(s.mutex);
+    e = __atomic_load_n(w, __ATOMIC_RELAXED);
+    std::array<uint64_t, kGranule> &owners = s.split[g];
+    // Only here, under the lock, does a word become kSplit; until it does,
+    // its owner may still add bytes.
+    while (e != kSplit) {
+      for (unsigned i = 0; i < kGranule; ++i)
+        owners[i] = (e >> i) & 1 ? e >> 16 : 0;
+      if (__atomic_compare_exchange_n(w, &e, kSplit, false, __ATOMIC_RELAXED,
+                                      __ATOMIC_RELAXED))
+        break;
+    }
+    for (unsigned i = 0; i < kGranule; ++i)
+      if ((mask >> i) & 1 && owners[i] && owners[i] != owner + 1) {
+        at = g * kGranule + i;
+        other = owners[i] - 1;
+        return false;
+      }
+    for (unsigned i = 0; i < kGranule; ++i)
+      if ((mask >> i) & 1)
+        owners[i] = owner + 1;
+    return true;
+  }
+
+  struct Shard {
+    std::mutex mutex;
+    std::unordered_map<uint64_t, std::unique_ptr<uint64_t[]>> pages;
+    std::unordered_map<uint64_t, std::array<uint64_t, kGranule>> split;
+  };
+  std::array<Shard, kShards> shards;
+};
+
 class Block {
 public:
   Block(const Module &m, const Kernel &k, Dim3 grid, Dim3 block,
-        unsigned sharedBytes, const char *params, const Resolver &resolve)
+        unsigned sharedBytes, const char *params, const Resolver &resolve,
+        WriteCheck *writes = nullptr)
       : m(m), k(k), grid(grid), dims(block), params(params),
-        resolve(resolve) {
+        resolve(resolve), writes(writes) {
+    if (writes)
+      writeCache = std::make_unique<WriteCheck::Cache>();
     unsigned n = block.x * block.y * block.z;
     threads.resize(n);
     regs.resize(size_t(n) * std::max(1u, k.registers));
@@ -1580,6 +1697,11 @@ private:
                     unsigned bytes, bool write, bool atomic = false);
   /// Runs atom or red `in`.
   bool atomicUpdate(Thread &t, const Inst &in);
+  /// With checkWrites, records that this block stores the `bytes` bytes at
+  /// global address `addr`, failing if another block stored to one of
+  /// them.
+  bool globalStore(const Thread &t, const Inst &in, uint64_t addr,
+                   unsigned bytes);
   bool ldmatrix(unsigned warp, const Inst &in);
   bool shfl(unsigned warp, const Inst &in);
   void mma(unsigned warp, const Inst &in);
@@ -1663,6 +1785,11 @@ private:
   std::vector<int> wgmmaReads;
   Allocation cached;
   LaunchResult *result = nullptr;
+  /// With checkWrites: the check, this worker's cache of its tables, and
+  /// the linear id of the block that runs.
+  WriteCheck *writes;
+  std::unique_ptr<WriteCheck::Cache> writeCache;
+  uint64_t linearId = 0;
 };
 
 bool Block::failWith(Failure f, const Thread &t, const Inst &in,
@@ -2029,6 +2156,22 @@ bool Block::atomicUpdate(Thread &t, const Inst &in) {
   return true;
 }
 
+bool Block::globalStore(const Thread &t, const Inst &in, uint64_t addr,
+                        unsigned bytes) {
+  uint64_t at, other;
+  if (writes->store(addr, bytes, linearId, *writeCache, at, other))
+    return true;
+  uint64_t plane = uint64_t(grid.x) * grid.y;
+  std::ostringstream os;
+  os << "blocks (" << ctaid[0] << "," << ctaid[1] << "," << ctaid[2]
+     << ") and (" << other % grid.x << "," << other / grid.x % grid.y << ","
+     << other / plane << ") both store to global address 0x" << std::hex
+     << at << std::dec
+     << ": the blocks of a launch run in any order on a GPU, so which "
+        "store lands last is undefined";
+  return failWith(Failure::LaunchFailed, t, in, os.str());
+}
+
 bool Block::runThread(Thread &t) {
   const Inst *code = k.code.data();
   uint64_t count = 0;
@@ -2283,6 +2426,21 @@ bool Block::runThread(Thread &t) {
       char *p = address(t, in, in.space, addr, elem * in.vec);
       if (!p || !sharedAccess(t, in, p, elem * in.vec, in.op == Op::St))
         return false;
+      if (writes && in.op == Op::St &&
+          (in.space == Space::Global ||
+           (in.space == Space::Generic &&
+            !(addr >= kSharedWindow && addr < kSharedWindow + kWindowSize) &&
+            !(addr >= kLocalWindow && addr < kLocalWindow + kWindowSize))))
+        for (unsigned e = 0; e < in.vec; ++e) {
+          // The elements a vector store writes (not its `_`), in runs.
+          unsigned first = e;
+          while (e < in.vec &&
+                 (in.vec == 1 || val.elems[e].kind != Operand::None))
+            ++e;
+          if (e > first &&
+              !globalStore(t, in, addr + first * elem, (e - first) * elem))
+            return false;
+        }
       for (unsigned e = 0; e < in.vec; ++e) {
         const Operand &v = in.vec > 1 ? val.elems[e] : val;
         if (in.op == Op::Ld) {
@@ -3150,6 +3308,7 @@ bool Block::warpStep(unsigned warp) {
 bool Block::run(const unsigned id[3], LaunchResult &res) {
   result = &res;
   std::copy(id, id + 3, ctaid);
+  linearId = id[0] + uint64_t(grid.x) * (id[1] + uint64_t(grid.y) * id[2]);
   std::fill(regs.begin(), regs.end(), 0);
   std::fill(shared.begin(), shared.end(), 0);
   for (auto *v : {&writeEpoch, &readEpoch, &atomicEpoch})
@@ -3322,7 +3481,8 @@ std::string encodeTiledTensorMap(void *tensorMap, unsigned dataType,
 
 LaunchResult launch(const Module &module, const std::string &name, Dim3 grid,
                     Dim3 block, unsigned dynamicShared, void **params,
-                    const Resolver &resolve, unsigned workers) {
+                    const Resolver &resolve, unsigned workers,
+                    bool checkWrites) {
   LaunchResult result;
   const Kernel *k = nullptr;
   for (const Kernel &c : module.kernels)
@@ -3339,13 +3499,24 @@ LaunchResult launch(const Module &module, const std::string &name, Dim3 grid,
                 k->params[i].size);
   unsigned sharedBytes = k->dynamicSharedOffset + dynamicShared;
   uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
+  if (checkWrites && blocks >= uint64_t(1) << 47) {
+    result.failure = Failure::LaunchFailed;
+    result.message = "kernel " + name + ": " + std::to_string(blocks) +
+                     " blocks, more than the check of stores tells apart";
+    return result;
+  }
   workers = unsigned(std::max<uint64_t>(1, std::min<uint64_t>(workers, blocks)));
   std::atomic<uint64_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mutex;
   std::atomic<uint64_t> executed{0};
+  // Cleared with each launch: only the blocks of one launch race.
+  std::unique_ptr<WriteCheck> writes;
+  if (checkWrites)
+    writes = std::make_unique<WriteCheck>();
   auto work = [&] {
-    Block b(module, *k, grid, block, sharedBytes, paramBuf.data(), resolve);
+    Block b(module, *k, grid, block, sharedBytes, paramBuf.data(), resolve,
+            writes.get());
     LaunchResult local;
     for (uint64_t id; !failed && (id = next++) < blocks;) {
       unsigned ids[3] = {unsigned(id % grid.x), unsigned(id / grid.x % grid.y),

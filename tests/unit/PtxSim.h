@@ -26,8 +26,9 @@
 // does not order threads' own shared-memory writes for this check, only the
 // bulk copies that complete it); no thread may touch shared memory that a
 // bulk copy still in flight writes, and no bulk copy may land on the
-// operands of an in-flight wgmma. A violation stops the launch with the
-// kernel, the PTX line and the address.
+// operands of an in-flight wgmma; on request (`launch`'s checkWrites), no
+// two blocks may store to the same byte of global memory. A violation stops
+// the launch with the kernel, the PTX line and the address.
 //
 //===----------------------------------------------------------------------===//
 
@@ -74,11 +75,23 @@ struct Dim3 {
 };
 
 /// Runs `kernel` over `grid` x `block` with the cuLaunchKernel parameter
-/// array `params`. Blocks run on up to `workers` host threads.
+/// array `params`. Blocks run on up to `workers` host threads, taking
+/// block ids in increasing order.
+///
+/// With `checkWrites`, the launch fails when two of its blocks store to the
+/// same byte of global memory (st, vector stores; not atom or red, which
+/// are meant to be shared), since on a GPU which store lands last depends
+/// on the blocks' order: say, every block of a split-K tile storing its
+/// tile rather than only the last to arrive. Stores of one block to a byte
+/// are fine, as are stores to it by blocks of other launches. Stores of two
+/// blocks that synchronization orders (a lock, a flag) are reported too.
+/// Reads are not checked: a block reading what another block stores,
+/// before or after, is not reported. The launch holds 2 KiB of host memory
+/// per 4 KiB page of global memory its blocks stored to.
 LaunchResult launch(const Module &module, const std::string &kernel,
                     Dim3 grid, Dim3 block, unsigned dynamicShared,
                     void **params, const Resolver &resolve,
-                    unsigned workers);
+                    unsigned workers, bool checkWrites = false);
 
 /// cuTensorMapEncodeTiled for the fake driver: checks the arguments as the
 /// CUDA driver documents (plus what the interpreter does not emulate:

@@ -8,7 +8,8 @@
 // the fake driver, cp.async.bulk.tensor boxes waited on through mbarriers,
 // a warp-specialized matmul through a ring of them, and their hazards;
 // atomics from blocks that run at once, split-K's "the last block sums the
-// partials" handshake, and barriers with reductions. The interpreter's
+// partials" handshake, and barriers with reductions; the check that no two
+// blocks of a launch store to the same byte. The interpreter's
 // tensor-core instructions are checked end to end besides: the bf16
 // char-GPT's packages against the CPU (tests/lit/e2e/ptx-vs-cpu.test).
 //
@@ -23,6 +24,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -1696,6 +1698,180 @@ TEST(PtxSimAtomics, MisalignedOrOutOfBoundsAtomFails) {
     ModulePtr bad(ptxsim::parse(text, error));
     EXPECT_FALSE(bad) << instruction;
     EXPECT_NE(error.find("line 25: "), std::string::npos) << error;
+  }
+}
+
+
+// Stores for launch's checkWrites. Block b (linear, of a 2D grid) and its
+// thread t store, by mode:
+//   0: b to the u32 at out + stride b + 4t;
+//   1: atom.add 1 to that u32 instead;
+//   2: b there, then t to the upper half of the block's first u32 and b to
+//      all of it (through a generic address): every thread of the block
+//      stores to that word, twice;
+//   3: the byte b at out + stride x + y + t, for block (x,y).
+const char *kStores = R"(
+.version 8.3
+.target sm_90a
+.address_size 64
+
+.visible .entry stores(
+	.param .u64 .ptr .global .align 1 stores_param_0,
+	.param .u64 stores_param_1,
+	.param .u32 stores_param_2
+)
+{
+	.reg .pred 	%p<4>;
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<10>;
+
+	ld.param.b64 	%rd1, [stores_param_0];
+	ld.param.b64 	%rd2, [stores_param_1];
+	ld.param.b32 	%r1, [stores_param_2];
+	mov.u32 	%r2, %ctaid.x;
+	mov.u32 	%r3, %ctaid.y;
+	mov.u32 	%r4, %nctaid.x;
+	mad.lo.s32 	%r5, %r3, %r4, %r2;
+	mov.u32 	%r6, %tid.x;
+	setp.eq.s32 	%p1, %r1, 3;
+	@%p1 bra 	$L__BYTES;
+	cvt.u64.u32 	%rd3, %r5;
+	mul.lo.s64 	%rd4, %rd3, %rd2;
+	add.s64 	%rd5, %rd1, %rd4;
+	mul.wide.u32 	%rd6, %r6, 4;
+	add.s64 	%rd7, %rd5, %rd6;
+	setp.eq.s32 	%p2, %r1, 1;
+	@%p2 bra 	$L__ATOM;
+	st.global.b32 	[%rd7], %r5;
+	setp.eq.s32 	%p3, %r1, 2;
+	@!%p3 bra 	$L__DONE;
+	st.global.b16 	[%rd5+2], %r6;
+	cvta.global.u64 	%rd8, %rd5;
+	st.b32 	[%rd8], %r5;
+	bra 	$L__DONE;
+$L__ATOM:
+	atom.global.add.u32 	%r7, [%rd7], 1;
+	bra 	$L__DONE;
+$L__BYTES:
+	cvt.u64.u32 	%rd3, %r2;
+	mul.lo.s64 	%rd4, %rd3, %rd2;
+	cvt.u64.u32 	%rd6, %r3;
+	add.s64 	%rd4, %rd4, %rd6;
+	cvt.u64.u32 	%rd6, %r6;
+	add.s64 	%rd4, %rd4, %rd6;
+	add.s64 	%rd9, %rd1, %rd4;
+	st.global.u8 	[%rd9], %r5;
+$L__DONE:
+	ret;
+}
+)";
+
+struct StoresLaunch {
+  ptxsim::Module &m;
+  DeviceMemory &mem;
+  void *out;
+  ptxsim::LaunchResult operator()(ptxsim::Dim3 grid, unsigned threads,
+                                  uint64_t stride, uint32_t mode,
+                                  unsigned workers, bool check = true) {
+    void *params[] = {&out, &stride, &mode};
+    return ptxsim::launch(m, "stores", grid, {threads, 1, 1}, 0, params,
+                          mem.resolver(), workers, check);
+  }
+};
+
+TEST(PtxSimWrites, BlocksStoringTheirOwnSlicesPass) {
+  ModulePtr m = parseOrFail(kStores);
+  ASSERT_TRUE(m);
+  DeviceMemory mem;
+  constexpr uint32_t blocks = 15, threads = 64;
+  uint32_t *out = mem.alloc<uint32_t>(blocks * threads, 0xffffffff);
+  StoresLaunch launch{*m, mem, out};
+  // Launches again over what the last one stored: the check is per launch.
+  for (unsigned workers : {1u, 4u}) {
+    std::fill(out, out + blocks * threads, 0xffffffff);
+    ptxsim::LaunchResult r = launch({5, 3, 1}, threads, 4 * threads, 0,
+                                    workers);
+    ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+    for (uint32_t i = 0; i < blocks * threads; ++i)
+      ASSERT_EQ(out[i], i / threads) << i << ", " << workers << " workers";
+
+    // The threads of a block store to its first word twice each.
+    r = launch({5, 3, 1}, threads, 4 * threads, 2, workers);
+    ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+    for (uint32_t i = 0; i < blocks * threads; ++i)
+      ASSERT_EQ(out[i], i / threads) << i << ", " << workers << " workers";
+
+    // Blocks of 3 bytes share 16-byte granules (and their words) without
+    // sharing bytes.
+    auto *bytes = reinterpret_cast<uint8_t *>(out);
+    std::fill(bytes, bytes + 64, 0xff);
+    r = launch({20, 1, 1}, 3, 3, 3, workers);
+    ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+    for (uint32_t i = 0; i < 60; ++i)
+      ASSERT_EQ(bytes[i], i / 3) << i << ", " << workers << " workers";
+    EXPECT_EQ(bytes[60], 0xff);
+  }
+}
+
+TEST(PtxSimWrites, BlocksStoringTheSameWordFail) {
+  ModulePtr m = parseOrFail(kStores);
+  ASSERT_TRUE(m);
+  DeviceMemory mem;
+  uint32_t *out = mem.alloc<uint32_t>(64, 0);
+  StoresLaunch launch{*m, mem, out};
+  std::ostringstream address;
+  address << "both store to global address 0x" << std::hex
+          << reinterpret_cast<uint64_t>(out)
+          << ": the blocks of a launch run in any order on a GPU";
+  // Without the check, the last block's store wins, as if it were right.
+  ptxsim::LaunchResult r = launch({5, 3, 1}, 64, 0, 0, 1, /*check=*/false);
+  ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+  EXPECT_EQ(out[0], 14u);
+  r = launch({5, 3, 1}, 64, 0, 0, 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("kernel stores, thread (0,0,0) of block (1,0,0), "
+                           "PTX line 33 `st.global.b32 \t[%rd7], %r5`: "
+                           "blocks (1,0,0) and (0,0,0) " +
+                           address.str()),
+            std::string::npos)
+      << r.message;
+  r = launch({5, 3, 1}, 64, 0, 0, 4);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("`st.global.b32 \t[%rd7], %r5`: blocks ("),
+            std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find(address.str()), std::string::npos) << r.message;
+
+  // Bytes: blocks (0,0,0) and (1,0,0) store bytes 0-1 and 2-3, sharing a
+  // granule, then (0,1,0) bytes 1-2.
+  auto *bytes = reinterpret_cast<uint8_t *>(out);
+  r = launch({2, 2, 1}, 2, 2, 3, 1);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  std::ostringstream byte;
+  byte << "PTX line 51 `st.global.u8 \t[%rd9], %r5`: blocks (0,1,0) and "
+          "(0,0,0) both store to global address 0x"
+       << std::hex << reinterpret_cast<uint64_t>(bytes + 1) << ":";
+  EXPECT_NE(r.message.find(byte.str()), std::string::npos) << r.message;
+  // Blocks of a row apart, of a column overlapping, on two workers.
+  r = launch({2, 2, 1}, 2, 3, 3, 2);
+  ASSERT_EQ(r.failure, ptxsim::Failure::LaunchFailed);
+  EXPECT_NE(r.message.find("both store to global address 0x"),
+            std::string::npos)
+      << r.message;
+}
+
+TEST(PtxSimWrites, AtomicsOfAllBlocksOnOneWordPass) {
+  ModulePtr m = parseOrFail(kStores);
+  ASSERT_TRUE(m);
+  DeviceMemory mem;
+  uint32_t *out = mem.alloc<uint32_t>(64, 0);
+  StoresLaunch launch{*m, mem, out};
+  for (unsigned workers : {1u, 4u}) {
+    std::fill(out, out + 64, 0);
+    ptxsim::LaunchResult r = launch({5, 3, 1}, 64, 0, 1, workers);
+    ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+    for (uint32_t i = 0; i < 64; ++i)
+      ASSERT_EQ(out[i], 15u) << i << ", " << workers << " workers";
   }
 }
 

@@ -142,6 +142,14 @@ cl::opt<std::string> wgmmaSplitK(
              "long, as in weight gradients), off, or 2, 4, 8 or 16 splits for "
              "every matmul whose K (in tiles of 64) the number divides"),
     cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
+cl::opt<std::string> wgmmaGroupRows(
+    "wgmma-group-rows",
+    cl::desc("With --target sm_90|sm_90a: the order in which a matmul's "
+             "blocks walk the tiles of C: in groups of this many rows of "
+             "tiles, column by column within a group, so that the blocks "
+             "running at once share operand tiles in L2: 8 (the default), "
+             "1 (row by row), 2, 4 or 16"),
+    cl::init(""), cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> cpuName("mcpu",
                              cl::desc("CPU to generate code for (an LLVM CPU "
                                       "name; default: native, the host's)"),
@@ -410,38 +418,33 @@ std::string resolveEmit(DiagnosticEngine &diags) {
                      "sm_89, sm_90 or sm_90a");
     return "";
   }
-  if (!wgmmaTile.empty() && targetName != "sm_90" && targetName != "sm_90a") {
-    diags.errorNoLoc("--wgmma-tile is for --target=sm_90 or sm_90a (warpgroup "
-                     "MMA), not --target=" + targetName);
-    return "";
-  }
-  if (!wgmmaTile.empty() && !isWgmmaTile(wgmmaTile)) {
-    diags.errorNoLoc("unknown --wgmma-tile=" + wgmmaTile +
-                     "; choose 128x128x4, 128x128x3, 128x128x6, 128x256x4 "
-                     "or 128x256x3");
-    return "";
-  }
-  if (!wgmmaLoads.empty() && targetName != "sm_90" &&
-      targetName != "sm_90a") {
-    diags.errorNoLoc("--wgmma-loads is for --target=sm_90 or sm_90a "
-                     "(warpgroup MMA), not --target=" + targetName);
-    return "";
-  }
-  if (!isWgmmaLoads(wgmmaLoads)) {
-    diags.errorNoLoc("unknown --wgmma-loads=" + wgmmaLoads +
-                     "; choose cp.async, tma or tma-persistent");
-    return "";
-  }
-  if (!wgmmaSplitK.empty() && targetName != "sm_90" &&
-      targetName != "sm_90a") {
-    diags.errorNoLoc("--wgmma-split-k is for --target=sm_90 or sm_90a "
-                     "(warpgroup MMA), not --target=" + targetName);
-    return "";
-  }
-  if (!isWgmmaSplitK(wgmmaSplitK)) {
-    diags.errorNoLoc("unknown --wgmma-split-k=" + wgmmaSplitK +
-                     "; choose auto, off, 2, 4, 8 or 16");
-    return "";
+  // The sm_90 matmul kernels' flags: for an sm_90 target, with a known
+  // value.
+  struct WgmmaFlag {
+    const cl::opt<std::string> &opt;
+    bool (*known)(llvm::StringRef);
+    const char *choices;
+  };
+  for (const WgmmaFlag &f :
+       {WgmmaFlag{wgmmaTile, isWgmmaTile,
+                  "128x128x4, 128x128x3, 128x128x6, 128x256x4 or 128x256x3"},
+        WgmmaFlag{wgmmaLoads, isWgmmaLoads, "cp.async, tma or tma-persistent"},
+        WgmmaFlag{wgmmaSplitK, isWgmmaSplitK, "auto, off, 2, 4, 8 or 16"},
+        WgmmaFlag{wgmmaGroupRows, isWgmmaGroupRows, "1, 2, 4, 8 or 16"}}) {
+    const std::string &value = f.opt;
+    std::string name = "--" + f.opt.ArgStr.str();
+    if (value.empty())
+      continue;
+    if (targetName != "sm_90" && targetName != "sm_90a") {
+      diags.errorNoLoc(name + " is for --target=sm_90 or sm_90a (warpgroup "
+                       "MMA), not --target=" + targetName);
+      return "";
+    }
+    if (!f.known(value)) {
+      diags.errorNoLoc("unknown " + name + "=" + value + "; choose " +
+                       f.choices);
+      return "";
+    }
   }
   if (!gpu && gpuCode.getNumOccurrences() > 0) {
     diags.errorNoLoc("--gpu-code=" + gpuCode + " is for GPU packages; "
@@ -535,7 +538,8 @@ int writePTX(mlir::ModuleOp module, DiagnosticEngine &diags) {
   module.getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module.getContext(), mlir::ModuleOp::getOperationName());
   if (failed(buildGPULoweringPipeline(pm, targetName, "isa", wgmmaTile,
-                                      wgmmaLoads, wgmmaSplitK)) ||
+                                      wgmmaLoads, wgmmaSplitK,
+                                      wgmmaGroupRows)) ||
       failed(pm.run(module)))
     return 1;
   std::string ptx;
@@ -599,6 +603,7 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     options.wgmmaTile = wgmmaTile;
     options.wgmmaLoads = wgmmaLoads;
     options.wgmmaSplitK = wgmmaSplitK;
+    options.wgmmaGroupRows = wgmmaGroupRows;
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {

@@ -354,6 +354,38 @@ LogicalResult ReshapeOp::buildVJP(OpBuilder &b, ArrayRef<Value> g,
 
 LogicalResult TransposeOp::buildVJP(OpBuilder &b, ArrayRef<Value> g,
                                     SmallVectorImpl<Value> &out) {
+  // The gradient of a transposed matrix that a matmul gave, f((x y))^T for
+  // element-wise f of one operand (mixed precision's rounding), as
+  // f(y^T x^T): the matmul writes the transposed layout itself, so no
+  // kernel transposes it afterwards, and what adds to it (a tied
+  // embedding's own gradient) reads it in its own layout. What the old
+  // product fed is left to canonicalization once nothing reads it.
+  SmallVector<Operation *> elementwise;
+  Value v = g[0];
+  Operation *def = v.getDefiningOp();
+  while (def && def->hasTrait<OpTrait::Elementwise>() &&
+         def->getNumOperands() == 1 && def->getNumResults() == 1 &&
+         def->getOperand(0).getType() == v.getType()) {
+    elementwise.push_back(def);
+    v = def->getOperand(0);
+    def = v.getDefiningOp();
+  }
+  auto product = dyn_cast_or_null<MatmulOp>(def);
+  if (product && typeOf(v).getRank() == 2 &&
+      typeOf(product.getLhs()).getRank() == 2 &&
+      typeOf(product.getRhs()).getRank() == 2) {
+    Location l = getLoc();
+    Value r = matmul(b, l, transposeLast(b, l, product.getRhs()),
+                     transposeLast(b, l, product.getLhs()));
+    for (Operation *op : llvm::reverse(elementwise)) {
+      Operation *copy = b.clone(*op);
+      copy->setOperand(0, r);
+      copy->getResult(0).setType(r.getType());
+      r = copy->getResult(0);
+    }
+    out.push_back(r);
+    return success();
+  }
   out.push_back(TransposeOp::create(b, getLoc(), getInput().getType(), g[0],
                                     getDim0Attr(), getDim1Attr()));
   return success();

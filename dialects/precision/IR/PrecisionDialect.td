@@ -22,7 +22,7 @@ def Precision_Dialect : Dialect {
 }
 
 def Precision_RoundOp : Op<Precision_Dialect, "round",
-    [Pure, SameOperandsAndResultType,
+    [Pure, SameOperandsAndResultType, Elementwise,
      DeclareOpInterfaceMethods<NN_DifferentiableOpInterface>]> {
   let summary = "rounds an f32 tensor to a lower-precision format";
   let description = [{
