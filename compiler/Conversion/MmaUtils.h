@@ -54,7 +54,7 @@ struct WgmmaOptions {
   /// each walking tiles, so a tile's epilogue overlaps the loads of the
   /// block's next tile.
   bool tma = false, persistent = false;
-  /// Split-K (WgmmaMatmul.cpp, "Split-K"): 0 never; -1 where a model of a
+  /// Split-K (WgmmaMatmul.cpp, finishTile): 0 never; -1 where a model of a
   /// GPU of `multiprocessors` says the tiles of C alone would leave
   /// multiprocessors idle; N >= 2 in N wherever N divides the K tiles.
   int64_t splitK = 0;

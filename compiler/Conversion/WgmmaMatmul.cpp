@@ -43,6 +43,10 @@
 // mbarriers, while two consumer warpgroups (384 threads in all) only wait
 // and multiply: a warp-specialized kernel.
 //
+// Both kernels can split K over several blocks per tile of C (split-K,
+// for a C of few tiles and a long K: `finishTile`), and number the tiles
+// in groups of rows walked column by column (`tileOrigin`).
+//
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Conversion/MmaUtils.h"
@@ -337,8 +341,9 @@ void storeTile(Builder &k, const Operands &o, const Tile &t, Value result,
 // Split-K
 //===----------------------------------------------------------------------===//
 
-/// A split of K over `splits` blocks per tile of C (the file comment's
-/// "Split-K").
+/// A split of K over `splits` blocks per tile of C: each block runs
+/// kTiles / splits of the K tiles, and finishTile adds up their partial
+/// tiles.
 struct SplitK {
   int64_t splits = 1;
   /// splits x (M rounded up to tiles) x (N rounded up to tiles) f32: each
@@ -798,8 +803,9 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
                              : tensorMap(k, bm, kBK, 64, bf16, anchor);
   Value one = k.index(1);
   // Blocks walk the units of work, a tile of C and a split of K each
-  // (tiles in order, columns fastest, then the tile's splits): one each,
-  // or with `persistent` as many blocks as the GPU has multiprocessors.
+  // (tiles in tileOrigin's order, a tile's splits one after the other):
+  // one each, or with `persistent` as many blocks as the GPU has
+  // multiprocessors.
   int64_t tilesN = llvm::divideCeil(o.n, t.bn);
   int64_t tilesC = tilesN * llvm::divideCeil(o.m, kBM);
   int64_t units = tilesC * sk.splits;
