@@ -137,6 +137,10 @@ struct Operands {
   bool aTransposed; // a is K x M (M-major); otherwise M x K (K-major)
   bool bTransposed; // b is N x K (K-major); otherwise K x N (N-major)
   int64_t m, n, k;
+  /// Tiles of C along M and, with t's columns, along N; tiles of K.
+  int64_t tilesM() const { return llvm::divideCeil(m, kBM); }
+  int64_t tilesN(const Tile &t) const { return llvm::divideCeil(n, t.bn); }
+  int64_t kTiles() const { return llvm::divideCeil(k, kBK); }
 };
 
 /// An index of an operand's dimension of `extent` elements, read `width` at
@@ -557,8 +561,7 @@ bool reuseCopy(Operation *fill, Value operand, Operation *point,
 /// times its 77 MB, more than L2 keeps.
 std::pair<Value, Value> tileOrigin(Builder &k, const Operands &o,
                                    const Tile &t, Value tile) {
-  int64_t tilesM = llvm::divideCeil(o.m, kBM);
-  int64_t tilesN = llvm::divideCeil(o.n, t.bn);
+  int64_t tilesM = o.tilesM(), tilesN = o.tilesN(t);
   int64_t g = std::min(t.groupRows, tilesM);
   if (g <= 1)
     return {k.mul(k.div(tile, tilesN), kBM), k.mul(k.rem(tile, tilesN), t.bn)};
@@ -596,10 +599,10 @@ Frame startKernel(Builder &k, const Operands &o, const Tile &t,
   Location loc = k.loc;
   Value one = k.index(1);
   Frame f;
-  int64_t tilesN = llvm::divideCeil(o.n, t.bn);
+  int64_t tilesN = o.tilesN(t);
   f.launch = gpu::LaunchOp::create(
       b, loc, blocks ? blocks : k.index(tilesN),
-      blocks ? one : k.index(llvm::divideCeil(o.m, kBM)),
+      blocks ? one : k.index(o.tilesM()),
       blocks ? one : k.index(splits), k.index(threads), one, one,
       /*dynamicSharedMemorySize=*/
       arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(sharedBytes)));
@@ -610,7 +613,7 @@ Frame startKernel(Builder &k, const Operands &o, const Tile &t,
     // Blocks start in the order of their ids (x fastest): the order of
     // tileOrigin, which row by row is the ids' own.
     f.tile = k.add(k.mul(ids.y, tilesN), ids.x);
-    if (std::min<int64_t>(t.groupRows, llvm::divideCeil(o.m, kBM)) > 1) {
+    if (std::min(t.groupRows, o.tilesM()) > 1) {
       std::tie(f.m0, f.n0) = tileOrigin(k, o, t, f.tile);
     } else {
       f.n0 = k.mul(ids.x, t.bn);
@@ -651,7 +654,7 @@ gpu::LaunchOp buildCpAsyncKernel(Builder &k, const Operands &o, const Tile &t,
       f.bytes, f.pad, ValueRange{});
 
   // The block's split runs K tiles [first, first + tiles).
-  int64_t tiles = llvm::divideCeil(o.k, kBK) / sk.splits;
+  int64_t tiles = o.kTiles() / sk.splits;
   Value first = sk.splits > 1 ? k.mul(f.split, tiles) : k.index(0);
   Value lastTile = k.index(tiles - 1);
   // The copies of the split's K tile kt.
@@ -806,8 +809,7 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   // (tiles in tileOrigin's order, a tile's splits one after the other):
   // one each, or with `persistent` as many blocks as the GPU has
   // multiprocessors.
-  int64_t tilesN = llvm::divideCeil(o.n, t.bn);
-  int64_t tilesC = tilesN * llvm::divideCeil(o.m, kBM);
+  int64_t tilesC = o.tilesN(t) * o.tilesM();
   int64_t units = tilesC * sk.splits;
   Value blocks = k.index(units);
   if (persistent) {
@@ -825,7 +827,7 @@ gpu::LaunchOp buildTmaKernel(Builder &k, const Operands &o, const Tile &t,
   Value tid = f.tid, ring = f.ring;
   Value firstUnit = launch.getBlockIds().x, unitStep = launch.getGridSize().x;
   // K tiles per unit.
-  int64_t tiles = llvm::divideCeil(o.k, kBK) / sk.splits;
+  int64_t tiles = o.kTiles() / sk.splits;
   // A unit of this block's: its tile's origin and index, its split, and
   // how many K tiles the block went through before it, which numbers the
   // ring's stages and phases across units.
@@ -1021,8 +1023,7 @@ LogicalResult buildWgmmaMatmul(linalg::GenericOp g, bool bf16,
          "unsupported wgmma tile");
   // Columns that 256 does not divide get 128.
   Tile t{o.n % tileN ? 128 : tileN, stages, options.groupRows};
-  int64_t tilesM = llvm::divideCeil(o.m, kBM), tilesN = llvm::divideCeil(o.n, t.bn);
-  int64_t kTiles = llvm::divideCeil(o.k, kBK);
+  int64_t tilesM = o.tilesM(), tilesN = o.tilesN(t), kTiles = o.kTiles();
   SplitK sk;
   if (options.splitK < 0)
     sk.splits = plannedSplits(tilesM * tilesN, kTiles, options.multiprocessors);
