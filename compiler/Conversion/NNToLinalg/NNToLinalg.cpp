@@ -1519,6 +1519,38 @@ rowNormGrad(PatternRewriter &b, Location loc, Value g, Value x, Value w,
   return grads;
 }
 
+/// A norm's gradient from its warp kernel with column sums: `kernel(g, x)`
+/// (on [rows, d]) returns dx and the partial sums of the weight's (and the
+/// bias's) gradient, [blocks, d] each, which are summed here.
+SmallVector<Value>
+warpNormGrad(PatternRewriter &b, Location loc, Value g, Value x, Value w,
+             function_ref<SmallVector<Value, 3>(Value, Value)> kernel) {
+  RankedTensorType t = ty(x), wt = ty(w);
+  SmallVector<Value, 3> r =
+      kernel(flattenLeading(b, loc, g), flattenLeading(b, loc, x));
+  SmallVector<Value> grads = {unflattenLeading(b, loc, r[0], t)};
+  for (Value partials : ArrayRef<Value>(r).drop_front())
+    grads.push_back(
+        sumLeading(b, loc, ty(partials), {partials}, wt,
+                   [](OpBuilder &, Location, ValueRange a) { return a[0]; }));
+  return grads;
+}
+
+/// The warp kernel with column sums of each norm gradient.
+SmallVector<Value, 3> normGradSumsKernel(PatternRewriter &b,
+                                         nn::LayerNormGradOp op, Value g,
+                                         Value x) {
+  return buildWarpLayerNormGradSums(b, op.getLoc(), g, x, op.getWeight(),
+                                    op.getEps().convertToDouble());
+}
+SmallVector<Value, 3> normGradSumsKernel(PatternRewriter &b,
+                                         nn::RMSNormGradOp op, Value g,
+                                         Value x) {
+  SmallVector<Value, 2> r = buildWarpRMSNormGradSums(
+      b, op.getLoc(), g, x, op.getWeight(), op.getEps().convertToDouble());
+  return {r[0], r[1]};
+}
+
 /// The row kernel of each norm gradient, and its weight gradient's term.
 SmallVector<Value, 3> normGradKernel(PatternRewriter &b, nn::LayerNormGradOp op,
                                      Value g, Value x, bool warps) {
@@ -1551,15 +1583,22 @@ struct RowNormGradLowering : StaticMultiPattern<OpT> {
       : StaticMultiPattern<OpT>(ctx, kRowBenefit), warps(warps) {}
   bool warps;
   SmallVector<Value> lower(OpT op, PatternRewriter &b) const override {
-    if (!rowKernelApplies(ty(op.getInput())) || ty(op.getWeight()).getRank() != 1)
+    RankedTensorType t = ty(op.getInput());
+    if (!rowKernelApplies(t) || ty(op.getWeight()).getRank() != 1)
       return {};
+    bool layerNorm = std::is_same_v<OpT, nn::LayerNormGradOp>;
+    if (warps && warpColumnSumsApply(t.getShape().back(), layerNorm ? 2 : 1))
+      return warpNormGrad(b, op.getLoc(), op.getGrad(), op.getInput(),
+                          op.getWeight(), [&](Value g, Value x) {
+                            return normGradSumsKernel(b, op, g, x);
+                          });
     return rowNormGrad(
         b, op.getLoc(), op.getGrad(), op.getInput(), op.getWeight(),
         [&](Value g, Value x) { return normGradKernel(b, op, g, x, warps); },
         [&](OpBuilder &nb, Location l, ValueRange a) {
           return normDwTerm(op, nb, l, a);
         },
-        /*bias=*/std::is_same_v<OpT, nn::LayerNormGradOp>);
+        /*bias=*/layerNorm);
   }
 };
 
@@ -1811,7 +1850,8 @@ void lowerSliceGradSums(Operation *root) {
     };
     bool disjoint = true;
     int64_t covered = 0;
-    for (auto [i, g] : llvm::enumerate(leaves)) {
+    for (auto [i, leaf] : llvm::enumerate(leaves)) {
+      nn::SliceGradOp g = leaf; // captured below: not a structured binding
       covered += ty(g.getGrad()).getNumElements();
       for (nn::SliceGradOp h : ArrayRef(leaves).drop_front(i + 1))
         disjoint &= llvm::any_of(llvm::seq<int64_t>(0, type.getRank()),

@@ -47,6 +47,15 @@ namespace {
 
 /// Threads of a warp, and warps (rows) per block of the warp kernels.
 constexpr int64_t kWarp = 32, kWarpsPerBlock = 8;
+/// Kernels with column sums: blocks of 4 warps, each taking 2 rows, so
+/// that a block's partial sums cover 8 rows. For GPT-2's 8192 rows, 1024
+/// blocks (7.8 a multiprocessor of an H100, 31 warps, all resident at
+/// once: 24 KB of shared memory and ptxas's 55 registers a thread allow 9)
+/// and partials of 1/8 of the rows' size. A guess, not a measurement.
+constexpr int64_t kSumWarpsPerBlock = 4, kSumRowsPerWarp = 2;
+/// The shared memory a block of such a kernel may use for its sums (the
+/// static limit).
+constexpr int64_t kSumSharedBytes = 48 * 1024;
 constexpr llvm::StringLiteral kWarpRowsAttr = "tessera.warp_rows";
 
 /// The lanes of a row's chunks: the widest of 4, 2, 1 that divides `d`.
@@ -187,18 +196,22 @@ struct RowPass {
 /// A row op: from its inputs (the first is [rows, d]), the statistics of
 /// row r, of which the first `scalarOuts` are written to [rows] outputs;
 /// then, per chunk at column c, one vector for each of `rowOuts` [rows, d]
-/// outputs.
+/// outputs, followed by one for each of `columnSums` sums over the rows
+/// (the warp driver's only; see expandWarpRows).
 struct RowOp {
   unsigned numInputs, rowOuts, scalarOuts;
   std::function<SmallVector<Value>(RowPass &, ArrayRef<Value> in)> stats;
   std::function<SmallVector<Value>(RowPass &, Value c, ArrayRef<Value> stats,
                                    ArrayRef<Value> in)>
       chunk;
+  unsigned columnSums = 0;
 };
 
 /// The row op `kind`; `param` is eps for the norms, the gradient's scale
-/// for cross_entropy_grad.
-RowOp rowOp(StringRef kind, double param) {
+/// for cross_entropy_grad. With `sums`, a norm gradient sums its weight's
+/// (and bias's) gradient terms over the rows instead of writing the row
+/// statistics that a separate sum would need.
+RowOp rowOp(StringRef kind, double param, bool sums = false) {
   using Values = SmallVector<Value>;
   using In = ArrayRef<Value>;
   if (kind == "softmax") // {x}
@@ -240,7 +253,8 @@ RowOp rowOp(StringRef kind, double param) {
   if (kind == "layer_norm_grad") // {g, x, w} -> dx, mean, rstd
     // xhat = (x - mean) rstd, gy = g w:
     //   dx = rstd (gy - mean(gy) - xhat mean(gy xhat)).
-    return {3, 1, 2,
+    // With sums: dx, then the sums of g xhat (dw) and g (dbias).
+    return {3, 1, sums ? 0u : 2u,
             [param](RowPass &p, In in) -> Values {
               RowMath &m = p.m;
               double inv = 1.0 / double(p.d);
@@ -256,18 +270,24 @@ RowOp rowOp(StringRef kind, double param) {
               return {mean, rstd, m.mul(s[0], m.cst(inv)),
                       m.mul(s[1], m.cst(inv))};
             },
-            [](RowPass &p, Value c, In s, In in) -> Values {
+            [sums](RowPass &p, Value c, In s, In in) -> Values {
               RowMath &m = p.m;
-              Value gy = m.mul(p.at(in[0], c), p.col(in[2], c));
+              Value g = p.at(in[0], c);
+              Value gy = m.mul(g, p.col(in[2], c));
               Value xhat = m.mul(m.sub(p.at(in[1], c), p.lanes(s[0])),
                                  p.lanes(s[1]));
               Value centered = m.sub(m.sub(gy, p.lanes(s[2])),
                                      m.mul(xhat, p.lanes(s[3])));
-              return {m.mul(centered, p.lanes(s[1]))};
-            }};
+              Value dx = m.mul(centered, p.lanes(s[1]));
+              if (!sums)
+                return {dx};
+              return {dx, m.mul(g, xhat), g};
+            },
+            sums ? 2u : 0u};
   if (kind == "rms_norm_grad") // {g, x, w} -> dx, rstd
     // r = 1/sqrt(mean(x^2) + eps), gy = g w:  dx = r gy - x r^3 mean(gy x).
-    return {3, 1, 1,
+    // With sums: dx, then the sum of g x r (dw).
+    return {3, 1, sums ? 0u : 1u,
             [param](RowPass &p, In in) -> Values {
               RowMath &m = p.m;
               Values s = p.sums(2, [&](Value c) -> Values {
@@ -279,12 +299,17 @@ RowOp rowOp(StringRef kind, double param) {
               Value r3 = m.mul(rstd, m.mul(rstd, rstd));
               return {rstd, m.mul(r3, m.mul(s[1], m.cst(1.0 / double(p.d))))};
             },
-            [](RowPass &p, Value c, In s, In in) -> Values {
+            [sums](RowPass &p, Value c, In s, In in) -> Values {
               RowMath &m = p.m;
-              Value gy = m.mul(p.at(in[0], c), p.col(in[2], c));
-              return {m.sub(m.mul(p.lanes(s[0]), gy),
-                            m.mul(p.at(in[1], c), p.lanes(s[1])))};
-            }};
+              Value g = p.at(in[0], c), x = p.at(in[1], c);
+              Value gy = m.mul(g, p.col(in[2], c));
+              Value dx = m.sub(m.mul(p.lanes(s[0]), gy),
+                               m.mul(x, p.lanes(s[1])));
+              if (!sums)
+                return {dx};
+              return {dx, m.mul(m.mul(g, x), p.lanes(s[0]))};
+            },
+            sums ? 1u : 0u};
   // Cross-entropy's statistics: the row's loss (withLoss), then, when g is
   // among the inputs (a gradient), {max, sum, g scale, target}.
   auto ceStats = [param](RowPass &p, In in, bool withLoss) -> Values {
@@ -416,11 +441,16 @@ SmallVector<Value> forallKernel(OpBuilder &b, Location loc, const RowOp &op,
 }
 
 /// `op` as a stand-in for expandWarpRows's kernel: a warp per row, blocks
-/// of kWarpsPerBlock rows. A rank-0 input is passed as [1].
+/// of kWarpsPerBlock rows (with column sums, blocks of kSumWarpsPerBlock
+/// warps of kSumRowsPerWarp rows, and an output of [blocks, d] partial
+/// sums for each). A rank-0 input is passed as [1].
 SmallVector<Value> warpKernel(OpBuilder &b, Location loc, StringRef kind,
                               double param, const RowOp &op,
                               ArrayRef<Value> inputs) {
   auto [rows, d] = rowsAndWidth(inputs[0]);
+  int64_t warps = op.columnSums ? kSumWarpsPerBlock : kWarpsPerBlock;
+  int64_t blocks = llvm::divideCeil(
+      rows, warps * (op.columnSums ? kSumRowsPerWarp : 1));
   SmallVector<Value> ins, outs;
   for (Value in : inputs) {
     auto t = cast<RankedTensorType>(in.getType());
@@ -433,23 +463,29 @@ SmallVector<Value> warpKernel(OpBuilder &b, Location loc, StringRef kind,
   for (unsigned k = 0; k < op.rowOuts + op.scalarOuts; ++k)
     outs.push_back(allocBuffer(
         b, loc, k < op.rowOuts ? SmallVector<int64_t>{rows, d} : SmallVector<int64_t>{rows}));
-  DictionaryAttr config = b.getDictionaryAttr({
-      b.getNamedAttr("kind", b.getStringAttr(kind)),
-      b.getNamedAttr("param", b.getF64FloatAttr(param)),
-  });
-  buildStandIn(b, loc, (rows + kWarpsPerBlock - 1) / kWarpsPerBlock, 1,
-               kWarp * kWarpsPerBlock, ins, outs, kWarpRowsAttr, config);
+  for (unsigned k = 0; k < op.columnSums; ++k)
+    outs.push_back(allocBuffer(b, loc, {blocks, d}));
+  NamedAttrList config;
+  config.append("kind", b.getStringAttr(kind));
+  config.append("param", b.getF64FloatAttr(param));
+  if (op.columnSums)
+    config.append("sums", b.getUnitAttr());
+  buildStandIn(b, loc, blocks, 1, kWarp * warps, ins, outs,
+               kWarpRowsAttr, config.getDictionary(b.getContext()));
   SmallVector<Value> results;
   for (Value out : outs)
     results.push_back(tensorOf(b, loc, out));
   return results;
 }
 
-/// Row op `kind` on `inputs` (tensors), by the driver `warps` asks for.
+/// Row op `kind` on `inputs` (tensors), by the driver `warps` asks for
+/// (`sums` only with warps).
 SmallVector<Value> rowKernel(OpBuilder &b, Location loc, StringRef kind,
-                             double param, ArrayRef<Value> inputs, bool warps) {
-  RowOp op = rowOp(kind, param);
+                             double param, ArrayRef<Value> inputs, bool warps,
+                             bool sums = false) {
+  RowOp op = rowOp(kind, param, sums);
   assert(inputs.size() == op.numInputs && "wrong number of row-op inputs");
+  assert((warps || !sums) && "column sums need the warp driver");
   return warps ? warpKernel(b, loc, kind, param, op, inputs)
                : forallKernel(b, loc, op, inputs);
 }
@@ -487,6 +523,26 @@ SmallVector<Value, 2> buildRowRMSNormGrad(OpBuilder &b, Location loc, Value g,
                                           bool warps) {
   SmallVector<Value> out =
       rowKernel(b, loc, "rms_norm_grad", eps, {g, x, w}, warps);
+  return {out[0], out[1]};
+}
+
+bool warpColumnSumsApply(int64_t d, unsigned sums) {
+  return int64_t(sums) * kSumWarpsPerBlock * d * 4 <= kSumSharedBytes;
+}
+
+SmallVector<Value, 3> buildWarpLayerNormGradSums(OpBuilder &b, Location loc,
+                                                 Value g, Value x, Value w,
+                                                 double eps) {
+  SmallVector<Value> out = rowKernel(b, loc, "layer_norm_grad", eps, {g, x, w},
+                                     /*warps=*/true, /*sums=*/true);
+  return {out[0], out[1], out[2]};
+}
+
+SmallVector<Value, 2> buildWarpRMSNormGradSums(OpBuilder &b, Location loc,
+                                               Value g, Value x, Value w,
+                                               double eps) {
+  SmallVector<Value> out = rowKernel(b, loc, "rms_norm_grad", eps, {g, x, w},
+                                     /*warps=*/true, /*sums=*/true);
   return {out[0], out[1]};
 }
 
@@ -529,17 +585,104 @@ void setWarpRowsHalves(gpu::LaunchOp launch, StringRef format) {
   launch->setAttr(kWarpRowsAttr, attrs.getDictionary(launch.getContext()));
 }
 
+/// The body of a warp kernel with column sums (rowOp's `sums`): warp j of
+/// block i takes rows 8 i + j and 8 i + 4 + j. The block keeps its sums in
+/// shared memory, [sums, warps, d], where each warp adds its rows' terms
+/// to its own row, each lane to the columns of its own chunks (so no two
+/// threads touch one float until the barrier); then thread t adds column
+/// t (t + 128, ...) of each sum over the warps, in warp order, and stores
+/// it in the block's row of the sum's [blocks, d] output. `chunk` emits a
+/// chunk's row outputs and returns its terms.
+static void emitColumnSums(
+    gpu::LaunchOp launch, RowMath &m, const RowOp &op, ArrayRef<Value> in,
+    ArrayRef<Value> partials, Value lane, Value warp,
+    function_ref<SmallVector<Value>(RowPass &, Value c, ArrayRef<Value> st)>
+        chunk) {
+  OpBuilder &b = m.b;
+  Location loc = m.loc;
+  // Not a structured binding: the lambdas below capture them.
+  int64_t rows = rowsAndWidth(in[0]).first, d = rowsAndWidth(in[0]).second;
+  int64_t w = chunkWidth(d);
+  unsigned sums = op.columnSums;
+  MLIRContext *ctx = b.getContext();
+  auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Value buffer = launch.addWorkgroupAttribution(
+      MemRefType::get({sums, kSumWarpsPerBlock, d}, m.f32(),
+                      MemRefLayoutAttrInterface{}, shared),
+      loc);
+  auto slot = [&](unsigned s, Value c) -> SmallVector<Value> {
+    return {m.index(s), warp, c};
+  };
+  Value lo = arith::MulIOp::create(b, loc, lane, m.index(w));
+  m.loop(lo, m.index(d), {},
+         [&](Value c, ValueRange) -> SmallVector<Value> {
+           for (unsigned s = 0; s < sums; ++s)
+             vector::TransferWriteOp::create(b, loc, m.zeros(w), buffer,
+                                             slot(s, c), ArrayRef<bool>{true});
+           return {};
+         },
+         kWarp * w);
+
+  Value block = launch.getBlockIds().x;
+  Value first = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, block,
+                            m.index(kSumWarpsPerBlock * kSumRowsPerWarp)),
+      warp);
+  m.loop(m.index(0), m.index(kSumRowsPerWarp), {},
+         [&](Value i, ValueRange) -> SmallVector<Value> {
+           Value r = arith::AddIOp::create(
+               b, loc, first,
+               arith::MulIOp::create(b, loc, i, m.index(kSumWarpsPerBlock)));
+           // Uniform across the warp, so its shuffles stay whole.
+           Value inRange = arith::CmpIOp::create(
+               b, loc, arith::CmpIPredicate::ult, r, m.index(rows));
+           auto ifRow = scf::IfOp::create(b, loc, inRange, /*withElse=*/false);
+           OpBuilder::InsertionGuard guard(b);
+           b.setInsertionPoint(ifRow.thenBlock()->getTerminator());
+           RowPass p{m, r, d, w, lo, kWarp * w, /*warp=*/true};
+           SmallVector<Value> st = op.stats(p, in);
+           p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
+             for (auto [s, term] : llvm::enumerate(chunk(p, c, st))) {
+               Value sum = m.add(m.read(buffer, slot(s, c), w), term);
+               vector::TransferWriteOp::create(b, loc, sum, buffer, slot(s, c),
+                                               ArrayRef<bool>{true});
+             }
+             return {};
+           });
+           return {};
+         });
+
+  gpu::BarrierOp::create(b, loc);
+  m.loop(launch.getThreadIds().x, m.index(d), {},
+         [&](Value col, ValueRange) -> SmallVector<Value> {
+           for (unsigned s = 0; s < sums; ++s) {
+             Value total;
+             for (int64_t j = 0; j < kSumWarpsPerBlock; ++j) {
+               Value v = memref::LoadOp::create(
+                   b, loc, buffer, ValueRange{m.index(s), m.index(j), col});
+               total = j ? m.add(total, v) : v;
+             }
+             memref::StoreOp::create(b, loc, total, partials[s],
+                                     ValueRange{block, col});
+           }
+           return {};
+         },
+         kWarp * kSumWarpsPerBlock);
+}
+
 LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   auto config = launch->getAttrOfType<DictionaryAttr>(kWarpRowsAttr);
   if (!config)
     return success();
   launch->removeAttr(kWarpRowsAttr);
   StringRef kind = cast<StringAttr>(config.get("kind")).getValue();
-  RowOp op = rowOp(kind, cast<FloatAttr>(config.get("param")).getValueAsDouble());
+  RowOp op = rowOp(kind, cast<FloatAttr>(config.get("param")).getValueAsDouble(),
+                   config.contains("sums"));
   SmallVector<Value> in, out;
   if (failed(readStandIn(launch, op.numInputs, in, out)))
     return failure();
-  if (out.size() != op.rowOuts + op.scalarOuts)
+  if (out.size() != op.rowOuts + op.scalarOuts + op.columnSums)
     return launch.emitOpError("internal error: row kernel outputs");
   auto [rows, d] = rowsAndWidth(in[0]);
   // Element-wise consumers of the rows (a cast to a matmul operand, say)
@@ -566,49 +709,64 @@ LogicalResult expandWarpRows(gpu::LaunchOp launch) {
   Value tid = launch.getThreadIds().x;
   Value lane = arith::RemUIOp::create(b, loc, tid, m.index(kWarp));
   Value warp = arith::DivUIOp::create(b, loc, tid, m.index(kWarp));
-  Value r = arith::AddIOp::create(
-      b, loc,
-      arith::MulIOp::create(b, loc, launch.getBlockIds().x,
-                            m.index(kWarpsPerBlock)),
-      warp);
-  // The last block's warps past the last row do nothing (the condition is
-  // the same for all lanes of a warp, so its shuffles stay whole).
-  Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, r,
-                                        m.index(rows));
-  auto ifRow = scf::IfOp::create(b, loc, inRange, /*withElse=*/false);
-  gpu::TerminatorOp::create(b, loc);
-
-  b.setInsertionPoint(ifRow.thenBlock()->getTerminator());
   int64_t w = chunkWidth(d);
-  RowPass p{m, r, d, w, arith::MulIOp::create(b, loc, lane, m.index(w)),
-            kWarp * w, /*warp=*/true};
-  SmallVector<Value> st = op.stats(p, in);
-  if (op.scalarOuts) {
-    Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
-                                        m.index(0));
-    auto ifFirst = scf::IfOp::create(b, loc, first, /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(ifFirst.thenBlock()->getTerminator());
-    for (unsigned k = 0; k < op.scalarOuts; ++k)
-      memref::StoreOp::create(b, loc, st[k], out[op.rowOuts + k], r);
+  // Chunk c of row p.r: stores its row outputs (or hands them to their
+  // epilogues) and returns its column sums' terms.
+  auto chunk = [&](RowPass &p, Value c,
+                   ArrayRef<Value> st) -> SmallVector<Value> {
+    SmallVector<Value> values = op.chunk(p, c, st, in);
+    for (unsigned k = 0; k < op.rowOuts; ++k) {
+      if (!epilogues[k] || epilogues[k]->storesC())
+        vector::TransferWriteOp::create(b, loc, values[k], out[k],
+                                        ValueRange{p.r, c},
+                                        ArrayRef<bool>{true});
+      if (!epilogues[k])
+        continue;
+      SmallVector<Value> lanes;
+      for (int64_t j = 0; j < w; ++j)
+        lanes.push_back(vector::ExtractOp::create(b, loc, values[k], j));
+      epilogues[k]->emit(b, loc, p.r, c, lanes);
+    }
+    return SmallVector<Value>(ArrayRef<Value>(values).drop_front(op.rowOuts));
+  };
+
+  if (op.columnSums) {
+    emitColumnSums(launch, m, op, in,
+                   ArrayRef<Value>(out).take_back(op.columnSums), lane, warp,
+                   chunk);
+    gpu::TerminatorOp::create(b, loc);
+  } else {
+    Value r = arith::AddIOp::create(
+        b, loc,
+        arith::MulIOp::create(b, loc, launch.getBlockIds().x,
+                              m.index(kWarpsPerBlock)),
+        warp);
+    // The last block's warps past the last row do nothing (the condition is
+    // the same for all lanes of a warp, so its shuffles stay whole).
+    Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, r,
+                                          m.index(rows));
+    auto ifRow = scf::IfOp::create(b, loc, inRange, /*withElse=*/false);
+    gpu::TerminatorOp::create(b, loc);
+
+    b.setInsertionPoint(ifRow.thenBlock()->getTerminator());
+    RowPass p{m, r, d, w, arith::MulIOp::create(b, loc, lane, m.index(w)),
+              kWarp * w, /*warp=*/true};
+    SmallVector<Value> st = op.stats(p, in);
+    if (op.scalarOuts) {
+      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          lane, m.index(0));
+      auto ifFirst = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(ifFirst.thenBlock()->getTerminator());
+      for (unsigned k = 0; k < op.scalarOuts; ++k)
+        memref::StoreOp::create(b, loc, st[k], out[op.rowOuts + k], r);
+    }
+    if (op.rowOuts)
+      p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
+        chunk(p, c, st);
+        return {};
+      });
   }
-  if (op.rowOuts)
-    p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
-      SmallVector<Value> values = op.chunk(p, c, st, in);
-      for (auto [k, value] : llvm::enumerate(values)) {
-        if (!epilogues[k] || epilogues[k]->storesC())
-          vector::TransferWriteOp::create(b, loc, value, out[k],
-                                          ValueRange{r, c},
-                                          ArrayRef<bool>{true});
-        if (!epilogues[k])
-          continue;
-        SmallVector<Value> lanes;
-        for (int64_t j = 0; j < w; ++j)
-          lanes.push_back(vector::ExtractOp::create(b, loc, value, j));
-        epilogues[k]->emit(b, loc, r, c, lanes);
-      }
-      return {};
-    });
   for (auto [k, epilogue] : llvm::enumerate(epilogues))
     if (epilogue) {
       epilogue->eraseConsumer();

@@ -54,6 +54,26 @@ llvm::SmallVector<mlir::Value, 2>
 buildRowRMSNormGrad(mlir::OpBuilder &b, mlir::Location loc, mlir::Value g,
                     mlir::Value x, mlir::Value w, double eps, bool warps);
 
+/// Whether the warp kernel of a norm gradient over rows of `d` can sum
+/// its `sums` weight (and bias) gradients itself: its blocks keep them in
+/// shared memory, 4 rows of d floats each (d <= 1536 for layer norm's 2).
+bool warpColumnSumsApply(int64_t d, unsigned sums);
+
+/// Layer norm's gradient as one warp kernel (blocks of 8 rows) that also
+/// sums the weight's and bias's gradient terms over each block's rows:
+/// {dx [rows, d], dw partials [blocks, d], dbias partials [blocks, d]},
+/// the partials to be summed over their first dimension.
+llvm::SmallVector<mlir::Value, 3>
+buildWarpLayerNormGradSums(mlir::OpBuilder &b, mlir::Location loc,
+                           mlir::Value g, mlir::Value x, mlir::Value w,
+                           double eps);
+
+/// RMS norm's gradient likewise: {dx [rows, d], dw partials [blocks, d]}.
+llvm::SmallVector<mlir::Value, 2>
+buildWarpRMSNormGradSums(mlir::OpBuilder &b, mlir::Location loc,
+                         mlir::Value g, mlir::Value x, mlir::Value w,
+                         double eps);
+
 /// Each row's cross-entropy logsumexp(l) - l[target] ([rows]) for logits
 /// [rows, classes] and i32 targets [rows].
 mlir::Value buildRowCrossEntropy(mlir::OpBuilder &b, mlir::Location loc,
