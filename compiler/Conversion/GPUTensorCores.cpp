@@ -435,21 +435,12 @@ Operation *onlyUser(Value v) {
   return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
 }
 
-/// The insert_slice that ends the chain above from stand-in output
-/// `output` (buffer `alloc`) of `launch`, or null.
-tensor::InsertSliceOp matchGradPiece(gpu::LaunchOp launch, Value alloc,
-                                     StringRef format, int64_t &heads) {
-  bufferization::ToTensorOp read;
-  for (Operation *user : alloc.getUsers()) {
-    if (launch->isAncestor(user))
-      continue;
-    auto t = dyn_cast<bufferization::ToTensorOp>(user);
-    if (!t || read)
-      return {};
-    read = t;
-  }
-  if (!read)
-    return {};
+/// The [B, T, H D] tensor that `read`, an attention kernel's f32
+/// [B H, T, D] output, becomes when it is only split into heads, rounded
+/// to `format`, moved to [B, T, H, D] and has its heads merged; null
+/// otherwise. Sets `heads`.
+Value matchMergedHeads(bufferization::ToTensorOp read, StringRef format,
+                       int64_t &heads) {
   auto expand = dyn_cast_or_null<tensor::ExpandShapeOp>(onlyUser(read));
   SmallVector<ReassociationIndices> batchAndHeads = {{0, 1}, {2}, {3}};
   if (!expand || expand.getReassociationIndices() != batchAndHeads)
@@ -477,7 +468,37 @@ tensor::InsertSliceOp matchGradPiece(gpu::LaunchOp launch, Value alloc,
       return cs.getResult();
     return {};
   };
-  Value pieceValue = merged(merge);
+  Value result = merged(merge);
+  if (result)
+    heads = expand.getResultType().getDimSize(1);
+  return result;
+}
+
+/// The to_tensor of stand-in output `alloc` of `launch` when that is its
+/// only reader outside the launch besides `allowed` readers, or null.
+bufferization::ToTensorOp
+onlyTensorOf(gpu::LaunchOp launch, Value alloc,
+             function_ref<bool(Operation *)> allowed = nullptr) {
+  bufferization::ToTensorOp read;
+  for (Operation *user : alloc.getUsers()) {
+    if (launch->isAncestor(user) || (allowed && allowed(user)))
+      continue;
+    auto t = dyn_cast<bufferization::ToTensorOp>(user);
+    if (!t || read)
+      return {};
+    read = t;
+  }
+  return read;
+}
+
+/// The insert_slice that ends the chain above from stand-in output
+/// `output` (buffer `alloc`) of `launch`, or null.
+tensor::InsertSliceOp matchGradPiece(gpu::LaunchOp launch, Value alloc,
+                                     StringRef format, int64_t &heads) {
+  bufferization::ToTensorOp read = onlyTensorOf(launch, alloc);
+  if (!read)
+    return {};
+  Value pieceValue = matchMergedHeads(read, format, heads);
   if (!pieceValue)
     return {};
   auto insert = dyn_cast_or_null<tensor::InsertSliceOp>(onlyUser(pieceValue));
@@ -489,8 +510,29 @@ tensor::InsertSliceOp matchGradPiece(gpu::LaunchOp launch, Value alloc,
   if (ShapedType::isDynamicShape(offsets) || offsets[0] != 0 ||
       offsets[1] != 0)
     return {};
-  heads = expand.getResultType().getDimSize(1);
   return insert;
+}
+
+/// The f32 values of `half` (an f16-typed tensor of `format`'s bits).
+Value widenHalves(OpBuilder &b, Location loc, Value half, StringRef format) {
+  auto t = cast<RankedTensorType>(half.getType());
+  auto wide = RankedTensorType::get(t.getShape(), b.getF32Type());
+  auto id = AffineMap::getMultiDimIdentityMap(t.getRank(), b.getContext());
+  Value empty = tensor::EmptyOp::create(b, loc, t.getShape(), b.getF32Type());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{wide}, ValueRange{half}, ValueRange{empty},
+             SmallVector<AffineMap>{id, id},
+             SmallVector<utils::IteratorType>(t.getRank(),
+                                              utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location l, ValueRange a) {
+               Value h = a[0];
+               if (format == "bf16")
+                 h = arith::BitcastOp::create(nb, l, nb.getBF16Type(), h);
+               linalg::YieldOp::create(
+                   nb, l,
+                   arith::ExtFOp::create(nb, l, nb.getF32Type(), h).getResult());
+             })
+      .getResult(0);
 }
 
 /// Lets the mma attention gradient kernels write dq, dk and dv straight
@@ -588,27 +630,70 @@ void writeAttentionGradsInPlace(ModuleOp module, HalfOperands &halves) {
         b, loc, RankedTensorType::get(whole.getShape(), b.getF16Type()),
         buffer, /*restrict=*/true, /*writable=*/true);
     // The f32 readers of the chain read the buffer, widened.
-    auto id = AffineMap::getMultiDimIdentityMap(whole.getRank(),
-                                                b.getContext());
-    Value empty =
-        tensor::EmptyOp::create(b, loc, whole.getShape(), b.getF32Type());
-    Value wide =
-        linalg::GenericOp::create(
-            b, loc, TypeRange{whole}, ValueRange{half}, ValueRange{empty},
-            SmallVector<AffineMap>{id, id},
-            SmallVector<utils::IteratorType>(whole.getRank(),
-                                             utils::IteratorType::parallel),
-            [&](OpBuilder &nb, Location l, ValueRange a) {
-              Value h = a[0];
-              if (format == "bf16")
-                h = arith::BitcastOp::create(nb, l, nb.getBF16Type(), h);
-              linalg::YieldOp::create(
-                  nb, l, arith::ExtFOp::create(nb, l, nb.getF32Type(), h)
-                             .getResult());
-            })
-            .getResult(0);
+    Value wide = widenHalves(b, loc, half, format);
     final.getResult().replaceAllUsesWith(wide);
     halves.seed(wide, half, format);
+  }
+}
+
+/// Lets the mma attention forward kernel write O straight as the
+/// half-precision operand of the projection after it: when O (f32
+/// [B H, T, D]) is only rounded to the attention's format, moved to
+/// [B, T, H, D] and merged to [B, T, H D], and otherwise only read by dq
+/// kernels of the same format, the kernel rounds and stores it into a
+/// [B, T, H, D] view of a 16-bit buffer of the merged shape, which becomes
+/// the merged tensor's twin, and the dq kernels read O (for D = rowsum(dO
+/// O)) from the view: the f32 O, and the kernel that moved and rounded it,
+/// go. D is then computed from O as the projection saw it, rounded.
+void writeAttentionOutputInPlace(ModuleOp module, HalfOperands &halves) {
+  SmallVector<gpu::LaunchOp> forwards;
+  module.walk([&](gpu::LaunchOp launch) {
+    std::optional<MmaAttentionInputs> inputs = mmaAttentionHalfInputs(launch);
+    if (inputs && inputs->forwardOutput)
+      forwards.push_back(launch);
+  });
+  for (gpu::LaunchOp launch : forwards) {
+    MmaAttentionInputs inputs = *mmaAttentionHalfInputs(launch);
+    Value alloc = inputs.forwardOutput;
+    // The dq kernels that read O, and nothing else but one to_tensor.
+    SmallVector<gpu::LaunchOp> readers;
+    auto dqReader = [&](Operation *user) {
+      auto reader = user->getParentOfType<gpu::LaunchOp>();
+      std::optional<MmaAttentionInputs> in =
+          reader ? mmaAttentionHalfInputs(reader) : std::nullopt;
+      if (!in || in->gradQOutput != alloc || in->format != inputs.format ||
+          llvm::is_contained(in->buffers, alloc) ||
+          !launch->isBeforeInBlock(reader))
+        return false;
+      if (!llvm::is_contained(readers, reader))
+        readers.push_back(reader);
+      return true;
+    };
+    bufferization::ToTensorOp read = onlyTensorOf(launch, alloc, dqReader);
+    int64_t heads;
+    Value merged = read ? matchMergedHeads(read, inputs.format, heads) : Value();
+    if (!merged)
+      continue;
+    auto whole = cast<RankedTensorType>(merged.getType());
+    OpBuilder b(launch);
+    Location loc = launch.getLoc();
+    Value buffer = memref::AllocOp::create(
+        b, loc, MemRefType::get(whole.getShape(), b.getF16Type()));
+    int64_t d = whole.getDimSize(2) / heads;
+    Value view = memref::ExpandShapeOp::create(
+        b, loc,
+        ArrayRef<int64_t>{whole.getDimSize(0), whole.getDimSize(1), heads, d},
+        buffer, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+    replaceStandInOutput(launch, 0, view);
+    for (gpu::LaunchOp reader : readers)
+      replaceStandInInput(reader, 4, view);
+    b.setInsertionPointAfterValue(merged);
+    Value half = bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get(whole.getShape(), b.getF16Type()),
+        buffer, /*restrict=*/true, /*writable=*/true);
+    Value wide = widenHalves(b, loc, half, inputs.format);
+    merged.replaceAllUsesWith(wide);
+    halves.seed(wide, half, inputs.format);
   }
 }
 
@@ -682,6 +767,7 @@ struct GPUSelectTensorCoreMatmulsPass
     });
     HalfOperands halves(&getContext());
     writeAttentionGradsInPlace(getOperation(), halves);
+    writeAttentionOutputInPlace(getOperation(), halves);
     for (const Contraction &c : candidates)
       (void)rewriteOnHalves(c, halves, /*anyRows=*/raggedShapes);
     halveAttentionOperands(getOperation(), halves);

@@ -88,6 +88,13 @@ struct MmaAttentionInputs {
   /// f16-typed [B, T, H, D] view, into which the kernel stores the
   /// gradient rounded to the format.
   llvm::SmallVector<mlir::Value> gradOutputs;
+  /// The forward kernel's output O (output 0, f32 [N, T, E]), null for the
+  /// others: it may be replaced by an f16-typed [B, T, H, E] view as the
+  /// gradients may. The dq kernel reads O (`gradQOutput`, input 4) to
+  /// compute D = rowsum(dO O); that input may be such a view too.
+  mlir::Value forwardOutput;
+  /// The dq kernel's input O, null for the other kernels.
+  mlir::Value gradQOutput;
 };
 /// std::nullopt for other launches.
 std::optional<MmaAttentionInputs>

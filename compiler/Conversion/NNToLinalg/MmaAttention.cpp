@@ -854,6 +854,10 @@ std::optional<MmaAttentionInputs> mmaAttentionHalfInputs(gpu::LaunchOp launch) {
     return std::nullopt;
   MmaAttentionInputs inputs;
   inputs.format = cast<StringAttr>(config.get("format")).getValue().str();
+  if (kernel == "forward")
+    inputs.forwardOutput = out[0];
+  if (kernel == "grad_q")
+    inputs.gradQOutput = in[4];
   // q, k, v; or dO, q, k, v.
   in.truncate(kernel == "forward" ? 3 : 4);
   inputs.buffers.assign(in.begin(), in.end());

@@ -112,3 +112,30 @@ func.func @qkv_grad(%x: tensor<2x64x96xf32>, %g: tensor<2x2x64x16xf32>) -> tenso
   %rs = precision.round %s {format = "bf16"} : tensor<2x64x96xf32>
   return %rs : tensor<2x64x96xf32>
 }
+
+// The output, rounded, moved back to [B, T, H, D] and merged: the forward
+// kernel stores it rounded into a [B, T, H, D] view of a bf16 buffer of
+// the merged shape, which is the merged tensor's twin, and the dq kernel
+// reads O from that view (for D = rowsum(dO O)). No f32 O, no transpose.
+// CHECK-LABEL: func.func @output_in_place
+// CHECK: %[[O:.*]] = memref.alloc() : memref<2x64x32xf16>
+// CHECK: %[[OV:.*]] = memref.expand_shape %[[O]] {{\[\[}}0], [1], [2, 3]] output_shape [2, 64, 2, 16] : memref<2x64x32xf16> into memref<2x64x2x16xf16>
+// CHECK-NOT: memref.alloc() : memref<4x64x16xf32>
+// CHECK: vector.store %{{.*}}, %[[OV]][{{.*}}] : memref<2x64x2x16xf16>, vector<1xf16>
+// CHECK: kernel = "forward"
+// CHECK: %[[T:.*]] = bufferization.to_tensor %[[O]] restrict writable : memref<2x64x32xf16> to tensor<2x64x32xf16>
+// CHECK: linalg.generic {{.*}} ins(%[[T]] : tensor<2x64x32xf16>) outs(%{{.*}} : tensor<2x64x32xf32>)
+// CHECK: vector.load %[[OV]][{{.*}}] : memref<2x64x2x16xf16>, vector<1xf16>
+// CHECK: kernel = "grad_q"
+// CHECK-NOT: linalg.transpose
+// CHECK: return
+func.func @output_in_place(%a: tensor<2x2x64x16xf32>, %g: tensor<2x2x64x16xf32>) -> (tensor<2x64x32xf32>, tensor<2x2x64x16xf32>) {
+  %q = precision.round %a {format = "bf16"} : tensor<2x2x64x16xf32>
+  %o = nn.attention %q, %q, %q {causal} : (tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>) -> tensor<2x2x64x16xf32>
+  %ro = precision.round %o {format = "bf16"} : tensor<2x2x64x16xf32>
+  %t = nn.transpose %ro {dim0 = 1 : i64, dim1 = 2 : i64} : (tensor<2x2x64x16xf32>) -> tensor<2x64x2x16xf32>
+  %m = nn.reshape %t : (tensor<2x64x2x16xf32>) -> tensor<2x64x32xf32>
+  %gr = precision.round %g {format = "bf16"} : tensor<2x2x64x16xf32>
+  %dq, %dk, %dv = nn.attention_grad %gr, %q, %q, %q, %o {causal} : (tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>) -> (tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>)
+  return %m, %dq : tensor<2x64x32xf32>, tensor<2x2x64x16xf32>
+}
