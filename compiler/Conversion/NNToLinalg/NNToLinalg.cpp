@@ -1734,76 +1734,124 @@ struct RowCrossEntropyGradLowering : StaticPattern<nn::CrossEntropyGradOp> {
 /// loop per column over the N rows, whose read-modify-writes of the table
 /// form a chain N long; here the table's V rows are split into P blocks
 /// (P the largest divisor of V up to 65536 / D), so P times as many loops
-/// each update about N / P rows, in the same order per element.
+/// each update about N / P rows, in the same order per element. `acc`
+/// starts as `init` (zeros when null). Null when the table is not f32 or
+/// V has no such divisor.
+Value embeddingGradLoops(PatternRewriter &b, nn::EmbeddingGradOp op,
+                         Value init) {
+  RankedTensorType out = ty(op.getResult());
+  if (!out.getElementType().isF32())
+    return {};
+  int64_t rows = out.getDimSize(0), dim = out.getDimSize(1), blocks = 1;
+  for (int64_t p = 2; p <= rows && p * dim <= 65536; ++p)
+    if (rows % p == 0)
+      blocks = p;
+  if (blocks == 1)
+    return {};
+  int64_t block = rows / blocks;
+  Location loc = op.getLoc();
+  Value g = flattenLeading(b, loc, op.getGrad()); // [N, D]
+  Value idx = flattenAll(b, loc, op.getIndices());
+  int64_t n = ty(g).getDimSize(0);
+
+  auto forall = scf::ForallOp::create(
+      b, loc,
+      SmallVector<OpFoldResult>{b.getIndexAttr(blocks), b.getIndexAttr(dim)},
+      ValueRange{init ? init : zeroFilled(b, loc, out)}, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  Value p = forall.getInductionVar(0), c = forall.getInductionVar(1);
+  Value first = arith::MulIOp::create(
+      b, loc, p, arith::ConstantIndexOp::create(b, loc, block));
+  OpFoldResult one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> offsets = {first, c},
+                            sizes = {b.getIndexAttr(block), one},
+                            strides = {one, one};
+  auto sliceType = RankedTensorType::get({block, 1}, out.getElementType());
+  Value slice = tensor::ExtractSliceOp::create(
+      b, loc, sliceType, forall.getRegionIterArgs()[0], offsets, sizes,
+      strides);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value blockSize = arith::ConstantIndexOp::create(b, loc, block);
+  auto loop = scf::ForOp::create(
+      b, loc, zero, arith::ConstantIndexOp::create(b, loc, n),
+      arith::ConstantIndexOp::create(b, loc, 1), ValueRange{slice},
+      [&](OpBuilder &nb, Location l, Value i, ValueRange iter) {
+        Value t = arith::IndexCastOp::create(
+            nb, l, nb.getIndexType(),
+            tensor::ExtractOp::create(nb, l, idx, ValueRange{i}));
+        // In this block (unsigned: rows before it wrap around).
+        Value local = arith::SubIOp::create(nb, l, t, first);
+        Value mine = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult,
+                                           local, blockSize);
+        auto ifOp = scf::IfOp::create(
+            nb, l, mine,
+            [&](OpBuilder &tb, Location tl) {
+              Value at[] = {local, zero};
+              Value sum = arith::AddFOp::create(
+                  tb, tl, tensor::ExtractOp::create(tb, tl, iter[0], at),
+                  tensor::ExtractOp::create(tb, tl, g, ValueRange{i, c}));
+              scf::YieldOp::create(
+                  tb, tl,
+                  tensor::InsertOp::create(tb, tl, sum, iter[0], at).getResult());
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, iter[0]);
+            });
+        scf::YieldOp::create(nb, l, ifOp.getResult(0));
+      });
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(b, loc, loop.getResult(0),
+                                        forall.getRegionIterArgs()[0], offsets,
+                                        sizes, strides);
+  return forall.getResult(0);
+}
+
+/// An embedding gradient on the GPU, by embeddingGradLoops.
 struct RowEmbeddingGradLowering : StaticPattern<nn::EmbeddingGradOp> {
   RowEmbeddingGradLowering(MLIRContext *ctx) : StaticPattern(ctx, kRowBenefit) {}
   Value lower(nn::EmbeddingGradOp op, PatternRewriter &b) const override {
-    RankedTensorType out = ty(op.getResult());
-    if (!out.getElementType().isF32())
+    if (addedInto(op))
+      return {}; // RowEmbeddingGradSumLowering's
+    return embeddingGradLoops(b, op, Value());
+  }
+  /// The nn.add that is `op`'s only use, when the other operand has the
+  /// same type, so that the loops can add into it.
+  static nn::AddOp addedInto(nn::EmbeddingGradOp op) {
+    if (!op->hasOneUse())
       return {};
-    int64_t rows = out.getDimSize(0), dim = out.getDimSize(1), blocks = 1;
-    for (int64_t p = 2; p <= rows && p * dim <= 65536; ++p)
-      if (rows % p == 0)
-        blocks = p;
-    if (blocks == 1)
+    auto add = dyn_cast<nn::AddOp>(*op->getUsers().begin());
+    if (!add || add.getLhs() == add.getRhs() ||
+        ty(add.getLhs()) != ty(add.getRhs()) ||
+        ty(add.getResult()) != ty(add.getLhs()))
       return {};
-    int64_t block = rows / blocks;
-    Location loc = op.getLoc();
-    Value g = flattenLeading(b, loc, op.getGrad()); // [N, D]
-    Value idx = flattenAll(b, loc, op.getIndices());
-    int64_t n = ty(g).getDimSize(0);
+    return add;
+  }
+};
 
-    auto forall = scf::ForallOp::create(
-        b, loc,
-        SmallVector<OpFoldResult>{b.getIndexAttr(blocks), b.getIndexAttr(dim)},
-        ValueRange{zeroFilled(b, loc, out)}, std::nullopt);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(forall.getTerminator());
-    Value p = forall.getInductionVar(0), c = forall.getInductionVar(1);
-    Value first = arith::MulIOp::create(
-        b, loc, p, arith::ConstantIndexOp::create(b, loc, block));
-    OpFoldResult one = b.getIndexAttr(1);
-    SmallVector<OpFoldResult> offsets = {first, c},
-                              sizes = {b.getIndexAttr(block), one},
-                              strides = {one, one};
-    auto sliceType = RankedTensorType::get({block, 1}, out.getElementType());
-    Value slice = tensor::ExtractSliceOp::create(
-        b, loc, sliceType, forall.getRegionIterArgs()[0], offsets, sizes,
-        strides);
-    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-    Value blockSize = arith::ConstantIndexOp::create(b, loc, block);
-    auto loop = scf::ForOp::create(
-        b, loc, zero, arith::ConstantIndexOp::create(b, loc, n),
-        arith::ConstantIndexOp::create(b, loc, 1), ValueRange{slice},
-        [&](OpBuilder &nb, Location l, Value i, ValueRange iter) {
-          Value t = arith::IndexCastOp::create(
-              nb, l, nb.getIndexType(),
-              tensor::ExtractOp::create(nb, l, idx, ValueRange{i}));
-          // In this block (unsigned: rows before it wrap around).
-          Value local = arith::SubIOp::create(nb, l, t, first);
-          Value mine = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult,
-                                             local, blockSize);
-          auto ifOp = scf::IfOp::create(
-              nb, l, mine,
-              [&](OpBuilder &tb, Location tl) {
-                Value at[] = {local, zero};
-                Value sum = arith::AddFOp::create(
-                    tb, tl, tensor::ExtractOp::create(tb, tl, iter[0], at),
-                    tensor::ExtractOp::create(tb, tl, g, ValueRange{i, c}));
-                scf::YieldOp::create(
-                    tb, tl,
-                    tensor::InsertOp::create(tb, tl, sum, iter[0], at).getResult());
-              },
-              [&](OpBuilder &eb, Location el) {
-                scf::YieldOp::create(eb, el, iter[0]);
-              });
-          scf::YieldOp::create(nb, l, ifOp.getResult(0));
-        });
-    b.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(b, loc, loop.getResult(0),
-                                          forall.getRegionIterArgs()[0], offsets,
-                                          sizes, strides);
-    return forall.getResult(0);
+/// An embedding gradient added to another gradient of its table (a tied
+/// output head's): the loops add the rows into that gradient instead of
+/// into zeros, so neither the zero-filled table nor the sum of two tables
+/// goes through memory.
+struct RowEmbeddingGradSumLowering : OpRewritePattern<nn::AddOp> {
+  RowEmbeddingGradSumLowering(MLIRContext *ctx)
+      : OpRewritePattern(ctx, kRowBenefit + 1) {}
+  LogicalResult matchAndRewrite(nn::AddOp add,
+                                PatternRewriter &b) const override {
+    for (auto [mine, other] : {std::pair(add.getLhs(), add.getRhs()),
+                               std::pair(add.getRhs(), add.getLhs())}) {
+      auto grad = mine.getDefiningOp<nn::EmbeddingGradOp>();
+      if (!grad || !isStatic(grad) ||
+          RowEmbeddingGradLowering::addedInto(grad) != add)
+        continue;
+      Value sum = embeddingGradLoops(b, grad, other);
+      if (!sum)
+        return failure();
+      b.replaceOp(add, sum);
+      b.eraseOp(grad);
+      return success();
+    }
+    return failure();
   }
 };
 
@@ -1920,7 +1968,8 @@ struct ConvertNNToLinalgPass
                    RowCrossEntropyWithGradLowering<nn::CrossEntropyGradOp>,
                    RowCrossEntropyGradLowering>(
           &getContext(), warpRows);
-      patterns.add<RowEmbeddingGradLowering>(&getContext());
+      patterns.add<RowEmbeddingGradLowering, RowEmbeddingGradSumLowering>(
+          &getContext());
     }
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();

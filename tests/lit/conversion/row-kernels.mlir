@@ -155,3 +155,17 @@ func.func @embedding_grad(%g: tensor<2x3x5000xf32>, %i: tensor<2x3xi32>) -> tens
   %r = nn.embedding_grad %g, %i : (tensor<2x3x5000xf32>, tensor<2x3xi32>) -> tensor<24x5000xf32>
   return %r : tensor<24x5000xf32>
 }
+
+// An embedding gradient added to another gradient of the table (a tied
+// head's): the loops add the rows into that gradient instead of zeros.
+// CHECK-LABEL: func.func @embedding_grad_sum
+// CHECK-SAME: %[[HEAD:[^:]*]]: tensor<24x5000xf32>
+// CHECK-NOT: linalg.fill
+// CHECK: scf.forall ({{.*}}) in (12, 5000) shared_outs(%{{.*}} = %[[HEAD]]) -> (tensor<24x5000xf32>)
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @embedding_grad_sum(%g: tensor<2x3x5000xf32>, %i: tensor<2x3xi32>, %head: tensor<24x5000xf32>) -> tensor<24x5000xf32> {
+  %r = nn.embedding_grad %g, %i : (tensor<2x3x5000xf32>, tensor<2x3xi32>) -> tensor<24x5000xf32>
+  %s = nn.add %head, %r : (tensor<24x5000xf32>, tensor<24x5000xf32>) -> tensor<24x5000xf32>
+  return %s : tensor<24x5000xf32>
+}
