@@ -663,6 +663,7 @@ void writeAttentionOutputInPlace(ModuleOp module, HalfOperands &halves) {
           reader ? mmaAttentionHalfInputs(reader) : std::nullopt;
       if (!in || in->gradQOutput != alloc || in->format != inputs.format ||
           llvm::is_contained(in->buffers, alloc) ||
+          reader->getBlock() != launch->getBlock() ||
           !launch->isBeforeInBlock(reader))
         return false;
       if (!llvm::is_contained(readers, reader))
