@@ -646,14 +646,15 @@ void writeAttentionGradsInPlace(ModuleOp module, HalfOperands &halves) {
 /// O)) from the view: the f32 O, and the kernel that moved and rounded it,
 /// go. D is then computed from O as the projection saw it, rounded.
 void writeAttentionOutputInPlace(ModuleOp module, HalfOperands &halves) {
-  SmallVector<gpu::LaunchOp> forwards;
+  SmallVector<std::pair<gpu::LaunchOp, MmaAttentionInputs>> forwards;
   module.walk([&](gpu::LaunchOp launch) {
     std::optional<MmaAttentionInputs> inputs = mmaAttentionHalfInputs(launch);
     if (inputs && inputs->forwardOutput)
-      forwards.push_back(launch);
+      forwards.push_back({launch, std::move(*inputs)});
   });
-  for (gpu::LaunchOp launch : forwards) {
-    MmaAttentionInputs inputs = *mmaAttentionHalfInputs(launch);
+  for (auto &forward : forwards) {
+    gpu::LaunchOp launch = forward.first;
+    const MmaAttentionInputs &inputs = forward.second;
     Value alloc = inputs.forwardOutput;
     // The dq kernels that read O, and nothing else but one to_tensor.
     SmallVector<gpu::LaunchOp> readers;

@@ -601,7 +601,8 @@ static void emitColumnSums(
   OpBuilder &b = m.b;
   Location loc = m.loc;
   // Not a structured binding: the lambdas below capture them.
-  int64_t rows = rowsAndWidth(in[0]).first, d = rowsAndWidth(in[0]).second;
+  std::pair<int64_t, int64_t> shape = rowsAndWidth(in[0]);
+  int64_t rows = shape.first, d = shape.second;
   int64_t w = chunkWidth(d);
   unsigned sums = op.columnSums;
   MLIRContext *ctx = b.getContext();
