@@ -667,11 +667,34 @@ void Sema::Impl::checkTrain(const TrainDecl *decl, const File *file) {
         if (llvm::none_of(params, [&](const ParamInfo *p) {
               return globMatches(glob, p->path);
             }))
-          error(g.range.Start, "no_decay pattern " + g.str() +
-                                   " matches no parameter of " +
-                                   t->model->signature);
+          reportUnmatchedGlob(glob, g.range, "no_decay pattern " + g.str(),
+                              params, t->model->signature);
       }
     }
+}
+
+void Sema::Impl::reportUnmatchedGlob(const Glob &glob, SMRange range,
+                                     const Twine &what,
+                                     ArrayRef<const ParamInfo *> params,
+                                     StringRef signature) {
+  error(range.Start, what + " matches no parameter of " + signature, {range});
+  std::vector<std::string> examples;
+  for (size_t i = 0; i < params.size() && i < 4; ++i)
+    examples.push_back(params[i]->path);
+  if (examples.empty())
+    return;
+  // A '*' inside a name ("norm*") is no wildcard: say so, since that is the
+  // usual reason a pattern that looks right matches nothing.
+  std::string hint = "'*' matches one segment, '**' any number";
+  for (const Glob::Segment &s : glob.segments)
+    if (s.kind == Glob::SegKind::Name && StringRef(s.text).contains('*')) {
+      hint = "'" + s.text + "' is a name: '*' matches one whole segment, "
+             "'**' any number of them";
+      break;
+    }
+  note(range.Start, "parameters look like: " + join(examples, ", ") +
+                        (params.size() > 4 ? ", ..." : "") + " (" + hint +
+                        ")");
 }
 
 //===----------------------------------------------------------------------===//
@@ -746,18 +769,8 @@ void Sema::Impl::checkCompress(const CompressDecl *decl, const File *file) {
       if (globMatches(glob, p->path))
         out.push_back(p);
     if (out.empty()) {
-      error(glob.range.Start, "pattern '" + glob.str() +
-                                  "' matches no parameter of " +
-                                  c->model->signature,
-            {glob.range});
-      std::vector<std::string> examples;
-      for (size_t i = 0; i < params.size() && i < 4; ++i)
-        examples.push_back(params[i]->path);
-      if (!examples.empty())
-        note(glob.range.Start,
-             "parameters look like: " + join(examples, ", ") +
-                 (params.size() > 4 ? ", ..." : "") +
-                 " ('*' matches one segment, '**' any number)");
+      reportUnmatchedGlob(glob, glob.range, "pattern '" + glob.str() + "'",
+                          params, c->model->signature);
       return false;
     }
     return true;

@@ -119,6 +119,13 @@ public:
   void checkData(const ast::DataDecl *decl, const ast::File *file);
   void checkTrain(const ast::TrainDecl *decl, const ast::File *file);
   void checkCompress(const ast::CompressDecl *decl, const ast::File *file);
+  /// Reports that `glob` (written at `range`, described as `what`) matches
+  /// none of `params`, the parameters of the model `signature`, with a note
+  /// showing what parameter paths look like.
+  void reportUnmatchedGlob(const ast::Glob &glob, llvm::SMRange range,
+                           const llvm::Twine &what,
+                           llvm::ArrayRef<const ParamInfo *> params,
+                           llvm::StringRef signature);
   Value evalSetting(const ast::Expr *e, const ast::File *file,
                     Env *extra = nullptr);
   ModuleInstance *modelFromSetting(const ast::Setting &s,
