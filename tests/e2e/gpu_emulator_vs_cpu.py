@@ -117,6 +117,13 @@ cases = [
     ("gpt_fp16", spec("gpt_fp16", GPT, TOKENS + [(r"precision = bf16\(master=f32\)",
                                                   "precision = fp16(loss_scale=dynamic, growth_interval=2)")]),
      "pretrain", 2e-2),
+    # A Llama-style model (tests/e2e/llama.tsr): RMS norms (their
+    # gradients' weight sums in the row kernel), a SwiGLU MLP 352 wide (no
+    # multiple of a tile), linear layers without bias, an untied head; a
+    # batch of one sequence.
+    ("llama_bf16", spec("llama_bf16", "tests/e2e/llama.tsr",
+                        [(r"no-such-file\.bin", f"{work}/tokens.bin")]),
+     "pretrain", 2e-2),
 ] + ([
     # The attention kernel on tensor cores (PTX only): GPT-2's head
     # dimension (64); and attention without the causal mask (every key
