@@ -630,29 +630,30 @@ static void emitColumnSums(
       arith::MulIOp::create(b, loc, block,
                             m.index(kSumWarpsPerBlock * kSumRowsPerWarp)),
       warp);
-  m.loop(m.index(0), m.index(kSumRowsPerWarp), {},
-         [&](Value i, ValueRange) -> SmallVector<Value> {
-           Value r = arith::AddIOp::create(
-               b, loc, first,
-               arith::MulIOp::create(b, loc, i, m.index(kSumWarpsPerBlock)));
-           // Uniform across the warp, so its shuffles stay whole.
-           Value inRange = arith::CmpIOp::create(
-               b, loc, arith::CmpIPredicate::ult, r, m.index(rows));
-           auto ifRow = scf::IfOp::create(b, loc, inRange, /*withElse=*/false);
-           OpBuilder::InsertionGuard guard(b);
-           b.setInsertionPoint(ifRow.thenBlock()->getTerminator());
-           RowPass p{m, r, d, w, lo, kWarp * w, /*warp=*/true};
-           SmallVector<Value> st = op.stats(p, in);
-           p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
-             for (auto [s, term] : llvm::enumerate(chunk(p, c, st))) {
-               Value sum = m.add(m.read(buffer, slot(s, c), w), term);
-               vector::TransferWriteOp::create(b, loc, sum, buffer, slot(s, c),
-                                               ArrayRef<bool>{true});
-             }
-             return {};
-           });
-           return {};
-         });
+  // The warp's rows are unrolled: as a two-trip loop, LLVM carries its
+  // exit in a predicate, which ptxas (sm_80) spilled in some widths.
+  for (int64_t i = 0; i < kSumRowsPerWarp; ++i) {
+    Value r = i ? arith::AddIOp::create(b, loc, first,
+                                        m.index(i * kSumWarpsPerBlock))
+                      .getResult()
+                : first;
+    // Uniform across the warp, so its shuffles stay whole.
+    Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, r,
+                                          m.index(rows));
+    auto ifRow = scf::IfOp::create(b, loc, inRange, /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(ifRow.thenBlock()->getTerminator());
+    RowPass p{m, r, d, w, lo, kWarp * w, /*warp=*/true};
+    SmallVector<Value> st = op.stats(p, in);
+    p.chunks({}, [&](Value c, ValueRange) -> SmallVector<Value> {
+      for (auto [s, term] : llvm::enumerate(chunk(p, c, st))) {
+        Value sum = m.add(m.read(buffer, slot(s, c), w), term);
+        vector::TransferWriteOp::create(b, loc, sum, buffer, slot(s, c),
+                                        ArrayRef<bool>{true});
+      }
+      return {};
+    });
+  }
 
   gpu::BarrierOp::create(b, loc);
   m.loop(launch.getThreadIds().x, m.index(d), {},

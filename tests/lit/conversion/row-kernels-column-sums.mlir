@@ -1,5 +1,5 @@
 // Norm gradients as warp kernels (warp-rows) sum their weight (and bias)
-// gradients themselves: blocks of 4 warps, each taking 2 rows, add each
+// gradients themselves: blocks of 4 warps, each taking 2 rows (unrolled), add each
 // row's terms into the warp's row of [sums, 4, d] in shared memory (a
 // lane only to its own chunks' columns); after one barrier, thread t adds
 // column t of each sum over the 4 warps, in warp order, into the block's
@@ -19,8 +19,8 @@
 // CHECK: scf.for %[[C0:.*]] = %[[LO]] to %c96 step %c128
 // CHECK:   vector.transfer_write %{{.*}}, %[[SHARED]][%{{.*}}, %[[WARP]], %[[C0]]]
 // CHECK:   vector.transfer_write %{{.*}}, %[[SHARED]][%{{.*}}, %[[WARP]], %[[C0]]]
-// CHECK: scf.for %{{.*}} = %{{.*}} to %c2
-// CHECK:   %[[ROW:.*]] = arith.addi
+// The warp's first row, then (unrolled) its second, 4 rows further.
+// CHECK: %[[ROW:.*]] = arith.addi
 // CHECK:   %[[IN:.*]] = arith.cmpi ult, %[[ROW]], %c40
 // CHECK:   scf.if %[[IN]]
 // CHECK:     gpu.shuffle
@@ -33,6 +33,10 @@
 // CHECK:       %[[SUMB:.*]] = vector.transfer_read %[[SHARED]][%{{.*}}, %[[WARP]], %[[C]]]
 // CHECK:       %[[NEWB:.*]] = arith.addf %[[SUMB]], %[[G]] : vector<4xf32>
 // CHECK:       vector.transfer_write %[[NEWB]], %[[SHARED]][%{{.*}}, %[[WARP]], %[[C]]]
+// CHECK: %[[ROW1:.*]] = arith.addi %[[ROW]], %c4
+// CHECK:   arith.cmpi ult, %[[ROW1]], %c40
+// CHECK:   scf.if
+// CHECK:       vector.transfer_write %{{.*}}, %[[DX]][%[[ROW1]], %{{.*}}]
 // CHECK: gpu.barrier
 // CHECK-NOT: gpu.barrier
 // CHECK: scf.for %[[COL:.*]] = %[[TID]] to %c96{{.*}} step %c128
