@@ -501,6 +501,85 @@ TEST(PtxSim, BitFieldExtract) {
   }
 }
 
+/// fma.rn on halves, as LLVM writes bf16 additions for sm_80 (which has
+/// no add.bf16): a + b = fma(a, 1.0, b). Each thread reads three 16-bit
+/// values and writes fma in bf16 and in f16 of them.
+const char *kHalfFma = R"(
+.version 8.0
+.target sm_80
+.address_size 64
+
+.visible .entry half_fma(
+	.param .u64 half_fma_param_0,
+	.param .u64 half_fma_param_1
+)
+{
+	.reg .b16 	%rs<6>;
+	.reg .b32 	%r<2>;
+	.reg .b64 	%rd<9>;
+
+	ld.param.b64 	%rd1, [half_fma_param_0];
+	ld.param.b64 	%rd2, [half_fma_param_1];
+	cvta.to.global.u64 	%rd3, %rd1;
+	cvta.to.global.u64 	%rd4, %rd2;
+	mov.u32 	%r1, %tid.x;
+	mul.wide.u32 	%rd5, %r1, 6;
+	add.s64 	%rd6, %rd3, %rd5;
+	ld.global.b16 	%rs1, [%rd6];
+	ld.global.b16 	%rs2, [%rd6+2];
+	ld.global.b16 	%rs3, [%rd6+4];
+	fma.rn.bf16 	%rs4, %rs1, %rs2, %rs3;
+	fma.rn.f16 	%rs5, %rs1, %rs2, %rs3;
+	mul.wide.u32 	%rd7, %r1, 4;
+	add.s64 	%rd8, %rd4, %rd7;
+	st.global.b16 	[%rd8], %rs4;
+	st.global.b16 	[%rd8+2], %rs5;
+	ret;
+}
+)";
+
+TEST(PtxSim, HalfPrecisionFma) {
+  ModulePtr m = parseOrFail(kHalfFma);
+  ASSERT_TRUE(m);
+  // {a, b, c} as bf16 bits and as f16 bits, and the expected results.
+  struct Case {
+    uint16_t bf[3], h[3], bfWant, hWant;
+  };
+  const Case cases[] = {
+      // 1.5 * 1.0 + 1.5 = 3.0 (LLVM's x + x)
+      {{0x3fc0, 0x3f80, 0x3fc0}, {0x3e00, 0x3c00, 0x3e00}, 0x4040, 0x4200},
+      // 2.0 * -0.5 + 0.25 = -0.75
+      {{0x4000, 0xbf00, 0x3e80}, {0x4000, 0xb800, 0x3400}, 0xbf40, 0xba00},
+      // (1 + 2^-7) * (1 + 2^-7) + 0 = 1 + 2^-6 + 2^-14: rounds to 1 + 2^-6
+      // in bf16 (7 fraction bits); f16: (1 + 2^-10)^2 = 1 + 2^-9 + 2^-20
+      // rounds to 1 + 2^-9.
+      {{0x3f81, 0x3f81, 0x0000}, {0x3c01, 0x3c01, 0x0000}, 0x3f82, 0x3c02},
+  };
+  constexpr size_t n = sizeof(cases) / sizeof(cases[0]);
+  Memory mem;
+  mem.buffers = {std::vector<float>(n * 2), std::vector<float>(n * 2)};
+  // Two launches' inputs: the bf16 triples, then the f16 ones.
+  for (int half = 0; half < 2; ++half) {
+    auto *in = reinterpret_cast<uint16_t *>(mem.buffers[0].data());
+    for (size_t i = 0; i < n; ++i)
+      for (int j = 0; j < 3; ++j)
+        in[i * 3 + j] = half ? cases[i].h[j] : cases[i].bf[j];
+    void *inPtr = mem.buffers[0].data(), *outPtr = mem.buffers[1].data();
+    void *params[] = {&inPtr, &outPtr};
+    ptxsim::LaunchResult r = ptxsim::launch(*m, "half_fma", {1, 1, 1},
+                                            {uint32_t(n), 1, 1}, 0, params,
+                                            mem.resolver(), 1);
+    ASSERT_EQ(r.failure, ptxsim::Failure::None) << r.message;
+    auto *out = reinterpret_cast<const uint16_t *>(outPtr);
+    for (size_t i = 0; i < n; ++i) {
+      if (half)
+        EXPECT_EQ(out[i * 2 + 1], cases[i].hWant) << "f16 case " << i;
+      else
+        EXPECT_EQ(out[i * 2], cases[i].bfWant) << "bf16 case " << i;
+    }
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // The tensor memory accelerator: mbarriers and cp.async.bulk.tensor
 //===----------------------------------------------------------------------===//
