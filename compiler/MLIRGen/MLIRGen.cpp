@@ -51,6 +51,9 @@ public:
                          llvm::ArrayRef<TensorType> results,
                          llvm::SMLoc smloc) override;
 
+  /// True while the loss (the training graph) is emitted.
+  bool emittingLoss = false;
+
 private:
   Location loc(llvm::SMLoc l) {
     llvm::SourceMgr &sm = diags.getSourceMgr();
@@ -170,8 +173,19 @@ std::vector<void *> Generator::op(
     return one(nn::GeluOp::create(builder, l, rt, in("x")));
   if (name == "silu")
     return one(nn::SiluOp::create(builder, l, rt, in("x")));
-  if (name == "dropout") // inference graph: dropout is the identity
+  if (name == "dropout") {
+    // Inference: dropout is the identity. Training would need a random
+    // mask per step (and its gradient); until there is one, a loss that
+    // drops nothing must not pass for one that does.
+    const tessera::Value *p = get(args, "p");
+    if (emittingLoss && (!p || p->asDouble() > 0)) {
+      diags.error(smloc, "dropout is not applied in training yet (the loss "
+                         "would silently keep every unit); remove it, or "
+                         "set p=0");
+      return {};
+    }
     return one(in("x"));
+  }
   if (name == "softmax")
     return one(nn::SoftmaxOp::create(builder, 
         l, rt, in("x"), builder.getI64IntegerAttr(intOr(get(args, "dim"), -1))));
@@ -479,12 +493,22 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
   if (!forward)
     return nullptr;
   if (withLoss) {
+    if (auto par = train.settings.find("parallel");
+        par != train.settings.end() && par->second.s == "data") {
+      diags.error(par->second.range.Start,
+                  "parallel = data(...) cannot be compiled yet: data "
+                  "parallelism is not implemented; remove the setting (or "
+                  "write parallel = none) to train on one device");
+      return nullptr;
+    }
+    emittingLoss = true;
     auto loss = genFunction(
         "loss", l, {{"x", train.data->x}, {"y", train.data->y}}, params,
         [&](llvm::ArrayRef<tessera::Value> args) {
           return sema.emitLoss(train, args[0], args[1], *this);
         },
         train.decl->loc(), "the loss of train block '" + train.decl->name + "'");
+    emittingLoss = false;
     if (!loss)
       return nullptr;
     if (!genOptimizerStep(train, l))
@@ -498,7 +522,8 @@ OwningOpRef<ModuleOp> Generator::run(Sema &sema, const CheckedTrain &train,
   if (auto p = train.settings.find("precision");
       p != train.settings.end() && p->second.s != "f32") {
     if (p->second.s != "bf16" && p->second.s != "fp16") {
-      diags.error(train.decl->loc(),
+      diags.error(p->second.range.isValid() ? p->second.range.Start
+                                            : train.decl->loc(),
                   "precision = " + p->second.s +
                       " cannot be compiled yet; bf16 and fp16 can");
       return nullptr;

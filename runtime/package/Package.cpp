@@ -165,6 +165,13 @@ Expected<Package> Package::load(const std::string &dir,
                         pkg.info.targetKind +
                         "'; this runtime runs 'cpu' and 'cuda'");
 
+  // A GPU package needs the CUDA driver and a device: say so first, not
+  // as the cause of the first allocation that fails.
+  if (pkg.info.targetKind == "cuda")
+    if (Status s = cuda::initialize(); !s)
+      return Status::fail(dir + ": a GPU package (" + pkg.info.targetChip +
+                          ") needs a CUDA device: " + s.error());
+
   // The compiled code calls the runtime's kernels; make sure they are the
   // ones it was built for.
   if (tessera_cpu_kernels_abi_version() != packageAbi)

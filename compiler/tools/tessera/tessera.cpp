@@ -660,6 +660,7 @@ int compileAndTrain(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
     }
   if (out.empty())
     out = "runs/" + std::string(entryName);
+  bool existed = sys::fs::exists(out);
   if (std::error_code ec = sys::fs::create_directories(out)) {
     diags.errorNoLoc(out + ": cannot create directory: " + ec.message());
     return 1;
@@ -668,8 +669,12 @@ int compileAndTrain(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
   emitStage = "package";
   if (trainSeed >= 0)
     seedOpt = trainSeed;
-  if (int rc = compile(sema, sourceMgr, diags))
+  if (int rc = compile(sema, sourceMgr, diags)) {
+    // A spec that does not compile leaves no run directory behind.
+    if (!existed)
+      (void)sys::fs::remove_directories(out);
     return rc;
+  }
   rt::TrainOptions o = trainOptions(outputFile);
   o.outDir = out;
   return rt::trainCommand(o);
