@@ -111,9 +111,23 @@ static std::optional<Value> checkSchema(Sema::Impl &S, const Value &v,
     if (call.s == s.name)
       spec = &s;
   if (!spec) {
+    // The closest name within two edits; among equally close ones, one with
+    // the same first letter, then the longest common ending ('f16' is one
+    // edit from 'f32', 'bf16' and 'fp16': it means 'fp16').
+    auto score = [&](StringRef name) {
+      StringRef given = call.s;
+      unsigned suffix = 0;
+      while (suffix < given.size() && suffix < name.size() &&
+             given[given.size() - 1 - suffix] == name[name.size() - 1 - suffix])
+        ++suffix;
+      bool sameFirst = !given.empty() && !name.empty() && given[0] == name[0];
+      return std::make_tuple(given.edit_distance(name, true), !sameFirst,
+                             -int(suffix));
+    };
     std::string best;
     for (const CallSpec &s : specs)
-      if (StringRef(call.s).edit_distance(s.name, true) <= 2)
+      if (std::get<0>(score(s.name)) <= 2 &&
+          (best.empty() || score(s.name) <= score(best)))
         best = s.name;
     S.error(where, "unknown " + what + " '" + call.s + "'; expected one of " +
                        specList(specs) +

@@ -84,8 +84,9 @@ cl::opt<std::string> entryName("e", cl::desc("Entry point: a train block"),
 cl::opt<std::string> emitStage(
     "emit",
     cl::desc("What to write: package (the default when -o ends in .tsrpkg), "
-             "nn (the default otherwise), linalg (after convert-nn-to-linalg) "
-             "or llvm (LLVM dialect for the host CPU)"),
+             "nn (the default otherwise), linalg (after convert-nn-to-linalg), "
+             "llvm (LLVM dialect for the host CPU) or ptx (the kernels, with "
+             "--target sm_80|sm_86|sm_89|sm_90|sm_90a)"),
     cl::sub(compileCmd), cl::cat(tesseraCat));
 cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout) or "
                                               "package directory"),
@@ -268,8 +269,10 @@ COMMANDS
                                mma.sync on sm_80-89), as does attention
                                (mma.sync); the rest are simpler kernels
   tessera compile FILE.tsr -e TRAIN --target sm_80 -o NAME.tsrpkg
-                               a GPU package (host code + PTX) that run, train
-                               and eval execute through the CUDA driver
+                               a GPU package (host code + kernels: a fatbin
+                               when ptxas is found, else PTX; --gpu-code)
+                               that run, train and eval execute through the
+                               CUDA driver (CUDA_VISIBLE_DEVICES picks the GPU)
   tessera train FILE.tsr -e TRAIN [--steps N] [--out DIR] [--resume DIR]
                                compile and train: progress bar, validation,
                                metrics.jsonl, loss.png, atomic checkpoints;
@@ -607,7 +610,10 @@ int emitModule(mlir::ModuleOp module, const std::string &emit,
     options.seed = seedOpt >= 0 ? uint64_t(seedOpt) : seed.value_or(0);
     options.trainConfig = trainConfig;
     bool ok = writePackage(module, options, [&](const std::string &msg) {
-      diags.errorNoLoc(outputFile + ": " + msg);
+      // Messages about the package directory itself already name it.
+      diags.errorNoLoc(StringRef(msg).starts_with(outputFile)
+                           ? msg
+                           : outputFile + ": " + msg);
     });
     return ok ? 0 : 1;
   }
