@@ -203,13 +203,26 @@ std::vector<void *> Generator::op(
         builder.getI64IntegerAttr(intOr(get(args, "dim1"), -1))));
   if (name == "reshape" || name == "flatten")
     return one(nn::ReshapeOp::create(builder, l, rt, in("x")));
-  if (name == "layer_norm" && get(args, "weight") && get(args, "bias"))
+  // A norm without a weight (or bias) scales by ones (shifts by zeros):
+  // constants of the normalized dimension's size.
+  auto normParam = [&](StringRef arg, double fill) -> mlir::Value {
+    if (get(args, arg))
+      return in(arg);
+    auto x = cast<RankedTensorType>(in("x").getType());
+    auto type = RankedTensorType::get({x.getShape().back()},
+                                      x.getElementType());
+    return arith::ConstantOp::create(
+        builder, l,
+        DenseElementsAttr::get(type, builder.getFloatAttr(
+                                         x.getElementType(), fill)));
+  };
+  if (name == "layer_norm")
     return one(nn::LayerNormOp::create(builder, 
-        l, rt, in("x"), in("weight"), in("bias"),
+        l, rt, in("x"), normParam("weight", 1.0), normParam("bias", 0.0),
         f64(get(args, "eps") ? get(args, "eps")->asDouble() : 1e-5)));
-  if (name == "rms_norm" && get(args, "weight"))
+  if (name == "rms_norm")
     return one(nn::RMSNormOp::create(builder, 
-        l, rt, in("x"), in("weight"),
+        l, rt, in("x"), normParam("weight", 1.0),
         f64(get(args, "eps") ? get(args, "eps")->asDouble() : 1e-6)));
   if (name == "embedding") {
     const tessera::Value *idx = get(args, "indices");

@@ -493,6 +493,8 @@ int compile(Sema &sema, SourceMgr &sourceMgr, DiagnosticEngine &diags) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   mlir::MLIRContext context(registry);
+  // Errors point at the .tsr source; the IR of the op is no help there.
+  context.printOpOnDiagnostic(false);
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, errs());
   auto module = genTrainForward(context, sema, *train, diags, /*withLoss=*/true);
   if (!module)
