@@ -93,16 +93,29 @@ void printSummary(const std::string &name, const Tensor &t) {
     std::printf("\n");
     return;
   }
+  // Statistics of the finite values; NaNs and infinities are counted.
   double lo = INFINITY, hi = -INFINITY, sum = 0;
-  uint64_t n = t.numElements();
+  uint64_t n = t.numElements(), nans = 0, infs = 0;
   for (uint64_t i = 0; i < n; ++i) {
     double v = t.as<float>()[i];
+    if (std::isnan(v) || std::isinf(v)) {
+      ++(std::isnan(v) ? nans : infs);
+      continue;
+    }
     lo = std::fmin(lo, v);
     hi = std::fmax(hi, v);
     sum += v;
   }
-  std::printf("  min %.6g  max %.6g  mean %.6g\n  first values:", lo, hi,
-              sum / double(n));
+  if (nans + infs < n)
+    std::printf("  min %.6g  max %.6g  mean %.6g", lo, hi,
+                sum / double(n - nans - infs));
+  if (nans)
+    std::printf("  NaN: %llu of %llu", (unsigned long long)nans,
+                (unsigned long long)n);
+  if (infs)
+    std::printf("  inf: %llu of %llu", (unsigned long long)infs,
+                (unsigned long long)n);
+  std::printf("\n  first values:");
   for (uint64_t i = 0; i < std::min<uint64_t>(n, 6); ++i)
     std::printf(" %.6g", t.as<float>()[i]);
   std::printf("\n");

@@ -454,6 +454,21 @@ std::string resolveEmit(DiagnosticEngine &diags) {
                      "--target=" + targetName + " makes none");
     return "";
   }
+  if (emit == "ptx" && gpuCode.getNumOccurrences() > 0) {
+    diags.errorNoLoc("--gpu-code=" + gpuCode + " chooses how a GPU package "
+                     "holds its kernels; --emit=ptx writes PTX text");
+    return "";
+  }
+  if (emit == "ptx" && StringRef(outputFile).ends_with(".tsrpkg")) {
+    diags.errorNoLoc("--emit=ptx writes a PTX file, not a package: -o " +
+                     outputFile + " (leave out --emit=ptx for a GPU package)");
+    return "";
+  }
+  if (noBlas && targetName != "cpu") {
+    diags.errorNoLoc("--no-blas is for CPU packages (the GPU pipeline makes "
+                     "its own matmul kernels), not --target=" + targetName);
+    return "";
+  }
   if (emit == "package" && outputFile == "-") {
     diags.errorNoLoc("a package is a directory: give it with -o NAME.tsrpkg "
                      "(or print IR with --emit=nn|linalg|llvm)");
