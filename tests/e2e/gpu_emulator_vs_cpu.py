@@ -130,6 +130,11 @@ cases = [
     # tile, no masking).
     ("gpt_bf16_hd64", spec("gpt_bf16_hd64", GPT, TOKENS + [(r"heads=4", "heads=2")]),
      "pretrain", 2e-2),
+    # f32 attention with heads of 64: dq and dk kernels of two threads per
+    # row, each owning 32 columns of the accumulator.
+    ("gpt_f32_hd64", spec("gpt_f32_hd64", GPT, TOKENS + [
+        (r"heads=4", "heads=2"), (r"precision = bf16\(master=f32\)", "precision = f32")]),
+     "pretrain", 1e-4),
     ("gpt_fp16_full", spec("gpt_fp16_full", GPT, TOKENS + [(r"precision = bf16\(master=f32\)",
                                                           "precision = fp16(loss_scale=dynamic)")],
                            nn_edits=[(r"causal=true", "causal=false")]),

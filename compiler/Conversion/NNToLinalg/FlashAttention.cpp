@@ -16,9 +16,11 @@
 //
 // dq loops over keys per query row; dk and dv loop over queries per key
 // row: in one loop when the heads are small (4 rows of at most 32 floats),
-// otherwise in two, so that each holds at most three rows (registers on a
-// GPU). With `causal`, query i sees keys j <= i, so the loops stop at the
-// diagonal. Dot products are reductions with `reassoc`: a tree, not a chain
+// otherwise in two. Rows wider than 32 give dq and dk to one thread per 32
+// columns of the accumulator, each computing the dot products whole: a
+// thread holds two rows and parts of two more instead of four rows
+// (registers on a GPU). With `causal`, query i sees keys j <= i, so the
+// loops stop at the diagonal. Dot products are reductions with `reassoc`: a tree, not a chain
 // of dependent adds.
 //
 //===----------------------------------------------------------------------===//
@@ -39,25 +41,31 @@ using namespace mlir;
 namespace tessera {
 namespace {
 
-/// One scf.forall iteration per (batch n, row i) in [0, batches) x [0, rows)
-/// writing row i of every output: a vector for rank-3 outputs [n, rows, E],
-/// a scalar for rank-2 outputs [n, rows]. `body` returns those, in order.
-SmallVector<Value>
-rowForall(OpBuilder &b, Location loc, ArrayRef<RankedTensorType> outTypes,
-          function_ref<SmallVector<Value>(RowMath &, Value, Value)> body) {
+/// One scf.forall iteration per (batch n, row i, part c) in [0, batches) x
+/// [0, rows) x [0, parts) writing part c of row i of every output: a vector
+/// of E / parts elements for rank-3 outputs [n, rows, E], a scalar for
+/// rank-2 outputs [n, rows] (with one part only). `body` returns those, in
+/// order.
+SmallVector<Value> rowPartsForall(
+    OpBuilder &b, Location loc, ArrayRef<RankedTensorType> outTypes,
+    int64_t parts,
+    function_ref<SmallVector<Value>(RowMath &, Value, Value, Value)> body) {
   SmallVector<Value> inits;
   for (RankedTensorType t : outTypes)
     inits.push_back(
         tensor::EmptyOp::create(b, loc, t.getShape(), t.getElementType()));
   SmallVector<OpFoldResult> bounds = {b.getIndexAttr(outTypes[0].getDimSize(0)),
                                       b.getIndexAttr(outTypes[0].getDimSize(1))};
+  if (parts > 1)
+    bounds.push_back(b.getIndexAttr(parts));
   auto forall = scf::ForallOp::create(b, loc, bounds, inits, std::nullopt);
 
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(forall.getTerminator());
   RowMath m{b, loc};
   Value n = forall.getInductionVar(0), i = forall.getInductionVar(1);
-  SmallVector<Value> rows = body(m, n, i);
+  Value c = parts > 1 ? forall.getInductionVar(2) : m.index(0);
+  SmallVector<Value> rows = body(m, n, i, c);
 
   SmallVector<Value> slices;
   SmallVector<SmallVector<OpFoldResult>> offsets, sizes, strides;
@@ -65,15 +73,21 @@ rowForall(OpBuilder &b, Location loc, ArrayRef<RankedTensorType> outTypes,
   for (auto [t, out, value] :
        llvm::zip_equal(outTypes, forall.getRegionIterArgs(), rows)) {
     bool isRow = t.getRank() == 3;
+    assert((isRow || parts == 1) && "row statistics are not split");
     offsets.push_back({n, i});
     sizes.push_back({b.getIndexAttr(1), b.getIndexAttr(1)});
     strides.push_back({b.getIndexAttr(1), b.getIndexAttr(1)});
     SmallVector<int64_t> shape = {1, 1};
     if (isRow) {
-      offsets.back().push_back(b.getIndexAttr(0));
-      sizes.back().push_back(b.getIndexAttr(t.getDimSize(2)));
+      int64_t width = t.getDimSize(2) / parts;
+      offsets.back().push_back(
+          parts > 1
+              ? OpFoldResult(arith::MulIOp::create(b, loc, c, m.index(width))
+                                 .getResult())
+              : OpFoldResult(b.getIndexAttr(0)));
+      sizes.back().push_back(b.getIndexAttr(width));
       strides.back().push_back(b.getIndexAttr(1));
-      shape.push_back(t.getDimSize(2));
+      shape.push_back(width);
     }
     auto sliceType = RankedTensorType::get(shape, t.getElementType());
     Value slice = tensor::ExtractSliceOp::create(
@@ -94,6 +108,31 @@ rowForall(OpBuilder &b, Location loc, ArrayRef<RankedTensorType> outTypes,
   return SmallVector<Value>(forall.getResults());
 }
 
+/// rowPartsForall with whole rows: one iteration per (batch n, row i).
+SmallVector<Value>
+rowForall(OpBuilder &b, Location loc, ArrayRef<RankedTensorType> outTypes,
+          function_ref<SmallVector<Value>(RowMath &, Value, Value)> body) {
+  return rowPartsForall(
+      b, loc, outTypes, /*parts=*/1,
+      [&](RowMath &m, Value n, Value i, Value) { return body(m, n, i); });
+}
+
+/// Part c of t[n, i, :] (`width` elements from c * width).
+Value rowPart(RowMath &m, Value t, Value n, Value i, Value c, int64_t width) {
+  Value offset = arith::MulIOp::create(m.b, m.loc, c, m.index(width));
+  return m.read(t, {n, i, offset}, width);
+}
+
+/// How many threads share a row of an f32 gradient accumulator `d` wide:
+/// one per 32 columns when the row is wider, so that the loops below hold
+/// two whole rows (q and g, or k and v) plus a part of their accumulator
+/// and of the row they stream instead of four whole rows (with heads of
+/// 64, 256 floats: ptxas spilled 150-170 bytes). The dot products are then
+/// computed by each part: more arithmetic, in more threads.
+int64_t accumulatorParts(int64_t d) {
+  return d > 32 && d % 32 == 0 ? d / 32 : 1;
+}
+
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
 /// s_ij = (q_i . k_j) scale.
@@ -108,6 +147,67 @@ Value prob(RowMath &m, Value qi, Value kj, double scale, Value lse) {
 Value dscore(RowMath &m, Value p, Value gi, Value vj, Value delta,
              double scale) {
   return m.mul(m.mul(p, m.sub(m.dot(gi, vj), delta)), m.cst(scale));
+}
+
+/// dk and dv per key row j, over the queries that see it (i >= j when
+/// causal), from each query row's log-sum-exp `lse` and delta = g . o. With
+/// small heads one loop holds k_j, v_j, dk_j and dv_j (4 rows of at most
+/// 32) and computes p_ij once for both; larger heads take two loops, dv's
+/// holding k_j and dv_j, dk's k_j, v_j and its part of dk_j
+/// (accumulatorParts).
+std::pair<Value, Value> keyGrads(OpBuilder &b, Location loc, Value g, Value q,
+                                 Value k, Value v, double scale, bool causal,
+                                 Value lse, Value delta) {
+  RankedTensorType kt = typeOf(k), vt = typeOf(v);
+  int64_t queries = typeOf(q).getDimSize(1);
+  auto lower = [&](RowMath &m, Value j) {
+    return causal ? j : m.index(0);
+  };
+  int64_t d = kt.getDimSize(2), e = vt.getDimSize(2);
+  if (d + e <= 64) {
+    SmallVector<Value> dkv = rowForall(
+        b, loc, {kt, vt}, [&](RowMath &m, Value n, Value j) {
+          Value kj = m.row(k, n, j), vj = m.row(v, n, j);
+          ValueRange r = m.loop(
+              lower(m, j), m.index(queries), {m.zeros(d), m.zeros(e)},
+              [&](Value i, ValueRange a) -> SmallVector<Value> {
+                Value qi = m.row(q, n, i), gi = m.row(g, n, i);
+                Value p = prob(m, qi, kj, scale, m.at(lse, n, i));
+                Value ds = dscore(m, p, gi, vj, m.at(delta, n, i), scale);
+                return {m.axpy(ds, qi, a[0]), m.axpy(p, gi, a[1])};
+              });
+          return SmallVector<Value>(r);
+        });
+    return {dkv[0], dkv[1]};
+  }
+  Value dv = rowForall(b, loc, {vt}, [&](RowMath &m, Value n, Value j) {
+    Value kj = m.row(k, n, j);
+    return SmallVector<Value>{
+        m.loop(lower(m, j), m.index(queries), {m.zeros(e)},
+               [&](Value i, ValueRange a) -> SmallVector<Value> {
+                 Value p = prob(m, m.row(q, n, i), kj, scale, m.at(lse, n, i));
+                 return {m.axpy(p, m.row(g, n, i), a[0])};
+               })[0]};
+  })[0];
+  int64_t parts = accumulatorParts(d), width = d / parts;
+  Value dk = rowPartsForall(
+      b, loc, {kt}, parts,
+      [&](RowMath &m, Value n, Value j, Value c) -> SmallVector<Value> {
+        Value kj = m.row(k, n, j), vj = m.row(v, n, j);
+        return {m.loop(
+            lower(m, j), m.index(queries), {m.zeros(width)},
+            [&](Value i, ValueRange a) -> SmallVector<Value> {
+              Value qi = m.row(q, n, i);
+              Value p = prob(m, qi, kj, scale, m.at(lse, n, i));
+              Value ds = dscore(m, p, m.row(g, n, i), vj, m.at(delta, n, i),
+                                scale);
+              // The whole row when it is not split (the same values).
+              Value qPart =
+                  parts > 1 ? rowPart(m, q, n, i, c, width) : qi;
+              return {m.axpy(ds, qPart, a[0])};
+            })[0]};
+      })[0];
+  return {dk, dv};
 }
 
 } // namespace
@@ -159,10 +259,54 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
                                               Value g, Value q, Value k,
                                               Value v, Value o, double scale,
                                               bool causal, Value forwardLse) {
-  RankedTensorType qt = typeOf(q), kt = typeOf(k), vt = typeOf(v);
+  RankedTensorType qt = typeOf(q), kt = typeOf(k);
   int64_t batch = qt.getDimSize(0), queries = qt.getDimSize(1);
   int64_t keys = kt.getDimSize(1);
   auto rowStats = RankedTensorType::get({batch, queries}, b.getF32Type());
+
+  // With wide heads, delta = g . o and (unless the forward pass gave it)
+  // the log-sum-exp per query row first, then dq in parts of rows.
+  int64_t dParts = accumulatorParts(qt.getDimSize(2));
+  if (dParts > 1) {
+    SmallVector<RankedTensorType> statTypes = {rowStats};
+    if (!forwardLse)
+      statTypes.push_back(rowStats);
+    SmallVector<Value> stats = rowForall(
+        b, loc, statTypes, [&](RowMath &m, Value n, Value i) {
+          SmallVector<Value> rows = {m.dot(m.row(g, n, i), m.row(o, n, i))};
+          if (!forwardLse) {
+            Value qi = m.row(q, n, i);
+            ValueRange st = m.loop(
+                m.index(0), m.keysEnd(i, causal, keys), m.softmaxInit(),
+                [&](Value j, ValueRange a) -> SmallVector<Value> {
+                  RowMath::Step step = m.onlineSoftmax(
+                      a[0], a[1], score(m, qi, m.row(k, n, j), scale));
+                  return {step.max, step.sum};
+                });
+            rows.push_back(m.logSumExp(st[0], st[1]));
+          }
+          return rows;
+        });
+    Value delta = stats[0], lse = forwardLse ? forwardLse : stats[1];
+    int64_t width = qt.getDimSize(2) / dParts;
+    Value dq = rowPartsForall(
+        b, loc, {qt}, dParts,
+        [&](RowMath &m, Value n, Value i, Value c) -> SmallVector<Value> {
+          Value qi = m.row(q, n, i), gi = m.row(g, n, i);
+          Value lseI = m.at(lse, n, i), deltaI = m.at(delta, n, i);
+          return {m.loop(m.index(0), m.keysEnd(i, causal, keys),
+                         {m.zeros(width)},
+                         [&](Value j, ValueRange a) -> SmallVector<Value> {
+                           Value p = prob(m, qi, m.row(k, n, j), scale, lseI);
+                           Value ds = dscore(m, p, gi, m.row(v, n, j), deltaI,
+                                             scale);
+                           return {m.axpy(ds, rowPart(m, k, n, j, c, width),
+                                          a[0])};
+                         })[0]};
+        })[0];
+    auto [dk, dv] = keyGrads(b, loc, g, q, k, v, scale, causal, lse, delta);
+    return {dq, dk, dv};
+  }
 
   // dq, and per query row delta = g . o and (unless the forward pass gave
   // it) the log-sum-exp.
@@ -203,51 +347,7 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
   Value dq = first[0], delta = first[1];
   Value lse = forwardLse ? forwardLse : first[2];
 
-  // Per key row j: the queries that see it, i >= j when causal. With
-  // small heads one loop holds k_j, v_j, dk_j and dv_j (4 rows of at most
-  // 32) and computes p_ij once for both; larger heads take two loops of at
-  // most three rows each.
-  auto lower = [&](RowMath &m, Value j) {
-    return causal ? j : m.index(0);
-  };
-  int64_t d = kt.getDimSize(2), e = vt.getDimSize(2);
-  if (d + e <= 64) {
-    SmallVector<Value> dkv = rowForall(
-        b, loc, {kt, vt}, [&](RowMath &m, Value n, Value j) {
-          Value kj = m.row(k, n, j), vj = m.row(v, n, j);
-          ValueRange r = m.loop(
-              lower(m, j), m.index(queries), {m.zeros(d), m.zeros(e)},
-              [&](Value i, ValueRange a) -> SmallVector<Value> {
-                Value qi = m.row(q, n, i), gi = m.row(g, n, i);
-                Value p = prob(m, qi, kj, scale, m.at(lse, n, i));
-                Value ds = dscore(m, p, gi, vj, m.at(delta, n, i), scale);
-                return {m.axpy(ds, qi, a[0]), m.axpy(p, gi, a[1])};
-              });
-          return SmallVector<Value>(r);
-        });
-    return {dq, dkv[0], dkv[1]};
-  }
-  Value dv = rowForall(b, loc, {vt}, [&](RowMath &m, Value n, Value j) {
-    Value kj = m.row(k, n, j);
-    return SmallVector<Value>{
-        m.loop(lower(m, j), m.index(queries), {m.zeros(e)},
-               [&](Value i, ValueRange a) -> SmallVector<Value> {
-                 Value p = prob(m, m.row(q, n, i), kj, scale, m.at(lse, n, i));
-                 return {m.axpy(p, m.row(g, n, i), a[0])};
-               })[0]};
-  })[0];
-  Value dk = rowForall(b, loc, {kt}, [&](RowMath &m, Value n, Value j) {
-    Value kj = m.row(k, n, j), vj = m.row(v, n, j);
-    return SmallVector<Value>{
-        m.loop(lower(m, j), m.index(queries), {m.zeros(d)},
-               [&](Value i, ValueRange a) -> SmallVector<Value> {
-                 Value qi = m.row(q, n, i);
-                 Value p = prob(m, qi, kj, scale, m.at(lse, n, i));
-                 Value ds = dscore(m, p, m.row(g, n, i), vj, m.at(delta, n, i),
-                                   scale);
-                 return {m.axpy(ds, qi, a[0])};
-               })[0]};
-  })[0];
+  auto [dk, dv] = keyGrads(b, loc, g, q, k, v, scale, causal, lse, delta);
   return {dq, dk, dv};
 }
 
