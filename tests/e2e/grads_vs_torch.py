@@ -209,8 +209,8 @@ cases += [(label + " (gpu)", op_text, ins, ref)
           if label.startswith(("attention", "softmax", "layer_norm", "rms_norm", "cross_entropy",
                                "embedding"))]
 
-# Heads of 64 and 96: on the GPU, dq and dk are computed by 2 and 3 threads
-# per row, each owning 32 columns of the accumulator. Their inputs come from
+# Heads of 64, 96 and 80: on the GPU, dq and dk are computed by 2, 3 and 4
+# threads per row, each owning 32, 32 and 20 columns of the accumulator. Their inputs come from
 # a generator of their own, and they go last, so that the cases above see
 # the same random draws as before they were added.
 wide = torch.Generator().manual_seed(64)
@@ -226,7 +226,9 @@ for suffix in ("", " (gpu)"):
          [W(2, 6, 64), W(2, 6, 64), W(2, 6, 64)], lambda q, k, v: attn(q, k, v, True)),
         ("attention [2,5,96]x[2,9,96]->[2,5,64]" + suffix,
          "nn.attention %a0, %a1, %a2 : ({ins}) -> {out}",
-         [W(2, 5, 96), W(2, 9, 96), W(2, 9, 64)], lambda q, k, v: attn(q, k, v, False))]
+         [W(2, 5, 96), W(2, 9, 96), W(2, 9, 64)], lambda q, k, v: attn(q, k, v, False)),
+        ("attention causal [1,7,80]" + suffix, "nn.attention %a0, %a1, %a2 {{causal}} : ({ins}) -> {out}",
+         [W(1, 7, 80), W(1, 7, 80), W(1, 7, 80)], lambda q, k, v: attn(q, k, v, True))]
 
 failed = 0
 for n, (label, op_text, ins, ref) in enumerate(cases):

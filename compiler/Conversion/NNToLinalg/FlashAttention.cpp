@@ -16,10 +16,10 @@
 //
 // dq loops over keys per query row; dk and dv loop over queries per key
 // row: in one loop when the heads are small (4 rows of at most 32 floats),
-// otherwise in two. Rows wider than 32 give dq and dk to one thread per 32
-// columns of the accumulator, each computing the dot products whole: a
-// thread holds two rows and parts of two more instead of four rows
-// (registers on a GPU). With `causal`, query i sees keys j <= i, so the
+// otherwise in two. Rows wider than 32 give dq and dk to several threads,
+// each owning at most 32 columns of the accumulator and computing the dot
+// products whole: a thread holds two rows and parts of two more instead of
+// four rows (registers on a GPU). With `causal`, query i sees keys j <= i, so the
 // loops stop at the diagonal. Dot products are reductions with `reassoc`: a tree, not a chain
 // of dependent adds.
 //
@@ -124,13 +124,19 @@ Value rowPart(RowMath &m, Value t, Value n, Value i, Value c, int64_t width) {
 }
 
 /// How many threads share a row of an f32 gradient accumulator `d` wide:
-/// one per 32 columns when the row is wider, so that the loops below hold
-/// two whole rows (q and g, or k and v) plus a part of their accumulator
-/// and of the row they stream instead of four whole rows (with heads of
-/// 64, 256 floats: ptxas spilled 150-170 bytes). The dot products are then
-/// computed by each part: more arithmetic, in more threads.
+/// when the row is wider than 32, the fewest that give each at most 32
+/// columns, a multiple of 4 (vector loads). The loops below then hold two
+/// whole rows (q and g, or k and v) plus a part of their accumulator and
+/// of the row they stream instead of four whole rows (with heads of 64,
+/// 256 floats: ptxas spilled 150-170 bytes). The dot products are computed
+/// by each part: more arithmetic, in more threads.
 int64_t accumulatorParts(int64_t d) {
-  return d > 32 && d % 32 == 0 ? d / 32 : 1;
+  if (d <= 32)
+    return 1;
+  for (int64_t parts = 2; parts <= d / 4; ++parts)
+    if (d % parts == 0 && d / parts <= 32 && (d / parts) % 4 == 0)
+      return parts;
+  return 1;
 }
 
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
