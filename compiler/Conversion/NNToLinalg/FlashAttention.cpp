@@ -16,7 +16,7 @@
 //
 // dq loops over keys per query row; dk and dv loop over queries per key
 // row: in one loop when the heads are small (4 rows of at most 32 floats),
-// otherwise in two. Rows wider than 32 give dq and dk to several threads,
+// otherwise in two. Rows wider than 48 give dq and dk to several threads,
 // each owning at most 32 columns of the accumulator and computing the dot
 // products whole: a thread holds two rows and parts of two more instead of
 // four rows (registers on a GPU). With `causal`, query i sees keys j <= i, so the
@@ -124,14 +124,14 @@ Value rowPart(RowMath &m, Value t, Value n, Value i, Value c, int64_t width) {
 }
 
 /// How many threads share a row of an f32 gradient accumulator `d` wide:
-/// when the row is wider than 32, the fewest that give each at most 32
-/// columns, a multiple of 4 (vector loads). The loops below then hold two
-/// whole rows (q and g, or k and v) plus a part of their accumulator and
-/// of the row they stream instead of four whole rows (with heads of 64,
-/// 256 floats: ptxas spilled 150-170 bytes). The dot products are computed
+/// when four rows of it would not fit in registers (with heads of 64, 256
+/// floats: ptxas spilled 150-170 bytes; 4 x 40 fit), the fewest that give
+/// each at most 32 columns, a multiple of 4 (vector loads). The loops below
+/// then hold two whole rows (q and g, or k and v) plus a part of their
+/// accumulator and of the row they stream. The dot products are computed
 /// by each part: more arithmetic, in more threads.
 int64_t accumulatorParts(int64_t d) {
-  if (d <= 32)
+  if (d <= 48)
     return 1;
   for (int64_t parts = 2; parts <= d / 4; ++parts)
     if (d % parts == 0 && d / parts <= 32 && (d / parts) % 4 == 0)
@@ -269,6 +269,18 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
   int64_t batch = qt.getDimSize(0), queries = qt.getDimSize(1);
   int64_t keys = kt.getDimSize(1);
   auto rowStats = RankedTensorType::get({batch, queries}, b.getF32Type());
+  // Query row i's log-sum-exp over the keys it sees, when the forward pass
+  // did not keep it.
+  auto rowLogSumExp = [&](RowMath &m, Value qi, Value n, Value i) {
+    ValueRange st = m.loop(
+        m.index(0), m.keysEnd(i, causal, keys), m.softmaxInit(),
+        [&](Value j, ValueRange a) -> SmallVector<Value> {
+          RowMath::Step step =
+              m.onlineSoftmax(a[0], a[1], score(m, qi, m.row(k, n, j), scale));
+          return {step.max, step.sum};
+        });
+    return m.logSumExp(st[0], st[1]);
+  };
 
   // With wide heads, delta = g . o and (unless the forward pass gave it)
   // the log-sum-exp per query row first, then dq in parts of rows.
@@ -280,17 +292,8 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
     SmallVector<Value> stats = rowForall(
         b, loc, statTypes, [&](RowMath &m, Value n, Value i) {
           SmallVector<Value> rows = {m.dot(m.row(g, n, i), m.row(o, n, i))};
-          if (!forwardLse) {
-            Value qi = m.row(q, n, i);
-            ValueRange st = m.loop(
-                m.index(0), m.keysEnd(i, causal, keys), m.softmaxInit(),
-                [&](Value j, ValueRange a) -> SmallVector<Value> {
-                  RowMath::Step step = m.onlineSoftmax(
-                      a[0], a[1], score(m, qi, m.row(k, n, j), scale));
-                  return {step.max, step.sum};
-                });
-            rows.push_back(m.logSumExp(st[0], st[1]));
-          }
+          if (!forwardLse)
+            rows.push_back(rowLogSumExp(m, m.row(q, n, i), n, i));
           return rows;
         });
     Value delta = stats[0], lse = forwardLse ? forwardLse : stats[1];
@@ -324,19 +327,8 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
         Value qi = m.row(q, n, i), gi = m.row(g, n, i);
         Value delta = m.dot(gi, m.row(o, n, i));
         Value hi = m.keysEnd(i, causal, keys);
-        Value lse;
-        if (forwardLse) {
-          lse = m.at(forwardLse, n, i);
-        } else {
-          ValueRange stats = m.loop(
-              m.index(0), hi, m.softmaxInit(),
-              [&](Value j, ValueRange a) -> SmallVector<Value> {
-                RowMath::Step st = m.onlineSoftmax(
-                    a[0], a[1], score(m, qi, m.row(k, n, j), scale));
-                return {st.max, st.sum};
-              });
-          lse = m.logSumExp(stats[0], stats[1]);
-        }
+        Value lse = forwardLse ? m.at(forwardLse, n, i)
+                               : rowLogSumExp(m, qi, n, i);
         Value dq = m.loop(m.index(0), hi, {m.zeros(qt.getDimSize(2))},
                           [&](Value j, ValueRange a) -> SmallVector<Value> {
                             Value kj = m.row(k, n, j);

@@ -97,3 +97,30 @@ func.func @wide(%q: tensor<1x5x40xf32>, %k: tensor<1x5x40xf32>, %v: tensor<1x5x4
          tensor<1x5x40xf32>) -> (tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>)
   return %dq, %dk, %dv : tensor<1x5x40xf32>, tensor<1x5x40xf32>, tensor<1x5x40xf32>
 }
+
+// Heads of 64 (after the forward pass): the query rows' delta in a loop of
+// their own, then dq and dk each by 2 threads per row (the forall's third
+// dimension), each holding 32 columns of the accumulator and reading its
+// part of k_j (q_i) apart from the whole row for the dot products; dv in
+// one thread per row.
+// CHECK-LABEL: func.func @split64
+// CHECK: scf.forall ({{.*}}) in (1, 5) {{.*}} -> (tensor<1x5x64xf32>, tensor<1x5xf32>)
+// CHECK: scf.forall ({{.*}}) in (1, 5) {{.*}} -> (tensor<1x5xf32>)
+// CHECK: scf.forall (%{{.*}}, %{{.*}}, %[[C:.*]]) in (1, 5, 2) {{.*}} -> (tensor<1x5x64xf32>)
+// CHECK:   scf.for {{.*}} -> (vector<32xf32>)
+// CHECK:     vector.transfer_read {{.*}} : tensor<1x5x64xf32>, vector<64xf32>
+// CHECK:     %[[OFF:.*]] = arith.muli %[[C]], %c32
+// CHECK:     vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %[[OFF]]], {{.*}} : tensor<1x5x64xf32>, vector<32xf32>
+// CHECK: scf.forall ({{.*}}) in (1, 5) {{.*}} -> (tensor<1x5x64xf32>)
+// CHECK:   scf.for {{.*}} -> (vector<64xf32>)
+// CHECK: scf.forall ({{.*}}) in (1, 5, 2) {{.*}} -> (tensor<1x5x64xf32>)
+// CHECK:   scf.for {{.*}} -> (vector<32xf32>)
+func.func @split64(%q: tensor<1x5x64xf32>, %k: tensor<1x5x64xf32>, %v: tensor<1x5x64xf32>,
+                   %g: tensor<1x5x64xf32>) -> (tensor<1x5x64xf32>, tensor<1x5x64xf32>, tensor<1x5x64xf32>) {
+  %o = nn.attention %q, %k, %v {causal}
+      : (tensor<1x5x64xf32>, tensor<1x5x64xf32>, tensor<1x5x64xf32>) -> tensor<1x5x64xf32>
+  %dq, %dk, %dv = nn.attention_grad %g, %q, %k, %v, %o {causal}
+      : (tensor<1x5x64xf32>, tensor<1x5x64xf32>, tensor<1x5x64xf32>, tensor<1x5x64xf32>,
+         tensor<1x5x64xf32>) -> (tensor<1x5x64xf32>, tensor<1x5x64xf32>, tensor<1x5x64xf32>)
+  return %dq, %dk, %dv : tensor<1x5x64xf32>, tensor<1x5x64xf32>, tensor<1x5x64xf32>
+}
