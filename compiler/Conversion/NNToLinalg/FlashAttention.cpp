@@ -19,9 +19,9 @@
 // otherwise in two. Rows wider than 48 give dq and dk to several threads,
 // each owning at most 32 columns of the accumulator and computing the dot
 // products whole: a thread holds two rows and parts of two more instead of
-// four rows (registers on a GPU). With `causal`, query i sees keys j <= i, so the
-// loops stop at the diagonal. Dot products are reductions with `reassoc`: a tree, not a chain
-// of dependent adds.
+// four rows (registers on a GPU). With `causal`, query i sees keys j <= i,
+// so the loops stop at the diagonal. Dot products are reductions with
+// `reassoc`: a tree, not a chain of dependent adds.
 //
 //===----------------------------------------------------------------------===//
 
