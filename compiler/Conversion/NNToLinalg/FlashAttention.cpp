@@ -281,6 +281,22 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
         });
     return m.logSumExp(st[0], st[1]);
   };
+  // dq_i, or part c of it (`parts` > 1): over the keys query row i sees,
+  // p_ij and ds_ij from the whole rows, the sum of ds_ij k_j over the part.
+  auto dqLoop = [&](RowMath &m, Value qi, Value gi, Value n, Value i,
+                    Value lseI, Value deltaI, Value c, int64_t parts) {
+    int64_t width = qt.getDimSize(2) / parts;
+    return m.loop(m.index(0), m.keysEnd(i, causal, keys), {m.zeros(width)},
+                  [&](Value j, ValueRange a) -> SmallVector<Value> {
+                    Value kj = m.row(k, n, j);
+                    Value p = prob(m, qi, kj, scale, lseI);
+                    Value ds = dscore(m, p, gi, m.row(v, n, j), deltaI, scale);
+                    // The whole row when it is not split (the same values).
+                    Value kPart =
+                        parts > 1 ? rowPart(m, k, n, j, c, width) : kj;
+                    return {m.axpy(ds, kPart, a[0])};
+                  })[0];
+  };
 
   // With wide heads, delta = g . o and (unless the forward pass gave it)
   // the log-sum-exp per query row first, then dq in parts of rows.
@@ -297,21 +313,11 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
           return rows;
         });
     Value delta = stats[0], lse = forwardLse ? forwardLse : stats[1];
-    int64_t width = qt.getDimSize(2) / dParts;
     Value dq = rowPartsForall(
         b, loc, {qt}, dParts,
         [&](RowMath &m, Value n, Value i, Value c) -> SmallVector<Value> {
-          Value qi = m.row(q, n, i), gi = m.row(g, n, i);
-          Value lseI = m.at(lse, n, i), deltaI = m.at(delta, n, i);
-          return {m.loop(m.index(0), m.keysEnd(i, causal, keys),
-                         {m.zeros(width)},
-                         [&](Value j, ValueRange a) -> SmallVector<Value> {
-                           Value p = prob(m, qi, m.row(k, n, j), scale, lseI);
-                           Value ds = dscore(m, p, gi, m.row(v, n, j), deltaI,
-                                             scale);
-                           return {m.axpy(ds, rowPart(m, k, n, j, c, width),
-                                          a[0])};
-                         })[0]};
+          return {dqLoop(m, m.row(q, n, i), m.row(g, n, i), n, i,
+                         m.at(lse, n, i), m.at(delta, n, i), c, dParts)};
         })[0];
     auto [dk, dv] = keyGrads(b, loc, g, q, k, v, scale, causal, lse, delta);
     return {dq, dk, dv};
@@ -326,17 +332,9 @@ SmallVector<Value, 3> buildFlashAttentionGrad(OpBuilder &b, Location loc,
       b, loc, firstTypes, [&](RowMath &m, Value n, Value i) {
         Value qi = m.row(q, n, i), gi = m.row(g, n, i);
         Value delta = m.dot(gi, m.row(o, n, i));
-        Value hi = m.keysEnd(i, causal, keys);
         Value lse = forwardLse ? m.at(forwardLse, n, i)
                                : rowLogSumExp(m, qi, n, i);
-        Value dq = m.loop(m.index(0), hi, {m.zeros(qt.getDimSize(2))},
-                          [&](Value j, ValueRange a) -> SmallVector<Value> {
-                            Value kj = m.row(k, n, j);
-                            Value p = prob(m, qi, kj, scale, lse);
-                            Value ds = dscore(m, p, gi, m.row(v, n, j), delta,
-                                              scale);
-                            return {m.axpy(ds, kj, a[0])};
-                          })[0];
+        Value dq = dqLoop(m, qi, gi, n, i, lse, delta, Value(), 1);
         SmallVector<Value> rows = {dq, delta};
         if (!forwardLse)
           rows.push_back(lse);
