@@ -98,7 +98,7 @@ void printSummary(const std::string &name, const Tensor &t) {
   uint64_t n = t.numElements(), nans = 0, infs = 0;
   for (uint64_t i = 0; i < n; ++i) {
     double v = t.as<float>()[i];
-    if (std::isnan(v) || std::isinf(v)) {
+    if (!std::isfinite(v)) {
       ++(std::isnan(v) ? nans : infs);
       continue;
     }

@@ -2307,13 +2307,12 @@ bool Block::runThread(Thread &t) {
         if (ty == Ty::F32) {
           float r = std::fma(f32(a), f32(b), f32(c));
           set(t, o[0], bitsOf(in.ftz ? flush(r) : r));
-        } else if (ty == Ty::F64) {
-          set(t, o[0], bitsOf(std::fma(f64(a), f64(b), f64(c))));
         } else {
-          // fma.rn.{f16,bf16}: LLVM's add and mul of halves on sm_80,
-          // which has no add.bf16 (a + b is fma(a, 1.0, b)). The product
-          // of two halves is exact in a double, the sum rounds once to
-          // double and then (through float) to the half format.
+          // f64, and fma.rn.{f16,bf16} (LLVM's add and mul of halves on
+          // sm_80, which has no add.bf16: a + b is fma(a, 1.0, b)) as the
+          // other float ops take them: the product of two halves is exact
+          // in a double, the sum rounds once to double and then (through
+          // float) to the half format.
           set(t, o[0], fromFloat(std::fma(asFloat(a, ty), asFloat(b, ty),
                                           asFloat(c, ty)),
                                  ty));
